@@ -1,0 +1,64 @@
+#pragma once
+// Request and Response: what goes into ScoringEngine::score and what comes
+// back. Value types, not thread-safe to mutate.
+//
+// A Request does not own its features: it views the caller's floats, which
+// must stay alive until score() returns (it is synchronous). NaN means
+// missing. Use OwnedRequest when the request must outlive the caller's
+// buffer (queues, retries on another thread).
+
+#include <keel/core/deadline.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace keel {
+
+struct Request {
+  // Idempotency key; empty means "not idempotent, always compute".
+  std::string id;
+  // One dense row, model feature order.
+  std::span<const float> features;
+  // Which model to use; empty means the engine's default.
+  std::string model;
+  Deadline deadline = Deadline::never();
+};
+
+// A Request that owns a copy of its features.
+struct OwnedRequest {
+  std::string id;
+  std::vector<float> features;
+  std::string model;
+  Deadline deadline = Deadline::never();
+
+  OwnedRequest() = default;
+  explicit OwnedRequest(const Request& r)
+      : id(r.id), features(r.features.begin(), r.features.end()), model(r.model), deadline(r.deadline) {}
+  [[nodiscard]] Request view() const { return Request{id, features, model, deadline}; }
+};
+
+struct Response {
+  std::string id;
+  // One score per model output (1 for regression/binary, K for multiclass).
+  std::vector<float> scores;
+  std::string model_id;
+  std::uint64_t model_version = 0;
+  // Which stage of the fallback chain answered ("primary", "fallback:0",
+  // "default", ...), and whether that makes the answer degraded.
+  std::string stage;
+  bool degraded = false;
+  // Why earlier stages failed, when degraded ("primary: unavailable: circuit open").
+  std::string degraded_reason;
+  bool cache_hit = false;
+  // Model calls made for this answer (retries and hedges included).
+  std::uint32_t attempts = 0;
+  Duration latency{0};
+  // Set when an anomaly detector flagged the row (scored anyway).
+  bool anomaly = false;
+  double anomaly_score = 0.0;
+  std::string anomaly_reason;
+};
+
+}  // namespace keel

@@ -1,0 +1,380 @@
+// Reference semantics of TreeEnsembleSpec: validation and a plain,
+// one-row-at-a-time evaluator that the fast kernels are tested against.
+
+#include <keel/model/tree_spec.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+namespace keel {
+namespace {
+
+// LightGBM's kZeroThreshold: the float 1e-35f, widened to double.
+constexpr double kZeroThreshold = static_cast<double>(1e-35f);
+
+bool in_bitset(const Tree& t, const TreeNode& n, std::uint32_t id) noexcept {
+  const std::uint32_t word = id / 32;
+  if (word >= n.cat_words) return false;
+  return (t.category_bits[n.cat_offset + word] >> (id % 32)) & 1u;
+}
+
+// Returns true when the row goes to the left child.
+bool goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
+  switch (n.kind) {
+    case SplitKind::kNumericLess: {
+      if (std::isnan(x)) return n.default_left;
+      return static_cast<float>(x) < static_cast<float>(n.threshold);
+    }
+    case SplitKind::kNumericLessEqual: {
+      if (std::isnan(x) && n.missing != MissingType::kNaN) x = 0.0;
+      if ((n.missing == MissingType::kZero && std::fabs(x) <= kZeroThreshold) ||
+          (n.missing == MissingType::kNaN && std::isnan(x))) {
+        return n.default_left;
+      }
+      return x <= n.threshold;
+    }
+    case SplitKind::kCategorical: {
+      if (spec.category_rule == CategoryRule::kXGBoost) {
+        if (std::isnan(x)) return n.default_left;
+        const float xf = static_cast<float>(x);
+        if (!(xf >= 0.0f) || xf >= 16777216.0f) return true;  // not a category: left
+        return !in_bitset(t, n, static_cast<std::uint32_t>(xf));
+      }
+      if (std::isnan(x)) return false;
+      if (!(x > -1.0 && x < 2147483648.0)) return false;
+      return in_bitset(t, n, static_cast<std::uint32_t>(static_cast<std::int32_t>(x)));
+    }
+    case SplitKind::kLeaf: break;
+  }
+  return false;
+}
+
+std::int32_t find_leaf(const TreeEnsembleSpec& spec, const Tree& t, std::span<const double> row) noexcept {
+  std::int32_t i = 0;
+  while (t.nodes[static_cast<std::size_t>(i)].kind != SplitKind::kLeaf) {
+    const TreeNode& n = t.nodes[static_cast<std::size_t>(i)];
+    i = goes_left(spec, t, n, row[static_cast<std::size_t>(n.feature)]) ? n.left : n.right;
+  }
+  return i;
+}
+
+double leaf_output(const Tree& t, const TreeNode& leaf, std::span<const double> row) noexcept {
+  if (!leaf.linear) return leaf.leaf_value;
+  double out = leaf.linear_const;
+  for (std::uint32_t k = 0; k < leaf.linear_count; ++k) {
+    const LinearTerm& term = t.linear_terms[leaf.linear_offset + k];
+    const double x = row[static_cast<std::size_t>(term.feature)];
+    if (std::isnan(x)) return leaf.leaf_value;
+    out += term.coeff * x;
+  }
+  return out;
+}
+
+float xgb_sigmoid(float m) noexcept {
+  // XGBoost clamps the exponent so the result never reaches 0.
+  const float e = std::min(-m, 88.7f);
+  return 1.0f / (1.0f + std::exp(e));
+}
+
+}  // namespace
+
+Status validate(const TreeEnsembleSpec& spec) {
+  const ModelInfo& mi = spec.info;
+  if (mi.num_features == 0) return model_error("model has no features");
+  if (mi.features.size() != mi.num_features) {
+    return model_error(fmt::format("feature list has {} entries but the model has {} features", mi.features.size(),
+                                   mi.num_features));
+  }
+  if (mi.num_margin_outputs == 0) return model_error("model has no outputs");
+  if (spec.base_margin.size() != mi.num_margin_outputs) {
+    return model_error(fmt::format("base margin has {} values for {} outputs", spec.base_margin.size(),
+                                   mi.num_margin_outputs));
+  }
+  for (std::size_t k = 0; k < spec.base_margin.size(); ++k) {
+    if (!std::isfinite(spec.base_margin[k])) return model_error(fmt::format("base margin {} is not finite", k));
+  }
+  const std::size_t want_out = spec.transform == Transform::kSoftmaxArgmax ? 1 : mi.num_margin_outputs;
+  if (mi.num_outputs != want_out) {
+    return model_error(fmt::format("model declares {} outputs; its transform gives {}", mi.num_outputs, want_out));
+  }
+  if (spec.average_output && spec.num_iterations == 0) return model_error("average_output with zero iterations");
+
+  std::vector<std::uint8_t> seen;
+  std::vector<std::int32_t> stack;
+  for (std::size_t ti = 0; ti < spec.trees.size(); ++ti) {
+    const Tree& t = spec.trees[ti];
+    if (t.nodes.empty()) return model_error(fmt::format("tree {}: has no nodes", ti));
+    if (t.output >= mi.num_margin_outputs) {
+      return model_error(fmt::format("tree {}: output {} out of range (model has {})", ti, t.output,
+                                     mi.num_margin_outputs));
+    }
+    if (!std::isfinite(t.weight)) return model_error(fmt::format("tree {}: weight is not finite", ti));
+    const std::size_t n = t.nodes.size();
+    if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+      return model_error(fmt::format("tree {}: too many nodes", ti));
+    }
+    seen.assign(n, 0);
+    stack.assign(1, 0);
+    seen[0] = 1;
+    std::size_t visited = 0;
+    while (!stack.empty()) {
+      const std::int32_t i = stack.back();
+      stack.pop_back();
+      ++visited;
+      const TreeNode& nd = t.nodes[static_cast<std::size_t>(i)];
+      if (nd.kind == SplitKind::kLeaf) {
+        if (!std::isfinite(nd.leaf_value)) return model_error(fmt::format("tree {} node {}: leaf value is not finite", ti, i));
+        if (nd.linear) {
+          if (!std::isfinite(nd.linear_const)) return model_error(fmt::format("tree {} node {}: leaf constant is not finite", ti, i));
+          if (static_cast<std::size_t>(nd.linear_offset) + nd.linear_count > t.linear_terms.size()) {
+            return model_error(fmt::format("tree {} node {}: linear terms out of range", ti, i));
+          }
+          for (std::uint32_t k = 0; k < nd.linear_count; ++k) {
+            const LinearTerm& term = t.linear_terms[nd.linear_offset + k];
+            if (term.feature < 0 || static_cast<std::size_t>(term.feature) >= mi.num_features) {
+              return model_error(fmt::format("tree {} node {}: linear feature {} out of range [0, {})", ti, i,
+                                             term.feature, mi.num_features));
+            }
+            if (!std::isfinite(term.coeff)) return model_error(fmt::format("tree {} node {}: linear coefficient is not finite", ti, i));
+          }
+        }
+        continue;
+      }
+      if (nd.feature < 0 || static_cast<std::size_t>(nd.feature) >= mi.num_features) {
+        return model_error(fmt::format("tree {} node {}: split feature {} out of range [0, {})", ti, i, nd.feature,
+                                       mi.num_features));
+      }
+      if (nd.kind == SplitKind::kCategorical) {
+        if (static_cast<std::size_t>(nd.cat_offset) + nd.cat_words > t.category_bits.size()) {
+          return model_error(fmt::format("tree {} node {}: category bitset out of range", ti, i));
+        }
+      } else if (std::isnan(nd.threshold)) {
+        return model_error(fmt::format("tree {} node {}: threshold is NaN", ti, i));
+      }
+      for (const std::int32_t c : {nd.left, nd.right}) {
+        if (c < 0 || static_cast<std::size_t>(c) >= n) {
+          return model_error(fmt::format("tree {} node {}: child {} out of range [0, {})", ti, i, c, n));
+        }
+        if (seen[static_cast<std::size_t>(c)]) {
+          return model_error(fmt::format("tree {} node {}: child {} is reached twice (cycle or shared node)", ti, i, c));
+        }
+        seen[static_cast<std::size_t>(c)] = 1;
+        stack.push_back(c);
+      }
+    }
+    if (visited != n) {
+      return model_error(fmt::format("tree {}: {} of {} nodes are unreachable from the root", ti, n - visited, n));
+    }
+  }
+  return Status::ok();
+}
+
+void compute_shape(TreeEnsembleSpec& spec) {
+  std::size_t max_depth = 0;
+  std::vector<std::pair<std::int32_t, std::size_t>> stack;
+  for (const Tree& t : spec.trees) {
+    if (t.nodes.empty()) continue;
+    stack.assign(1, {0, 0});
+    while (!stack.empty()) {
+      auto [i, d] = stack.back();
+      stack.pop_back();
+      const TreeNode& nd = t.nodes[static_cast<std::size_t>(i)];
+      if (nd.kind == SplitKind::kLeaf) {
+        max_depth = std::max(max_depth, d);
+      } else {
+        stack.push_back({nd.left, d + 1});
+        stack.push_back({nd.right, d + 1});
+      }
+    }
+  }
+  spec.info.num_trees = spec.trees.size();
+  spec.info.max_depth = max_depth;
+}
+
+void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row,
+                      std::span<std::int32_t> leaves) noexcept {
+  for (std::size_t ti = 0; ti < spec.trees.size(); ++ti) leaves[ti] = find_leaf(spec, spec.trees[ti], row);
+}
+
+void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<double> margin) noexcept {
+  const std::size_t k = spec.info.num_margin_outputs;
+  if (spec.arithmetic == Arithmetic::kXGBoost) {
+    // float32 accumulation in tree order, starting from the base margin.
+    float acc[64];
+    std::vector<float> big;
+    float* m = acc;
+    if (k > 64) {
+      big.resize(k);
+      m = big.data();
+    }
+    for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<float>(spec.base_margin[o]);
+    for (const Tree& t : spec.trees) {
+      const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
+      float v = static_cast<float>(leaf_output(t, leaf, row));
+      if (t.weight != 1.0) v *= static_cast<float>(t.weight);
+      m[t.output] += v;
+    }
+    for (std::size_t o = 0; o < k; ++o) margin[o] = m[o];
+    return;
+  }
+  for (std::size_t o = 0; o < k; ++o) margin[o] = spec.base_margin[o];
+  for (const Tree& t : spec.trees) {
+    const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
+    margin[t.output] += leaf_output(t, leaf, row) * t.weight;
+  }
+}
+
+void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept {
+  const std::size_t k = spec.info.num_margin_outputs;
+  if (spec.arithmetic == Arithmetic::kXGBoost) {
+    switch (spec.transform) {
+      case Transform::kIdentity:
+        for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(margin[o]);
+        return;
+      case Transform::kSigmoid:
+        for (std::size_t o = 0; o < k; ++o) out[o] = xgb_sigmoid(static_cast<float>(margin[o]));
+        return;
+      case Transform::kExp:
+        for (std::size_t o = 0; o < k; ++o) out[o] = std::exp(static_cast<float>(margin[o]));
+        return;
+      case Transform::kHinge:
+        for (std::size_t o = 0; o < k; ++o) out[o] = margin[o] > 0.0 ? 1.0f : 0.0f;
+        return;
+      case Transform::kSoftmax: {
+        float mx = static_cast<float>(margin[0]);
+        for (std::size_t o = 1; o < k; ++o) mx = std::max(mx, static_cast<float>(margin[o]));
+        double sum = 0.0;
+        for (std::size_t o = 0; o < k; ++o) {
+          out[o] = std::exp(static_cast<float>(margin[o]) - mx);
+          sum += out[o];
+        }
+        for (std::size_t o = 0; o < k; ++o) out[o] /= static_cast<float>(sum);
+        return;
+      }
+      case Transform::kSoftmaxArgmax: {
+        std::size_t best = 0;
+        for (std::size_t o = 1; o < k; ++o) {
+          if (static_cast<float>(margin[o]) > static_cast<float>(margin[best])) best = o;
+        }
+        out[0] = static_cast<float>(best);
+        return;
+      }
+      case Transform::kLog1pExp:
+        for (std::size_t o = 0; o < k; ++o) out[o] = std::log1p(std::exp(static_cast<float>(margin[o])));
+        return;
+      case Transform::kSignedSquare:
+        for (std::size_t o = 0; o < k; ++o) {
+          const float v = static_cast<float>(margin[o]);
+          out[o] = (v < 0 ? -1.0f : 1.0f) * v * v;
+        }
+        return;
+    }
+    return;
+  }
+  // LightGBM: double arithmetic; average_output divides first.
+  double buf[64];
+  std::vector<double> big;
+  double* m = buf;
+  if (k > 64) {
+    big.resize(k);
+    m = big.data();
+  }
+  const double div = spec.average_output ? static_cast<double>(spec.num_iterations) : 1.0;
+  for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
+  switch (spec.transform) {
+    case Transform::kIdentity:
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o]);
+      return;
+    case Transform::kSigmoid:
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-spec.sigmoid_scale * m[o])));
+      return;
+    case Transform::kExp:
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::exp(m[o]));
+      return;
+    case Transform::kHinge:
+      for (std::size_t o = 0; o < k; ++o) out[o] = m[o] > 0.0 ? 1.0f : 0.0f;
+      return;
+    case Transform::kSoftmax:
+    case Transform::kSoftmaxArgmax: {
+      double mx = m[0];
+      for (std::size_t o = 1; o < k; ++o) mx = std::max(mx, m[o]);
+      double sum = 0.0;
+      for (std::size_t o = 0; o < k; ++o) {
+        m[o] = std::exp(m[o] - mx);
+        sum += m[o];
+      }
+      if (spec.transform == Transform::kSoftmaxArgmax) {
+        std::size_t best = 0;
+        for (std::size_t o = 1; o < k; ++o) if (m[o] > m[best]) best = o;
+        out[0] = static_cast<float>(best);
+        return;
+      }
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o] / sum);
+      return;
+    }
+    case Transform::kLog1pExp:
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::log1p(std::exp(m[o])));
+      return;
+    case Transform::kSignedSquare:
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>((m[o] < 0 ? -1.0 : 1.0) * m[o] * m[o]);
+      return;
+  }
+}
+
+namespace {
+
+class ReferenceTreeModel final : public Model {
+ public:
+  explicit ReferenceTreeModel(TreeEnsembleSpec spec) : spec_(std::move(spec)) {}
+  const ModelInfo& info() const noexcept override { return spec_.info; }
+
+  Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                 const PredictOptions& opts) const noexcept override {
+    return run(rows, n_rows, out, opts);
+  }
+  Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                 const PredictOptions& opts) const noexcept override {
+    return run(rows, n_rows, out, opts);
+  }
+
+ private:
+  template <class T>
+  Status run(std::span<const T> rows, std::size_t n_rows, std::span<float> out, const PredictOptions& opts) const noexcept {
+    if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+    try {
+      const std::size_t f = spec_.info.num_features;
+      const std::size_t k = spec_.info.num_margin_outputs;
+      const std::size_t w = spec_.info.width(opts.output);
+      std::vector<double> row(f), margin(k);
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        for (std::size_t j = 0; j < f; ++j) row[j] = static_cast<double>(rows[r * f + j]);
+        reference_margin(spec_, row, margin);
+        if (opts.output == OutputKind::kMargin) {
+          for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
+        } else {
+          apply_transform(spec_, margin, out.subspan(r * w, w));
+        }
+      }
+      return Status::ok();
+    } catch (...) {
+      return internal_error("reference predict: allocation failed");
+    }
+  }
+
+  TreeEnsembleSpec spec_;
+};
+
+}  // namespace
+
+Result<ModelPtr> make_reference_model(TreeEnsembleSpec spec) {
+  compute_shape(spec);
+  if (Status s = validate(spec); !s) return s;
+  if (spec.info.version == 0) spec.info.version = next_model_version();
+  return ModelPtr(std::make_shared<ReferenceTreeModel>(std::move(spec)));
+}
+
+}  // namespace keel
