@@ -4,3 +4,4 @@
 #include <keel/core/core.hpp>
 #include <keel/model/model.hpp>
 #include <keel/model/tree_spec.hpp>
+#include <keel/model/loaders.hpp>

@@ -1,0 +1,37 @@
+#pragma once
+// Loaders are free functions (one per format, plus load_model, which
+// detects the format). They parse untrusted bytes: every index is checked,
+// and a malformed file is a Status naming the tree, node, line or byte
+// offset, never a crash. Each returns a ready, immutable, thread-safe Model.
+
+#include <keel/model/model.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace keel {
+
+struct LoadOptions {
+  // ModelInfo::id; empty means the file's stem (or "model" from memory).
+  std::string id;
+  // Upper bound on the bytes a loader accepts (and so on what it allocates).
+  std::size_t max_bytes = std::size_t{1} << 30;
+  // LightGBM: score with only the first N iterations (0 = all in the file).
+  std::size_t num_iterations = 0;
+};
+
+// Detects the format from the content (JSON object with "learner" ->
+// XGBoost JSON; UBJSON '{' + typed keys -> XGBoost UBJSON; "tree\nversion="
+// -> LightGBM text; JSON object with "keel_linear" -> Keel linear JSON).
+[[nodiscard]] Result<ModelPtr> load_model(const std::filesystem::path& path, const LoadOptions& opts = {});
+[[nodiscard]] Result<ModelPtr> load_model_from_memory(std::span<const std::uint8_t> bytes, const LoadOptions& opts = {});
+
+[[nodiscard]] Result<ModelPtr> load_xgboost_json(std::string_view text, const LoadOptions& opts = {});
+[[nodiscard]] Result<ModelPtr> load_xgboost_ubjson(std::span<const std::uint8_t> bytes, const LoadOptions& opts = {});
+[[nodiscard]] Result<ModelPtr> load_lightgbm_text(std::string_view text, const LoadOptions& opts = {});
+[[nodiscard]] Result<ModelPtr> load_keel_linear_json(std::string_view text, const LoadOptions& opts = {});
+
+}  // namespace keel
