@@ -66,19 +66,12 @@ std::string_view as_text(std::span<const std::uint8_t> b) {
 }
 
 Result<ModelPtr> load_json_document(std::span<const std::uint8_t> bytes, const LoadOptions& opts) {
-  return detail::guarded_load("JSON model", bytes.size(), opts, [&]() -> Result<ModelPtr> {
-    const detail::Json root = detail::parse_json_text(as_text(bytes));
+  // Parse once, then hand the document to the builder its top-level keys name.
+  detail::Json root;
+  Result<ModelPtr> parsed = detail::guarded_load("JSON model", bytes.size(), opts, [&]() -> Result<ModelPtr> {
+    root = detail::parse_json_text(as_text(bytes));
     if (!root.is_object()) detail::throw_model_error("the document is not a JSON object");
-    if (root.contains("learner")) {
-      Result<ModelPtr> r = detail::xgboost_from_document(root, ModelFormat::kXGBoostJson, bytes.size(), opts);
-      if (!r.ok()) return r.status().with_context("XGBoost");
-      return r;
-    }
-    if (root.contains("keel_linear")) {
-      Result<ModelPtr> r = detail::keel_linear_from_document(root, bytes.size(), opts);
-      if (!r.ok()) return r.status().with_context("Keel linear");
-      return r;
-    }
+    if (root.contains("learner") || root.contains("keel_linear")) return ModelPtr{};
     std::string keys;
     for (const auto& [k, v] : root.items()) {
       if (keys.size() > 80) {
@@ -91,6 +84,14 @@ Result<ModelPtr> load_json_document(std::span<const std::uint8_t> bytes, const L
         "neither 'learner' (XGBoost) nor 'keel_linear' (Keel linear) at the top level; found keys: {}",
         keys.empty() ? "none" : keys));
   });
+  if (!parsed.ok()) return parsed;
+  if (root.contains("learner")) {
+    return detail::guarded_load("XGBoost JSON", bytes.size(), opts, [&] {
+      return detail::xgboost_from_document(root, ModelFormat::kXGBoostJson, bytes.size(), opts);
+    });
+  }
+  return detail::guarded_load("Keel linear JSON", bytes.size(), opts,
+                              [&] { return detail::keel_linear_from_document(root, bytes.size(), opts); });
 }
 
 }  // namespace
