@@ -6,7 +6,7 @@
 // profiled too, as the reference for score drift.
 
 #include "cli/csv_rows.hpp"
-#include "cli/model_file.hpp"
+#include <keel/model/loaders.hpp>
 #include "cli/registry.hpp"
 
 #include <keel/validate/profile_builder.hpp>
@@ -43,7 +43,7 @@ int profile(const ProfileCmdOptions& o) {
   ScoreFn score;
   ModelPtr model;
   if (!o.model.empty()) {
-    Result<ModelPtr> m = load_model_file(o.model);
+    Result<ModelPtr> m = load_model(o.model);
     if (!m) return fail(m.status());
     model = *m;
     const ModelInfo& info = model->info();
