@@ -205,12 +205,21 @@ Status LinearModel::predict(std::span<const float> rows, std::size_t n_rows, std
     RowMajor tmp;
     if (!direct) tmp.resize(n, ki);
     float* mp = direct ? out.data() : tmp.data();
-    Eigen::Map<RowMajor> margins(mp, n, ki);
-    margins.noalias() = x * wm;
-    margins.rowwise() += b;
-    for (std::size_t r = 0; r < n_rows; ++r) {
-      float* mr = mp + r * k;
-      if (std::any_of(mr, mr + k, [](float v) { return v != v; })) margin_row(rows.data() + r * f, mr);
+    if (k == 1) {  // matrix-vector: Eigen's GEMV kernel directly
+      Eigen::Map<Eigen::VectorXf> margins(mp, n);
+      margins.noalias() = x * Eigen::Map<const Eigen::VectorXf>(spec_.weights.data(), fi);
+      margins.array() += spec_.intercept[0];
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        if (mp[r] != mp[r]) margin_row(rows.data() + r * f, mp + r);
+      }
+    } else {
+      Eigen::Map<RowMajor> margins(mp, n, ki);
+      margins.noalias() = x * wm;
+      margins.rowwise() += b;
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        float* mr = mp + r * k;
+        if (std::any_of(mr, mr + k, [](float v) { return v != v; })) margin_row(rows.data() + r * f, mr);
+      }
     }
     if (!direct) {
       for (std::size_t r = 0; r < n_rows; ++r) finish_row(tmp.data() + r * k, out.data() + r * w, opts);
