@@ -25,6 +25,9 @@ void check_config(const std::string& name, const CircuitBreakerConfig& c) {
   };
   if (c.window_size == 0) bad("window_size", "must be > 0");
   if (c.minimum_calls == 0) bad("minimum_calls", "must be > 0");
+  if (c.window == CircuitBreakerConfig::Window::kCount && c.minimum_calls > c.window_size) {
+    bad("minimum_calls", "must be <= window_size for a count window (it could never trip)");
+  }
   if (!(c.failure_rate_threshold > 0.0 && c.failure_rate_threshold <= 1.0)) bad("failure_rate_threshold", "must be in (0, 1]");
   if (!(c.slow_call_rate_threshold > 0.0 && c.slow_call_rate_threshold <= 1.0)) {
     bad("slow_call_rate_threshold", "must be in (0, 1]");

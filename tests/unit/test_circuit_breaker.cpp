@@ -260,6 +260,10 @@ TEST_CASE("breaker: bad configuration throws, naming the field", "[resilience][b
   c.wait_multiplier = 0.5;
   throws_with(c, "wait_multiplier");
   c = {};
+  c.window_size = 10;
+  c.minimum_calls = 11;
+  throws_with(c, "minimum_calls");
+  c = {};
   c.ignored_codes = code_mask({StatusCode::kUnavailable});
   throws_with(c, "ignored_codes");
 }

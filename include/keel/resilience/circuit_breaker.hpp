@@ -58,7 +58,8 @@ struct CircuitBreakerConfig {
   // the last `window_size` seconds (1 s buckets).
   Window window = Window::kCount;
   std::uint32_t window_size = 100;
-  // Calls the window must hold before a rate can trip the breaker.
+  // Calls the window must hold before a rate can trip the breaker
+  // (≤ window_size for a count window).
   std::uint32_t minimum_calls = 20;
   // Trip when failures / calls ≥ this, in (0, 1].
   double failure_rate_threshold = 0.5;

@@ -11,6 +11,7 @@
 //                NaN/inf in the output → ModelError (a stage failure);
 //                retryable error → backoff within the deadline, then retry.
 //
+// A stage holds its bulkhead slot across its retries and their backoff.
 // The answer says which stage answered, whether that is degraded (any
 // stage but the first), every earlier stage's failure, and the attempts
 // made. A default stage (a constant) answers even after the deadline: it
