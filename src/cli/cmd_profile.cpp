@@ -6,9 +6,9 @@
 // profiled too, as the reference for score drift.
 
 #include "cli/csv_rows.hpp"
-#include "cli/model_file.hpp"
 #include "cli/registry.hpp"
 
+#include <keel/model/loaders.hpp>
 #include <keel/validate/profile_builder.hpp>
 
 #include <fmt/format.h>
@@ -43,8 +43,8 @@ int profile(const ProfileCmdOptions& o) {
   ScoreFn score;
   ModelPtr model;
   if (!o.model.empty()) {
-    Result<ModelPtr> m = load_model_file(o.model);
-    if (!m) return fail(m.status());
+    Result<ModelPtr> m = load_model(o.model);
+    if (!m) return fail(Status(m.status()).with_context(o.model));
     model = *m;
     const ModelInfo& info = model->info();
     features = info.features;
