@@ -6,9 +6,9 @@
 // profiled too, as the reference for score drift.
 
 #include "cli/csv_rows.hpp"
-#include <keel/model/loaders.hpp>
 #include "cli/registry.hpp"
 
+#include <keel/model/loaders.hpp>
 #include <keel/validate/profile_builder.hpp>
 
 #include <fmt/format.h>
@@ -44,7 +44,7 @@ int profile(const ProfileCmdOptions& o) {
   ModelPtr model;
   if (!o.model.empty()) {
     Result<ModelPtr> m = load_model(o.model);
-    if (!m) return fail(m.status());
+    if (!m) return fail(Status(m.status()).with_context(o.model));
     model = *m;
     const ModelInfo& info = model->info();
     features = info.features;

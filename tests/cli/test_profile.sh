@@ -70,6 +70,12 @@ assert len(cat1["categories"]) > 0 and sum(c for _, c in cat1["categories"]) + c
 assert p["score"]["count"] == p["rows"] == 218
 PY
 
+# An XGBoost model too (load_model detects the format).
+"$KEEL" profile -i "$2/xgboost/binary_logistic.input.csv" -m "$2/xgboost/binary_logistic.json" -o "$TMP/x.json" > "$TMP/out"
+grep -q "30 features and the score" "$TMP/out" || fail "xgboost model: $(cat "$TMP/out")"
+if "$KEEL" profile -i "$D/train.csv" -m "$D/train.csv" -o "$TMP/x.json" 2> "$TMP/err"; then fail "a CSV accepted as a model"; fi
+grep -q "train.csv" "$TMP/err" || fail "bad model error: $(cat "$TMP/err")"
+
 # Errors: missing file, unknown excluded column, a column that is not numeric.
 if "$KEEL" profile -i "$TMP/nope.csv" -o "$TMP/x.json" 2> "$TMP/err"; then fail "missing input accepted"; fi
 grep -q "cannot open" "$TMP/err" || fail "missing input error: $(cat "$TMP/err")"
