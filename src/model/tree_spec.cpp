@@ -22,8 +22,10 @@ bool in_bitset(const Tree& t, const TreeNode& n, std::uint32_t id) noexcept {
   return (t.category_bits[n.cat_offset + word] >> (id % 32)) & 1u;
 }
 
+}  // namespace
+
 // Returns true when the row goes to the left child.
-bool goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
+bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
   switch (n.kind) {
     case SplitKind::kNumericLess: {
       if (std::isnan(x)) return n.default_left;
@@ -53,11 +55,13 @@ bool goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, d
   return false;
 }
 
+namespace {
+
 std::int32_t find_leaf(const TreeEnsembleSpec& spec, const Tree& t, std::span<const double> row) noexcept {
   std::int32_t i = 0;
   while (t.nodes[static_cast<std::size_t>(i)].kind != SplitKind::kLeaf) {
     const TreeNode& n = t.nodes[static_cast<std::size_t>(i)];
-    i = goes_left(spec, t, n, row[static_cast<std::size_t>(n.feature)]) ? n.left : n.right;
+    i = reference_goes_left(spec, t, n, row[static_cast<std::size_t>(n.feature)]) ? n.left : n.right;
   }
   return i;
 }
