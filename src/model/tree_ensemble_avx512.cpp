@@ -114,7 +114,7 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
 }
 
 template <std::size_t V>
-struct Width {
+struct Avx512Width {
   template <bool kNan, bool kVecAcc>
   struct Run {
     static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
@@ -127,10 +127,10 @@ void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
-  if (vecs <= 1) return run_variant<Width<1>::Run>(p, b, nan);
-  if (vecs <= 2) return run_variant<Width<2>::Run>(p, b, nan);
-  if (vecs <= 4) return run_variant<Width<4>::Run>(p, b, nan);
-  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Width<8>::Run>(p, sub, nan); });
+  if (vecs <= 1) return run_variant<Avx512Width<1>::Run>(p, b, nan);
+  if (vecs <= 2) return run_variant<Avx512Width<2>::Run>(p, b, nan);
+  if (vecs <= 4) return run_variant<Avx512Width<4>::Run>(p, b, nan);
+  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx512Width<8>::Run>(p, sub, nan); });
 }
 
 }  // namespace keel::detail

@@ -73,7 +73,10 @@ void for_each_piece(const HeapBlock& b, std::size_t rows, Fn&& run) noexcept {
 }
 
 // Picks the kernel instance for the block: NaN handling only when the block
-// has a NaN; vector accumulation only for one float output.
+// has a NaN; vector accumulation only for one float output. Each ISA file
+// passes its own distinctly named Run: GCC gives instantiations with a
+// template template argument from an anonymous namespace weak external
+// linkage, so equal names in two files would be merged by the linker.
 template <template <bool, bool> class Run>
 void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
   const bool vec = !p.double_acc && p.single_output && b.outputs == 1;
