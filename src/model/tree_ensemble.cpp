@@ -113,34 +113,40 @@ float float_floor(double t) noexcept {
 }
 
 // A numeric split as (thr, NaN goes right); false when the node needs the
-// reference test (categorical; a LightGBM zero band split by the threshold
-// or sent against its natural side).
-bool encode_numeric(const TreeNode& n, float& thr, bool& nan_right) noexcept {
+// reference test (categorical; a zero band that does not fit one threshold).
+// LightGBM reads |x| <= z (z = kZeroThreshold, a float) as 0.0 and, for
+// MissingType::kZero, sends that band the default way. The band and its
+// complement sides form one "x <= t'" split unless the band goes against
+// the side its threshold puts next to it.
+bool encode_numeric(const TreeNode& n, bool lightgbm, float& thr, bool& nan_right) noexcept {
   if (n.kind == SplitKind::kNumericLess) {
     thr = static_cast<float>(n.threshold);
     nan_right = !n.default_left;
     return true;
   }
   if (n.kind != SplitKind::kNumericLessEqual) return false;
-  const float tl = float_floor(n.threshold);
-  thr = tl == std::numeric_limits<float>::infinity() ? std::numeric_limits<float>::quiet_NaN() : next_up(tl);
-  switch (n.missing) {
-    case MissingType::kNone:  // NaN is compared as 0.0
-      nan_right = !(0.0 <= n.threshold);
-      return true;
-    case MissingType::kNaN:
-      nan_right = !n.default_left;
-      return true;
-    case MissingType::kZero: {
-      nan_right = !n.default_left;
-      // The band [-z, z] is one-sided when the threshold is outside it; then
-      // it is plain when the default agrees with that side.
-      if (n.threshold >= kZeroThreshold) return n.default_left;
-      if (n.threshold < -kZeroThreshold) return !n.default_left;
-      return false;
+  const double t = n.threshold;
+  bool band = lightgbm;                 // does the band [-z, z] move as one?
+  bool band_left = 0.0 <= t;            // where it goes
+  nan_right = n.missing == MissingType::kNone ? !(0.0 <= t) : !n.default_left;
+  if (n.missing == MissingType::kZero) {
+    band = true;
+    band_left = n.default_left;
+  }
+  const float zf = static_cast<float>(kZeroThreshold);
+  double eff = t;  // the equivalent plain threshold
+  if (band) {
+    if (t >= kZeroThreshold) {
+      if (!band_left) return false;
+    } else if (t < -kZeroThreshold) {
+      if (band_left) return false;
+    } else {
+      eff = band_left ? kZeroThreshold : static_cast<double>(std::nextafter(-zf, -std::numeric_limits<float>::infinity()));
     }
   }
-  return false;
+  const float tl = float_floor(eff);
+  thr = tl == std::numeric_limits<float>::infinity() ? std::numeric_limits<float>::quiet_NaN() : next_up(tl);
+  return true;
 }
 
 template <class Acc>
@@ -155,11 +161,12 @@ Acc weighted_leaf(const Tree& t, double value) noexcept {
 }
 
 // The reference's leaf_output on a float row.
-double linear_leaf(const Tree& t, const TreeNode& leaf, const float* row) noexcept {
+double linear_leaf(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& leaf, const float* row) noexcept {
   double out = leaf.linear_const;
   for (std::uint32_t k = 0; k < leaf.linear_count; ++k) {
     const LinearTerm& term = t.linear_terms[leaf.linear_offset + k];
-    const double x = static_cast<double>(row[static_cast<std::size_t>(term.feature)]);
+    double x = static_cast<double>(row[static_cast<std::size_t>(term.feature)]);
+    if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) x = 0.0;
     if (std::isnan(x)) return leaf.leaf_value;
     out += term.coeff * x;
   }
@@ -203,6 +210,7 @@ std::string_view to_string(TreeKernel k) noexcept {
     case TreeKernel::kScalar: return "scalar";
     case TreeKernel::kAvx2: return "avx2";
     case TreeKernel::kAvx512: return "avx512";
+    case TreeKernel::kReference: return "reference";
   }
   return "unknown";
 }
@@ -217,7 +225,8 @@ std::string_view to_string(TreeLayout l) noexcept {
 }
 
 bool parse_tree_kernel(std::string_view name, TreeKernel& out) noexcept {
-  for (TreeKernel k : {TreeKernel::kAuto, TreeKernel::kScalar, TreeKernel::kAvx2, TreeKernel::kAvx512}) {
+  for (TreeKernel k : {TreeKernel::kAuto, TreeKernel::kScalar, TreeKernel::kAvx2, TreeKernel::kAvx512,
+                       TreeKernel::kReference}) {
     if (name == to_string(k)) {
       out = k;
       return true;
@@ -229,7 +238,8 @@ bool parse_tree_kernel(std::string_view name, TreeKernel& out) noexcept {
 bool tree_kernel_supported(TreeKernel k) noexcept {
   switch (k) {
     case TreeKernel::kAuto:
-    case TreeKernel::kScalar: return true;
+    case TreeKernel::kScalar:
+    case TreeKernel::kReference: return true;
     case TreeKernel::kAvx2: return best_cpu_kernel() != TreeKernel::kScalar;
     case TreeKernel::kAvx512: return best_cpu_kernel() == TreeKernel::kAvx512;
   }
@@ -310,7 +320,7 @@ class TreeEnsembleModel final : public Model {
   Acc leaf_value(std::size_t tree, const CNode& nd, const float* row) const noexcept {
     if (nd.feat & kLinearFlag) [[unlikely]] {
       const Special& s = specials_[nd.aux];
-      return weighted_leaf<Acc>(spec_.trees[tree], linear_leaf(*s.tree, *s.node, row));
+      return weighted_leaf<Acc>(spec_.trees[tree], linear_leaf(spec_, *s.tree, *s.node, row));
     }
     return cleaves<Acc>()[nd.aux];
   }
@@ -340,7 +350,7 @@ bool TreeEnsembleModel::heap_fits() const noexcept {
       }
       float thr = 0;
       bool nan_right = false;
-      if (!encode_numeric(n, thr, nan_right)) return false;
+      if (!encode_numeric(n, double_acc_, thr, nan_right)) return false;
     }
   }
   return true;
@@ -388,7 +398,7 @@ void TreeEnsembleModel::build_heap() {
       }
       const std::size_t idx = nb + (std::size_t{1} << it.level) - 1 + it.j;
       bool nan_right = false;
-      (void)encode_numeric(n, p.thr[idx], nan_right);
+      (void)encode_numeric(n, double_acc_, p.thr[idx], nan_right);
       p.feat[idx] = static_cast<std::uint32_t>(n.feature) | (nan_right ? kNanRight : 0u);
       stack.push_back({n.left, it.level + 1, 2 * it.j});
       stack.push_back({n.right, it.level + 1, 2 * it.j + 1});
@@ -431,7 +441,7 @@ void TreeEnsembleModel::build_compact() {
       } else {
         bool nan_right = false;
         c.feat = static_cast<std::uint32_t>(n.feature);
-        if (encode_numeric(n, c.thr, nan_right)) {
+        if (encode_numeric(n, double_acc_, c.thr, nan_right)) {
           c.feat |= nan_right ? kNanRight : 0u;
         } else {
           c.feat |= kSpecialFlag;
@@ -716,9 +726,13 @@ Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_ro
 }  // namespace
 
 Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOptions& opts) {
-  compute_shape(spec);
+  // Validate first: compute_shape walks child indices.
   if (Status s = validate(spec); !s) return s;
-  if (spec.info.num_features > kFeatureMask + 1) return make_reference_model(std::move(spec));
+  compute_shape(spec);
+  const TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
+  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1) {
+    return make_reference_model(std::move(spec));
+  }
   if (spec.info.version == 0) spec.info.version = next_model_version();
   try {
     auto m = std::make_shared<TreeEnsembleModel>(std::move(spec));

@@ -3,6 +3,8 @@
 
 #include <keel/model/tree_spec.hpp>
 
+#include "model/small_buffer.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,10 +24,16 @@ bool in_bitset(const Tree& t, const TreeNode& n, std::uint32_t id) noexcept {
   return (t.category_bits[n.cat_offset + word] >> (id % 32)) & 1u;
 }
 
-}  // namespace
+// The value a tree reads for feature f. LightGBM's C API drops |x| <= 1e-35
+// from dense rows before predicting, so such values (and -0.0) read as 0.0.
+double feature_value(const TreeEnsembleSpec& spec, std::span<const double> row, std::int32_t f) noexcept {
+  const double x = row[static_cast<std::size_t>(f)];
+  if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) return 0.0;
+  return x;
+}
 
 // Returns true when the row goes to the left child.
-bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
+bool goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
   switch (n.kind) {
     case SplitKind::kNumericLess: {
       if (std::isnan(x)) return n.default_left;
@@ -55,23 +63,22 @@ bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const Tree
   return false;
 }
 
-namespace {
-
 std::int32_t find_leaf(const TreeEnsembleSpec& spec, const Tree& t, std::span<const double> row) noexcept {
   std::int32_t i = 0;
   while (t.nodes[static_cast<std::size_t>(i)].kind != SplitKind::kLeaf) {
     const TreeNode& n = t.nodes[static_cast<std::size_t>(i)];
-    i = reference_goes_left(spec, t, n, row[static_cast<std::size_t>(n.feature)]) ? n.left : n.right;
+    i = goes_left(spec, t, n, feature_value(spec, row, n.feature)) ? n.left : n.right;
   }
   return i;
 }
 
-double leaf_output(const Tree& t, const TreeNode& leaf, std::span<const double> row) noexcept {
+double leaf_output(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& leaf,
+                   std::span<const double> row) noexcept {
   if (!leaf.linear) return leaf.leaf_value;
   double out = leaf.linear_const;
   for (std::uint32_t k = 0; k < leaf.linear_count; ++k) {
     const LinearTerm& term = t.linear_terms[leaf.linear_offset + k];
-    const double x = row[static_cast<std::size_t>(term.feature)];
+    const double x = feature_value(spec, row, term.feature);
     if (std::isnan(x)) return leaf.leaf_value;
     out += term.coeff * x;
   }
@@ -85,6 +92,11 @@ float xgb_sigmoid(float m) noexcept {
 }
 
 }  // namespace
+
+bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
+  if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) x = 0.0;
+  return goes_left(spec, t, n, x);
+}
 
 Status validate(const TreeEnsembleSpec& spec) {
   const ModelInfo& mi = spec.info;
@@ -208,17 +220,12 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
   const std::size_t k = spec.info.num_margin_outputs;
   if (spec.arithmetic == Arithmetic::kXGBoost) {
     // float32 accumulation in tree order, starting from the base margin.
-    float acc[64];
-    std::vector<float> big;
-    float* m = acc;
-    if (k > 64) {
-      big.resize(k);
-      m = big.data();
-    }
+    detail::SmallBuffer<float, 64> buf(k);
+    float* m = buf.data();
     for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<float>(spec.base_margin[o]);
     for (const Tree& t : spec.trees) {
       const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
-      float v = static_cast<float>(leaf_output(t, leaf, row));
+      float v = static_cast<float>(leaf_output(spec, t, leaf, row));
       if (t.weight != 1.0) v *= static_cast<float>(t.weight);
       m[t.output] += v;
     }
@@ -228,14 +235,29 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
   for (std::size_t o = 0; o < k; ++o) margin[o] = spec.base_margin[o];
   for (const Tree& t : spec.trees) {
     const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
-    margin[t.output] += leaf_output(t, leaf, row) * t.weight;
+    margin[t.output] += leaf_output(spec, t, leaf, row) * t.weight;
   }
 }
 
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept {
   const std::size_t k = spec.info.num_margin_outputs;
-  if (spec.arithmetic == Arithmetic::kXGBoost) {
-    switch (spec.transform) {
+  if (spec.arithmetic == Arithmetic::kLightGBM && spec.average_output) {
+    // LightGBM rf: transform(sum / iterations).
+    detail::SmallBuffer<double, 64> buf(k);
+    double* m = buf.data();
+    const double div = static_cast<double>(spec.num_iterations);
+    for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
+    apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, std::span<const double>(m, k), out);
+    return;
+  }
+  apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, margin.first(k), out);
+}
+
+void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                     std::span<float> out) noexcept {
+  const std::size_t k = margin.size();
+  if (arithmetic == Arithmetic::kXGBoost) {
+    switch (transform) {
       case Transform::kIdentity:
         for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(margin[o]);
         return;
@@ -279,22 +301,16 @@ void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margi
     }
     return;
   }
-  // LightGBM: double arithmetic; average_output divides first.
-  double buf[64];
-  std::vector<double> big;
-  double* m = buf;
-  if (k > 64) {
-    big.resize(k);
-    m = big.data();
-  }
-  const double div = spec.average_output ? static_cast<double>(spec.num_iterations) : 1.0;
-  for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
-  switch (spec.transform) {
+  // LightGBM: double arithmetic.
+  detail::SmallBuffer<double, 64> buf(k);
+  double* m = buf.data();
+  for (std::size_t o = 0; o < k; ++o) m[o] = margin[o];
+  switch (transform) {
     case Transform::kIdentity:
       for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o]);
       return;
     case Transform::kSigmoid:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-spec.sigmoid_scale * m[o])));
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-sigmoid_scale * m[o])));
       return;
     case Transform::kExp:
       for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::exp(m[o]));
@@ -311,7 +327,7 @@ void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margi
         m[o] = std::exp(m[o] - mx);
         sum += m[o];
       }
-      if (spec.transform == Transform::kSoftmaxArgmax) {
+      if (transform == Transform::kSoftmaxArgmax) {
         std::size_t best = 0;
         for (std::size_t o = 1; o < k; ++o) if (m[o] > m[best]) best = o;
         out[0] = static_cast<float>(best);

@@ -24,6 +24,7 @@ struct SpecShape {
   double categorical = 0.0;     // share of categorical splits
   double linear = 0.0;          // share of linear leaves
   bool dart = false;
+  std::size_t max_nodes = 3000;  // per tree: deep trees stay unbalanced, not huge
 };
 
 inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
@@ -100,7 +101,8 @@ inline TreeEnsembleSpec random_spec(std::mt19937_64& rng, const SpecShape& s) {
       const Item it = stack.back();
       stack.pop_back();
       TreeNode n;
-      const bool leaf = it.depth >= s.max_depth || (it.depth > 0 && u01(rng) < s.leaf_prob);
+      const bool leaf = it.depth >= s.max_depth || t.nodes.size() >= s.max_nodes ||
+                        (it.depth > 0 && u01(rng) < s.leaf_prob);
       if (leaf) {
         n.leaf_value = leafv(rng);
         if (u01(rng) < s.linear) {

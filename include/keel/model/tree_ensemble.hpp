@@ -1,5 +1,5 @@
 #pragma once
-// TreeEnsemble: the hot-path evaluator for tree ensembles. Built once at load
+// TreeEnsemble (make_tree_ensemble): the hot-path evaluator for tree ensembles. Built once at load
 // from a validated TreeEnsembleSpec into flat node arrays, with a layout and
 // a SIMD kernel chosen per model; answers bit-identically to the reference
 // evaluator (reference_margin / apply_transform), including XGBoost's float32
@@ -22,16 +22,19 @@
 
 namespace keel {
 
-enum class TreeKernel : std::uint8_t { kAuto, kScalar, kAvx2, kAvx512 };
+// kReference builds the plain reference evaluator instead (for checking a
+// model's fast answers against it, e.g. KEEL_KERNEL=reference).
+enum class TreeKernel : std::uint8_t { kAuto, kScalar, kAvx2, kAvx512, kReference };
 enum class TreeLayout : std::uint8_t { kAuto, kHeap, kCompact };
 
 std::string_view to_string(TreeKernel k) noexcept;
 std::string_view to_string(TreeLayout l) noexcept;
-// "auto", "scalar", "avx2", "avx512" -> the kernel; false on anything else.
+// "auto", "scalar", "avx2", "avx512", "reference" -> the kernel; false on
+// anything else.
 bool parse_tree_kernel(std::string_view name, TreeKernel& out) noexcept;
 
 // Whether this CPU (and this build) can run the kernel. kAuto and kScalar
-// always can.
+// and kReference always can.
 bool tree_kernel_supported(TreeKernel k) noexcept;
 
 // The kernel kAuto resolves to: the process-wide override if one was set
@@ -49,13 +52,11 @@ struct TreeEnsembleOptions {
   TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
 };
 
-class TreeEnsemble;
-
 // Validates the spec and builds the fast model. Loaders return this.
 [[nodiscard]] Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOptions& opts = {});
 
 // The kernel and layout a model built by make_tree_ensemble runs; kAuto for
-// any other Model.
+// any other Model (including a kReference one).
 TreeKernel tree_kernel_of(const Model& m) noexcept;
 TreeLayout tree_layout_of(const Model& m) noexcept;
 

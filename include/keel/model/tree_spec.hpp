@@ -122,13 +122,19 @@ void compute_shape(TreeEnsembleSpec& spec);
 void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<double> margin) noexcept;
 // The leaf index (node index in Tree::nodes) each tree reaches.
 void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<std::int32_t> leaves) noexcept;
-// One split of the reference evaluator: true when x goes to n's left child.
-// Fast evaluators call it for the rare nodes they do not specialise.
+// One split of the reference evaluator: true when the row whose feature
+// n.feature is x goes to n's left child (x as given, before LightGBM's
+// zero-band reading). Fast evaluators call it for nodes they do not specialise.
 [[nodiscard]] bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n,
                                        double x) noexcept;
 // Applies the output transform to one row's margins (num_margin_outputs
 // values) writing info.num_outputs values.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept;
+// The same transform without a spec, for other model kinds that share the
+// objectives (linear models): margin.size() columns in, 1 (kSoftmaxArgmax)
+// or margin.size() out. No average_output division.
+void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                     std::span<float> out) noexcept;
 
 // A Model over a validated spec, evaluated by the reference evaluator.
 // (The hot-path TreeEnsemble replaces it where a faster kernel applies.)
