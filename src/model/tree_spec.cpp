@@ -93,6 +93,11 @@ float xgb_sigmoid(float m) noexcept {
 
 }  // namespace
 
+bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
+  if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) x = 0.0;
+  return goes_left(spec, t, n, x);
+}
+
 Status validate(const TreeEnsembleSpec& spec) {
   const ModelInfo& mi = spec.info;
   if (mi.num_features == 0) return model_error("model has no features");

@@ -9,6 +9,7 @@
 
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
+#include <keel/model/tree_ensemble.hpp>
 #include <keel/model/tree_spec.hpp>
 
 #include <fmt/format.h>
@@ -420,7 +421,7 @@ Result<ModelPtr> build_trees(Learner L, std::vector<Tree> trees, std::string boo
   spec.transform = L.objective->transform;
   spec.arithmetic = Arithmetic::kXGBoost;
   spec.category_rule = CategoryRule::kXGBoost;
-  return make_reference_model(std::move(spec));
+  return make_tree_ensemble(std::move(spec));
 }
 
 Result<ModelPtr> build_linear(Learner L, const Json& model, const LoadOptions& opts) {

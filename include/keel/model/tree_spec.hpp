@@ -122,6 +122,11 @@ void compute_shape(TreeEnsembleSpec& spec);
 void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<double> margin) noexcept;
 // The leaf index (node index in Tree::nodes) each tree reaches.
 void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<std::int32_t> leaves) noexcept;
+// One split of the reference evaluator: true when the row whose feature
+// n.feature is x goes to n's left child (x as given, before LightGBM's
+// zero-band reading). Fast evaluators call it for nodes they do not specialise.
+[[nodiscard]] bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n,
+                                       double x) noexcept;
 // Applies the output transform to one row's margins (num_margin_outputs
 // values) writing info.num_outputs values.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept;

@@ -1,0 +1,63 @@
+#pragma once
+// TreeEnsemble (make_tree_ensemble): the hot-path evaluator for tree ensembles. Built once at load
+// from a validated TreeEnsembleSpec into flat node arrays, with a layout and
+// a SIMD kernel chosen per model; answers bit-identically to the reference
+// evaluator (reference_margin / apply_transform), including XGBoost's float32
+// accumulation in tree order. Immutable; predict() is thread-safe.
+//
+// Layouts:
+//  kHeap:    every tree padded to the model's depth as an implicit heap
+//            (child = 2j + (x >= t)); branch-free, SIMD across rows; for
+//            numeric-only models of depth <= kMaxHeapDepth.
+//  kCompact: explicit nodes with adjacent children, several walks in
+//            lockstep; any depth, any split kind (categorical nodes, LightGBM
+//            zero-as-missing bands and linear leaves take a slow branch).
+
+#include <keel/model/model.hpp>
+#include <keel/model/tree_spec.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace keel {
+
+// kReference builds the plain reference evaluator instead (for checking a
+// model's fast answers against it, e.g. KEEL_KERNEL=reference).
+enum class TreeKernel : std::uint8_t { kAuto, kScalar, kAvx2, kAvx512, kReference };
+enum class TreeLayout : std::uint8_t { kAuto, kHeap, kCompact };
+
+std::string_view to_string(TreeKernel k) noexcept;
+std::string_view to_string(TreeLayout l) noexcept;
+// "auto", "scalar", "avx2", "avx512", "reference" -> the kernel; false on
+// anything else.
+bool parse_tree_kernel(std::string_view name, TreeKernel& out) noexcept;
+
+// Whether this CPU (and this build) can run the kernel. kAuto and kScalar
+// and kReference always can.
+bool tree_kernel_supported(TreeKernel k) noexcept;
+
+// The kernel kAuto resolves to: the process-wide override if one was set
+// (set_default_tree_kernel, else the KEEL_KERNEL environment variable read
+// once), otherwise the best kernel the CPU supports. Thread-safe.
+TreeKernel default_tree_kernel() noexcept;
+// Overrides kAuto for models built afterwards (tests, `keel bench
+// --kernel`); kAuto restores CPU detection. Errors if unsupported.
+[[nodiscard]] Status set_default_tree_kernel(TreeKernel k) noexcept;
+
+inline constexpr std::size_t kMaxHeapDepth = 10;
+
+struct TreeEnsembleOptions {
+  TreeKernel kernel = TreeKernel::kAuto;  // a forced kernel must be supported
+  TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
+};
+
+// Validates the spec and builds the fast model. Loaders return this.
+[[nodiscard]] Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOptions& opts = {});
+
+// The kernel and layout a model built by make_tree_ensemble runs; kAuto for
+// any other Model (including a kReference one).
+TreeKernel tree_kernel_of(const Model& m) noexcept;
+TreeLayout tree_layout_of(const Model& m) noexcept;
+
+}  // namespace keel

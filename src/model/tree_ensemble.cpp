@@ -1,0 +1,758 @@
+// TreeEnsemble: flattening a TreeEnsembleSpec at load, kernel dispatch, the
+// portable kernels (heap lockstep, compact lockstep, single row) and the
+// batch driver with its thread split. See tree_ensemble_impl.hpp for the
+// comparison encoding every kernel shares.
+
+#include <keel/model/tree_ensemble.hpp>
+
+#include "model/thread_pool.hpp"
+#include "model/tree_ensemble_impl.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace keel {
+namespace detail {
+
+bool block_has_nan(const float* p, std::size_t n) noexcept {
+  bool nan = false;
+  for (std::size_t i = 0; i < n; ++i) nan |= p[i] != p[i];
+  return nan;
+}
+
+namespace {
+
+template <bool kHasNan, class Acc>
+void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<Acc>& leaves, Acc* acc) noexcept {
+  // 16 walks in lockstep: independent load chains hide each other's latency.
+  constexpr std::size_t kG = 16;
+  const std::size_t depth = p.depth;
+  for (std::size_t r0 = 0; r0 < b.n; r0 += kG) {
+    const std::size_t g = std::min(kG, b.n - r0);
+    const float* row[kG];
+    for (std::size_t k = 0; k < kG; ++k) row[k] = b.rows + std::min(r0 + k, b.n - 1) * b.nf;
+    for (std::size_t t = 0; t < p.num_trees; ++t) {
+      const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
+      const float* thr = p.thr.data() + t * p.node_stride;
+      std::uint32_t j[kG] = {};
+      for (std::size_t l = 0; l < depth; ++l) {
+        const std::uint32_t* fl = feat + ((std::size_t{1} << l) - 1);
+        const float* tl = thr + ((std::size_t{1} << l) - 1);
+        for (std::size_t k = 0; k < kG; ++k) {
+          const std::uint32_t f = fl[j[k]];
+          const float x = row[k][f & kFeatureMask];
+          std::uint32_t right = x >= tl[j[k]];
+          if constexpr (kHasNan) right |= static_cast<std::uint32_t>(x != x) & (f >> 31);
+          j[k] = 2 * j[k] + right;
+        }
+      }
+      const Acc* lv = leaves.data() + t * p.leaf_stride;
+      const std::size_t o = p.out[t];
+      for (std::size_t k = 0; k < g; ++k) acc[(r0 + k) * b.outputs + o] += lv[j[k]];
+    }
+  }
+}
+
+}  // namespace
+
+void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept {
+  const bool nan = block_has_nan(b.rows, b.n * b.nf);
+  if (p.double_acc) {
+    nan ? heap_scalar_impl<true>(p, b, p.leaf_d, b.acc_d) : heap_scalar_impl<false>(p, b, p.leaf_d, b.acc_d);
+  } else {
+    nan ? heap_scalar_impl<true>(p, b, p.leaf_f, b.acc_f) : heap_scalar_impl<false>(p, b, p.leaf_f, b.acc_f);
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::kFeatureMask;
+using detail::kNanRight;
+
+// LightGBM's zero band for MissingType::kZero (see tree_spec.cpp).
+constexpr double kZeroThreshold = static_cast<double>(1e-35f);
+
+// Compact node flags, above the 24 feature bits.
+constexpr std::uint32_t kLeafFlag = 1u << 30;
+constexpr std::uint32_t kSpecialFlag = 1u << 29;  // split tested by the reference
+constexpr std::uint32_t kLinearFlag = 1u << 28;   // linear leaf, evaluated from the spec
+
+// Compact node: right child = next + 1. A leaf points at itself, reads
+// feature 0 against a NaN threshold and so stays put: walks need no per-lane
+// "done" test. aux: the leaf's value index, or the special-node index.
+struct CNode {
+  std::uint32_t feat = 0;
+  float thr = 0.0f;
+  std::uint32_t next = 0;
+  std::uint32_t aux = 0;
+};
+
+struct Special {
+  const Tree* tree = nullptr;
+  const TreeNode* node = nullptr;
+};
+
+float next_up(float f) noexcept { return std::nextafter(f, std::numeric_limits<float>::infinity()); }
+
+// The largest float <= t (t not NaN).
+float float_floor(double t) noexcept {
+  float f = static_cast<float>(t);
+  if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+// A numeric split as (thr, NaN goes right); false when the node needs the
+// reference test (categorical; a zero band that does not fit one threshold).
+// LightGBM reads |x| <= z (z = kZeroThreshold, a float) as 0.0 and, for
+// MissingType::kZero, sends that band the default way. The band and its
+// complement sides form one "x <= t'" split unless the band goes against
+// the side its threshold puts next to it.
+bool encode_numeric(const TreeNode& n, bool lightgbm, float& thr, bool& nan_right) noexcept {
+  if (n.kind == SplitKind::kNumericLess) {
+    thr = static_cast<float>(n.threshold);
+    nan_right = !n.default_left;
+    return true;
+  }
+  if (n.kind != SplitKind::kNumericLessEqual) return false;
+  const double t = n.threshold;
+  bool band = lightgbm;                 // does the band [-z, z] move as one?
+  bool band_left = 0.0 <= t;            // where it goes
+  nan_right = n.missing == MissingType::kNone ? !(0.0 <= t) : !n.default_left;
+  if (n.missing == MissingType::kZero) {
+    band = true;
+    band_left = n.default_left;
+  }
+  const float zf = static_cast<float>(kZeroThreshold);
+  double eff = t;  // the equivalent plain threshold
+  if (band) {
+    if (t >= kZeroThreshold) {
+      if (!band_left) return false;
+    } else if (t < -kZeroThreshold) {
+      if (band_left) return false;
+    } else {
+      eff = band_left ? kZeroThreshold : static_cast<double>(std::nextafter(-zf, -std::numeric_limits<float>::infinity()));
+    }
+  }
+  const float tl = float_floor(eff);
+  thr = tl == std::numeric_limits<float>::infinity() ? std::numeric_limits<float>::quiet_NaN() : next_up(tl);
+  return true;
+}
+
+template <class Acc>
+Acc weighted_leaf(const Tree& t, double value) noexcept {
+  if constexpr (std::is_same_v<Acc, float>) {
+    float v = static_cast<float>(value);
+    if (t.weight != 1.0) v *= static_cast<float>(t.weight);
+    return v;
+  } else {
+    return value * t.weight;
+  }
+}
+
+// The reference's leaf_output on a float row.
+double linear_leaf(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& leaf, const float* row) noexcept {
+  double out = leaf.linear_const;
+  for (std::uint32_t k = 0; k < leaf.linear_count; ++k) {
+    const LinearTerm& term = t.linear_terms[leaf.linear_offset + k];
+    double x = static_cast<double>(row[static_cast<std::size_t>(term.feature)]);
+    if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) x = 0.0;
+    if (std::isnan(x)) return leaf.leaf_value;
+    out += term.coeff * x;
+  }
+  return out;
+}
+
+std::atomic<int> g_forced_kernel{-1};  // -1: none (use KEEL_KERNEL / CPU)
+
+TreeKernel best_cpu_kernel() noexcept {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    return TreeKernel::kAvx512;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) {
+    return TreeKernel::kAvx2;
+  }
+#endif
+  return TreeKernel::kScalar;
+}
+
+TreeKernel env_or_cpu_kernel() noexcept {
+  static const TreeKernel k = [] {
+    const char* env = std::getenv("KEEL_KERNEL");
+    TreeKernel parsed = TreeKernel::kAuto;
+    if (env != nullptr && parse_tree_kernel(env, parsed) && parsed != TreeKernel::kAuto &&
+        tree_kernel_supported(parsed)) {
+      return parsed;
+    }
+    return best_cpu_kernel();
+  }();
+  return k;
+}
+
+}  // namespace
+
+std::string_view to_string(TreeKernel k) noexcept {
+  switch (k) {
+    case TreeKernel::kAuto: return "auto";
+    case TreeKernel::kScalar: return "scalar";
+    case TreeKernel::kAvx2: return "avx2";
+    case TreeKernel::kAvx512: return "avx512";
+    case TreeKernel::kReference: return "reference";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(TreeLayout l) noexcept {
+  switch (l) {
+    case TreeLayout::kAuto: return "auto";
+    case TreeLayout::kHeap: return "heap";
+    case TreeLayout::kCompact: return "compact";
+  }
+  return "unknown";
+}
+
+bool parse_tree_kernel(std::string_view name, TreeKernel& out) noexcept {
+  for (TreeKernel k : {TreeKernel::kAuto, TreeKernel::kScalar, TreeKernel::kAvx2, TreeKernel::kAvx512,
+                       TreeKernel::kReference}) {
+    if (name == to_string(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool tree_kernel_supported(TreeKernel k) noexcept {
+  switch (k) {
+    case TreeKernel::kAuto:
+    case TreeKernel::kScalar:
+    case TreeKernel::kReference: return true;
+    case TreeKernel::kAvx2: return best_cpu_kernel() != TreeKernel::kScalar;
+    case TreeKernel::kAvx512: return best_cpu_kernel() == TreeKernel::kAvx512;
+  }
+  return false;
+}
+
+TreeKernel default_tree_kernel() noexcept {
+  const int forced = g_forced_kernel.load(std::memory_order_relaxed);
+  if (forced >= 0) return static_cast<TreeKernel>(forced);
+  return env_or_cpu_kernel();
+}
+
+Status set_default_tree_kernel(TreeKernel k) noexcept {
+  if (!tree_kernel_supported(k)) {
+    return invalid_input(fmt::format("kernel {} is not supported on this CPU", to_string(k)));
+  }
+  g_forced_kernel.store(k == TreeKernel::kAuto ? -1 : static_cast<int>(k), std::memory_order_relaxed);
+  return Status::ok();
+}
+
+namespace {
+
+// Immutable after construction; predict() is thread-safe.
+class TreeEnsembleModel final : public Model {
+ public:
+  explicit TreeEnsembleModel(TreeEnsembleSpec spec) : spec_(std::move(spec)) {}
+
+  // Flattens spec_ (in place: Special points into it). Throws keel::Error or
+  // bad_alloc; called once by make_tree_ensemble.
+  Status build(const TreeEnsembleOptions& opts);
+
+  const ModelInfo& info() const noexcept override { return spec_.info; }
+  TreeKernel kernel() const noexcept { return kernel_; }
+  TreeLayout layout() const noexcept { return layout_; }
+
+  Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                 const PredictOptions& opts) const noexcept override;
+  Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                 const PredictOptions& opts) const noexcept override;
+
+  // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
+  void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
+
+ private:
+  bool heap_fits() const noexcept;
+  void build_heap();
+  void build_compact();
+
+  template <class Acc>
+  void compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept;
+  template <class Acc>
+  void compact_one(const float* row, Acc* acc) const noexcept;
+  template <class Acc>
+  void heap_one(const float* row, Acc* acc) const noexcept;
+  template <class Acc>
+  void init_acc(Acc* acc, std::size_t n) const noexcept;
+  template <class Acc>
+  void finish_row(const Acc* acc, float* out, OutputKind kind) const noexcept;
+  template <class Acc>
+  Status predict_one(const float* row, float* out, OutputKind kind) const noexcept;
+  template <class Acc>
+  Status predict_batch(const float* rows, std::size_t n, float* out, const PredictOptions& opts) const noexcept;
+
+  template <class Acc>
+  const std::vector<Acc>& cleaves() const noexcept {
+    if constexpr (std::is_same_v<Acc, float>) return leaf_f_; else return leaf_d_;
+  }
+  // Next node of a compact walk.
+  std::uint32_t step(const CNode& nd, const float* row) const noexcept {
+    const float x = row[nd.feat & kFeatureMask];
+    if (nd.feat & kSpecialFlag) [[unlikely]] {
+      const Special& s = specials_[nd.aux];
+      return nd.next + (reference_goes_left(spec_, *s.tree, *s.node, static_cast<double>(x)) ? 0u : 1u);
+    }
+    return nd.next + static_cast<std::uint32_t>((x >= nd.thr) | ((x != x) & (nd.feat >> 31)));
+  }
+  template <class Acc>
+  Acc leaf_value(std::size_t tree, const CNode& nd, const float* row) const noexcept {
+    if (nd.feat & kLinearFlag) [[unlikely]] {
+      const Special& s = specials_[nd.aux];
+      return weighted_leaf<Acc>(spec_.trees[tree], linear_leaf(spec_, *s.tree, *s.node, row));
+    }
+    return cleaves<Acc>()[nd.aux];
+  }
+
+  TreeEnsembleSpec spec_;
+  TreeKernel kernel_ = TreeKernel::kScalar;
+  TreeLayout layout_ = TreeLayout::kCompact;
+  bool double_acc_ = false;
+  bool has_linear_ = false;
+  void (*heap_kernel_)(const detail::HeapPack&, const detail::HeapBlock&) noexcept = nullptr;
+  detail::HeapPack heap_;
+  std::vector<CNode> nodes_;         // compact: all trees
+  std::vector<std::uint32_t> roots_; // compact: root node of each tree
+  std::vector<std::uint32_t> out_;   // margin column of each tree
+  std::vector<float> leaf_f_;        // compact leaf values
+  std::vector<double> leaf_d_;
+  std::vector<Special> specials_;
+};
+
+bool TreeEnsembleModel::heap_fits() const noexcept {
+  if (spec_.info.max_depth > kMaxHeapDepth || spec_.trees.empty()) return false;
+  for (const Tree& t : spec_.trees) {
+    for (const TreeNode& n : t.nodes) {
+      if (n.kind == SplitKind::kLeaf) {
+        if (n.linear) return false;
+        continue;
+      }
+      float thr = 0;
+      bool nan_right = false;
+      if (!encode_numeric(n, double_acc_, thr, nan_right)) return false;
+    }
+  }
+  return true;
+}
+
+void TreeEnsembleModel::build_heap() {
+  detail::HeapPack& p = heap_;
+  p.depth = std::max<std::size_t>(spec_.info.max_depth, 1);
+  p.node_stride = std::size_t{1} << p.depth;
+  p.leaf_stride = p.node_stride;
+  p.num_trees = spec_.trees.size();
+  p.double_acc = double_acc_;
+  p.feat.assign(p.num_trees * p.node_stride + detail::kHeapPad, 0u);
+  p.thr.assign(p.num_trees * p.node_stride + detail::kHeapPad, std::numeric_limits<float>::quiet_NaN());
+  (double_acc_ ? p.leaf_d.resize(p.num_trees * p.leaf_stride + detail::kHeapPad)
+               : p.leaf_f.resize(p.num_trees * p.leaf_stride + detail::kHeapPad));
+  p.out.resize(p.num_trees);
+  struct Item {
+    std::int32_t node;
+    std::size_t level;
+    std::size_t j;
+  };
+  std::vector<Item> stack;
+  for (std::size_t ti = 0; ti < p.num_trees; ++ti) {
+    const Tree& t = spec_.trees[ti];
+    p.out[ti] = t.output;
+    if (t.output != 0) p.single_output = false;
+    const std::size_t nb = ti * p.node_stride;
+    const std::size_t lb = ti * p.leaf_stride;
+    stack.assign(1, Item{0, 0, 0});
+    while (!stack.empty()) {
+      const Item it = stack.back();
+      stack.pop_back();
+      const TreeNode& n = t.nodes[static_cast<std::size_t>(it.node)];
+      if (n.kind == SplitKind::kLeaf) {
+        const std::size_t span = std::size_t{1} << (p.depth - it.level);
+        for (std::size_t k = it.j * span; k < (it.j + 1) * span; ++k) {
+          if (double_acc_) {
+            p.leaf_d[lb + k] = weighted_leaf<double>(t, n.leaf_value);
+          } else {
+            p.leaf_f[lb + k] = weighted_leaf<float>(t, n.leaf_value);
+          }
+        }
+        continue;
+      }
+      const std::size_t idx = nb + (std::size_t{1} << it.level) - 1 + it.j;
+      bool nan_right = false;
+      (void)encode_numeric(n, double_acc_, p.thr[idx], nan_right);
+      p.feat[idx] = static_cast<std::uint32_t>(n.feature) | (nan_right ? kNanRight : 0u);
+      stack.push_back({n.left, it.level + 1, 2 * it.j});
+      stack.push_back({n.right, it.level + 1, 2 * it.j + 1});
+    }
+  }
+}
+
+void TreeEnsembleModel::build_compact() {
+  std::size_t total = 0;
+  for (const Tree& t : spec_.trees) total += t.nodes.size();
+  if (total >= (std::size_t{1} << 31)) throw Error(model_error("model too large for the compact layout"));
+  nodes_.reserve(total);
+  roots_.reserve(spec_.trees.size());
+  std::vector<std::pair<std::int32_t, std::uint32_t>> queue;  // (spec node, slot)
+  for (const Tree& t : spec_.trees) {
+    roots_.push_back(static_cast<std::uint32_t>(nodes_.size()));
+    nodes_.emplace_back();
+    queue.assign(1, {0, roots_.back()});
+    // Breadth-first, so each node's two children sit side by side.
+    for (std::size_t q = 0; q < queue.size(); ++q) {
+      const auto [si, slot] = queue[q];
+      const TreeNode& n = t.nodes[static_cast<std::size_t>(si)];
+      CNode c;
+      if (n.kind == SplitKind::kLeaf) {
+        c.feat = kLeafFlag;
+        c.thr = std::numeric_limits<float>::quiet_NaN();
+        c.next = slot;
+        if (n.linear) {
+          has_linear_ = true;
+          c.feat |= kLinearFlag;
+          c.aux = static_cast<std::uint32_t>(specials_.size());
+          specials_.push_back({&t, &n});
+        } else if (double_acc_) {
+          c.aux = static_cast<std::uint32_t>(leaf_d_.size());
+          leaf_d_.push_back(weighted_leaf<double>(t, n.leaf_value));
+        } else {
+          c.aux = static_cast<std::uint32_t>(leaf_f_.size());
+          leaf_f_.push_back(weighted_leaf<float>(t, n.leaf_value));
+        }
+      } else {
+        bool nan_right = false;
+        c.feat = static_cast<std::uint32_t>(n.feature);
+        if (encode_numeric(n, double_acc_, c.thr, nan_right)) {
+          c.feat |= nan_right ? kNanRight : 0u;
+        } else {
+          c.feat |= kSpecialFlag;
+          c.aux = static_cast<std::uint32_t>(specials_.size());
+          specials_.push_back({&t, &n});
+        }
+        c.next = static_cast<std::uint32_t>(nodes_.size());
+        nodes_.emplace_back();
+        nodes_.emplace_back();
+        queue.push_back({n.left, c.next});
+        queue.push_back({n.right, c.next + 1});
+      }
+      nodes_[slot] = c;
+    }
+  }
+}
+
+Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
+  TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
+  if (!tree_kernel_supported(k)) {
+    return invalid_input(fmt::format("kernel {} is not supported on this CPU", to_string(k)));
+  }
+  kernel_ = k;
+  double_acc_ = spec_.arithmetic == Arithmetic::kLightGBM;
+  out_.reserve(spec_.trees.size());
+  for (const Tree& t : spec_.trees) out_.push_back(t.output);
+  const bool fits = heap_fits();
+  if (opts.layout == TreeLayout::kHeap && !fits) {
+    return invalid_input(fmt::format("heap layout needs numeric splits, no linear leaves and depth <= {} (model: {})",
+                                     kMaxHeapDepth, spec_.info.max_depth));
+  }
+  layout_ = opts.layout == TreeLayout::kAuto ? (fits ? TreeLayout::kHeap : TreeLayout::kCompact) : opts.layout;
+  if (layout_ == TreeLayout::kHeap) {
+    build_heap();
+    heap_kernel_ = &detail::heap_block_scalar;
+#if defined(__x86_64__)
+    if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
+    if (kernel_ == TreeKernel::kAvx512) heap_kernel_ = &detail::heap_block_avx512;
+#endif
+  } else {
+    build_compact();
+    kernel_ = TreeKernel::kScalar;  // the compact walk is portable code
+  }
+  return Status::ok();
+}
+
+template <class Acc>
+void TreeEnsembleModel::init_acc(Acc* acc, std::size_t n) const noexcept {
+  const std::size_t k = spec_.info.num_margin_outputs;
+  for (std::size_t r = 0; r < n; ++r) {
+    for (std::size_t o = 0; o < k; ++o) acc[r * k + o] = static_cast<Acc>(spec_.base_margin[o]);
+  }
+}
+
+template <class Acc>
+void TreeEnsembleModel::compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept {
+  // Each tree walks 8 rows in lockstep; a block of rows sweeps all trees so
+  // that accumulation stays in tree order.
+  constexpr std::size_t kG = 8;
+  const std::size_t nf = spec_.info.num_features;
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const CNode* nodes = nodes_.data();
+  for (std::size_t r0 = 0; r0 < n; r0 += kG) {
+    const std::size_t g = std::min(kG, n - r0);
+    const float* row[kG];
+    for (std::size_t i = 0; i < kG; ++i) row[i] = rows + std::min(r0 + i, n - 1) * nf;
+    for (std::size_t t = 0; t < roots_.size(); ++t) {
+      std::uint32_t at[kG];
+      for (std::size_t i = 0; i < kG; ++i) at[i] = roots_[t];
+      for (;;) {
+        std::uint32_t inner = 0;
+        for (std::size_t i = 0; i < kG; ++i) {
+          const CNode& nd = nodes[at[i]];
+          inner |= ~nd.feat & kLeafFlag;
+          at[i] = step(nd, row[i]);
+        }
+        if (inner == 0) break;
+      }
+      const std::size_t o = out_[t];
+      for (std::size_t i = 0; i < g; ++i) acc[(r0 + i) * k + o] += leaf_value<Acc>(t, nodes[at[i]], row[i]);
+    }
+  }
+}
+
+template <class Acc>
+void TreeEnsembleModel::compact_one(const float* row, Acc* acc) const noexcept {
+  // Eight trees walk in lockstep; their leaves are added in tree order.
+  constexpr std::size_t kG = 8;
+  const CNode* nodes = nodes_.data();
+  const std::size_t nt = roots_.size();
+  for (std::size_t t0 = 0; t0 < nt; t0 += kG) {
+    const std::size_t g = std::min(kG, nt - t0);
+    std::uint32_t at[kG];
+    for (std::size_t i = 0; i < kG; ++i) at[i] = roots_[std::min(t0 + i, nt - 1)];
+    for (;;) {
+      std::uint32_t inner = 0;
+      for (std::size_t i = 0; i < kG; ++i) {
+        const CNode& nd = nodes[at[i]];
+        inner |= ~nd.feat & kLeafFlag;
+        at[i] = step(nd, row);
+      }
+      if (inner == 0) break;
+    }
+    for (std::size_t i = 0; i < g; ++i) acc[out_[t0 + i]] += leaf_value<Acc>(t0 + i, nodes[at[i]], row);
+  }
+}
+
+template <class Acc>
+void TreeEnsembleModel::heap_one(const float* row, Acc* acc) const noexcept {
+  // Sixteen trees walk in lockstep down the padded heaps.
+  constexpr std::size_t kG = 16;
+  const detail::HeapPack& p = heap_;
+  const std::vector<Acc>* leaves_p;
+  if constexpr (std::is_same_v<Acc, float>) leaves_p = &p.leaf_f; else leaves_p = &p.leaf_d;
+  const std::vector<Acc>& leaves = *leaves_p;
+  const std::size_t nt = p.num_trees;
+  for (std::size_t t0 = 0; t0 < nt; t0 += kG) {
+    const std::size_t g = std::min(kG, nt - t0);
+    std::size_t base[kG];
+    std::uint32_t j[kG] = {};
+    for (std::size_t i = 0; i < kG; ++i) base[i] = std::min(t0 + i, nt - 1) * p.node_stride;
+    for (std::size_t l = 0; l < p.depth; ++l) {
+      const std::size_t lo = (std::size_t{1} << l) - 1;
+      for (std::size_t i = 0; i < kG; ++i) {
+        const std::size_t idx = base[i] + lo + j[i];
+        const std::uint32_t f = p.feat[idx];
+        const float x = row[f & kFeatureMask];
+        j[i] = 2 * j[i] + static_cast<std::uint32_t>((x >= p.thr[idx]) | ((x != x) & (f >> 31)));
+      }
+    }
+    for (std::size_t i = 0; i < g; ++i) acc[p.out[t0 + i]] += leaves[(t0 + i) * p.leaf_stride + j[i]];
+  }
+}
+
+template <class Acc>
+void TreeEnsembleModel::finish_row(const Acc* acc, float* out, OutputKind kind) const noexcept {
+  const std::size_t k = spec_.info.num_margin_outputs;
+  if (kind == OutputKind::kMargin) {
+    for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(acc[o]);
+    return;
+  }
+  double m[64];
+  if (k <= 64) {
+    for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<double>(acc[o]);
+    apply_transform(spec_, std::span<const double>(m, k), std::span<float>(out, spec_.info.num_outputs));
+    return;
+  }
+  std::vector<double> big(acc, acc + k);  // more than 64 outputs: not allocation-free
+  apply_transform(spec_, big, std::span<float>(out, spec_.info.num_outputs));
+}
+
+template <class Acc>
+Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind kind) const noexcept {
+  const std::size_t k = spec_.info.num_margin_outputs;
+  Acc small[64];
+  std::vector<Acc> big;
+  Acc* acc = small;
+  if (k > 64) {
+    try {
+      big.resize(k);
+    } catch (...) {
+      return internal_error("predict: allocation failed");
+    }
+    acc = big.data();
+  }
+  init_acc(acc, 1);
+  if (layout_ == TreeLayout::kHeap) {
+    heap_one(row, acc);
+  } else {
+    compact_one(row, acc);
+  }
+  finish_row(acc, out, kind);
+  return Status::ok();
+}
+
+void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept {
+  double_acc_ ? init_acc(acc_d, n) : init_acc(acc_f, n);
+  if (layout_ == TreeLayout::kCompact) {
+    double_acc_ ? compact_rows(rows, n, acc_d) : compact_rows(rows, n, acc_f);
+    return;
+  }
+  detail::HeapBlock b;
+  b.rows = rows;
+  b.n = n;
+  b.nf = spec_.info.num_features;
+  b.outputs = spec_.info.num_margin_outputs;
+  b.acc_f = acc_f;
+  b.acc_d = acc_d;
+  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_, sub); });
+}
+
+// Rows per task of a batch: large enough to amortise a task, small enough to
+// balance two threads.
+constexpr std::size_t kTaskRows = 512;
+
+template <class Acc>
+Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float* out,
+                                        const PredictOptions& opts) const noexcept {
+  const std::size_t nf = spec_.info.num_features;
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const std::size_t w = spec_.info.width(opts.output);
+  const std::size_t tasks = (n + kTaskRows - 1) / kTaskRows;
+  std::vector<Acc> acc;
+  try {
+    acc.resize(n * k);
+  } catch (...) {
+    return internal_error(fmt::format("predict: cannot allocate margins for {} rows", n));
+  }
+  struct Ctx {
+    const TreeEnsembleModel* self;
+    const float* rows;
+    std::size_t n, nf, k, w;
+    Acc* acc;
+    float* out;
+    OutputKind kind;
+  } ctx{this, rows, n, nf, k, w, acc.data(), out, opts.output};
+  auto task = [](void* p, std::size_t i) noexcept {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const std::size_t r0 = i * kTaskRows;
+    const std::size_t m = std::min(kTaskRows, c.n - r0);
+    Acc* a = c.acc + r0 * c.k;
+    if constexpr (std::is_same_v<Acc, float>) {
+      c.self->margins_rows(c.rows + r0 * c.nf, m, a, nullptr);
+    } else {
+      c.self->margins_rows(c.rows + r0 * c.nf, m, nullptr, a);
+    }
+    for (std::size_t r = 0; r < m; ++r) c.self->finish_row(a + r * c.k, c.out + (r0 + r) * c.w, c.kind);
+  };
+  const unsigned threads = static_cast<unsigned>(std::min<std::size_t>(std::max(1u, opts.threads), tasks));
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < tasks; ++i) task(&ctx, i);
+  } else {
+    detail::ThreadPool::instance().run(tasks, threads, task, &ctx);
+  }
+  return Status::ok();
+}
+
+Status TreeEnsembleModel::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                                  const PredictOptions& opts) const noexcept {
+  if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  const std::size_t nf = spec_.info.num_features;
+  const std::size_t w = spec_.info.width(opts.output);
+  // Below a few rows, interleaving trees of one row beats lockstep rows.
+  if (n_rows < 8) {
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      Status s = double_acc_ ? predict_one<double>(rows.data() + r * nf, out.data() + r * w, opts.output)
+                             : predict_one<float>(rows.data() + r * nf, out.data() + r * w, opts.output);
+      if (!s) return s;
+    }
+    return Status::ok();
+  }
+  return double_acc_ ? predict_batch<double>(rows.data(), n_rows, out.data(), opts)
+                     : predict_batch<float>(rows.data(), n_rows, out.data(), opts);
+}
+
+Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                                  const PredictOptions& opts) const noexcept {
+  if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  // XGBoost compares float(x): narrowing first is exact, unless a linear
+  // leaf reads x in double.
+  if (spec_.arithmetic == Arithmetic::kXGBoost && !has_linear_) return Model::predict(rows, n_rows, out, opts);
+  // Double comparisons (LightGBM): the reference evaluator, row by row.
+  try {
+    const std::size_t nf = spec_.info.num_features;
+    const std::size_t k = spec_.info.num_margin_outputs;
+    const std::size_t w = spec_.info.width(opts.output);
+    std::vector<double> margin(k);
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      reference_margin(spec_, rows.subspan(r * nf, nf), margin);
+      if (opts.output == OutputKind::kMargin) {
+        for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
+      } else {
+        apply_transform(spec_, margin, out.subspan(r * w, w));
+      }
+    }
+    return Status::ok();
+  } catch (...) {
+    return internal_error("predict: allocation failed");
+  }
+}
+
+}  // namespace
+
+Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOptions& opts) {
+  // Validate first: compute_shape walks child indices.
+  if (Status s = validate(spec); !s) return s;
+  compute_shape(spec);
+  const TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
+  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1) {
+    return make_reference_model(std::move(spec));
+  }
+  if (spec.info.version == 0) spec.info.version = next_model_version();
+  try {
+    auto m = std::make_shared<TreeEnsembleModel>(std::move(spec));
+    if (Status s = m->build(opts); !s) return s;
+    return ModelPtr(std::move(m));
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return model_error("tree ensemble: out of memory while flattening the trees");
+  }
+}
+
+TreeKernel tree_kernel_of(const Model& m) noexcept {
+  const auto* te = dynamic_cast<const TreeEnsembleModel*>(&m);
+  return te ? te->kernel() : TreeKernel::kAuto;
+}
+
+TreeLayout tree_layout_of(const Model& m) noexcept {
+  const auto* te = dynamic_cast<const TreeEnsembleModel*>(&m);
+  return te ? te->layout() : TreeLayout::kAuto;
+}
+
+}  // namespace keel

@@ -1,0 +1,136 @@
+// AVX-512 heap kernel: 16 rows per vector, up to 8 vectors in flight. The
+// node fields of levels with <= 128 nodes come from registers by permutes
+// (permutexvar / permutex2var and blends), so only the feature values are
+// gathered there; deeper levels gather their nodes too.
+
+#include "model/tree_ensemble_impl.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+namespace keel::detail {
+namespace {
+
+// The level's field for each lane's index j (< 2^level), from `base`.
+template <class Field>
+struct LevelRegs {
+  __m512i r[8];
+  std::size_t size = 0;
+
+  void load(const Field* base, std::size_t sz) noexcept {
+    size = sz;
+    const std::size_t regs = sz <= 16 ? 1 : sz / 16;
+    for (std::size_t i = 0; i < regs && i < 8; ++i) r[i] = _mm512_loadu_si512(base + 16 * i);
+  }
+  __m512i select(__m512i j) const noexcept {
+    if (size <= 16) return _mm512_permutexvar_epi32(j, r[0]);
+    const __m512i a = _mm512_permutex2var_epi32(r[0], j, r[1]);
+    if (size == 32) return a;
+    const __m512i b = _mm512_permutex2var_epi32(r[2], j, r[3]);
+    const __mmask16 m32 = _mm512_test_epi32_mask(j, _mm512_set1_epi32(32));
+    const __m512i ab = _mm512_mask_blend_epi32(m32, a, b);
+    if (size == 64) return ab;
+    const __m512i c = _mm512_permutex2var_epi32(r[4], j, r[5]);
+    const __m512i d = _mm512_permutex2var_epi32(r[6], j, r[7]);
+    const __m512i cd = _mm512_mask_blend_epi32(m32, c, d);
+    return _mm512_mask_blend_epi32(_mm512_test_epi32_mask(j, _mm512_set1_epi32(64)), ab, cd);
+  }
+};
+
+constexpr std::size_t kLanes = 16;
+constexpr std::size_t kRegLevelMax = 128;  // levels up to this many nodes use permutes
+
+template <std::size_t V, bool kNan, bool kVecAcc>
+void run(const HeapPack& p, const HeapBlock& b) noexcept {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i fmask = _mm512_set1_epi32(static_cast<int>(kFeatureMask));
+  const __m512i nanbit = _mm512_set1_epi32(static_cast<int>(kNanRight));
+  const __m512i one = _mm512_set1_epi32(1);
+  const int last = static_cast<int>(b.n) - 1;
+  __m512i rowoff[V];
+  __mmask16 valid[V];
+  __m512 acc[V];
+  for (std::size_t v = 0; v < V; ++v) {
+    const __m512i r = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int>(v * kLanes)));
+    valid[v] = _mm512_cmple_epi32_mask(r, _mm512_set1_epi32(last));
+    rowoff[v] = _mm512_mullo_epi32(_mm512_min_epi32(r, _mm512_set1_epi32(last)),
+                                   _mm512_set1_epi32(static_cast<int>(b.nf)));
+    if constexpr (kVecAcc) acc[v] = _mm512_maskz_loadu_ps(valid[v], b.acc_f + v * kLanes);
+  }
+  alignas(64) std::uint32_t jbuf[V * kLanes];
+  LevelRegs<std::uint32_t> fr;
+  LevelRegs<float> tr;
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
+    const float* thr = p.thr.data() + t * p.node_stride;
+    __m512i j[V];
+    for (std::size_t v = 0; v < V; ++v) j[v] = _mm512_setzero_si512();
+    for (std::size_t l = 0; l < p.depth; ++l) {
+      const std::size_t lo = (std::size_t{1} << l) - 1;
+      const std::size_t size = std::size_t{1} << l;
+      const bool in_regs = size <= kRegLevelMax;
+      if (in_regs) {
+        fr.load(feat + lo, size);
+        tr.load(thr + lo, size);
+      }
+      for (std::size_t v = 0; v < V; ++v) {
+        __m512i f;
+        __m512 th;
+        if (in_regs) {
+          f = fr.select(j[v]);
+          th = _mm512_castsi512_ps(tr.select(j[v]));
+        } else {
+          f = _mm512_i32gather_epi32(j[v], feat + lo, 4);
+          th = _mm512_i32gather_ps(j[v], thr + lo, 4);
+        }
+        const __m512i idx = _mm512_add_epi32(rowoff[v], _mm512_and_si512(f, fmask));
+        const __m512 x = _mm512_i32gather_ps(idx, b.rows, 4);
+        __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
+        if constexpr (kNan) {
+          right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) & _mm512_test_epi32_mask(f, nanbit);
+        }
+        const __m512i j2 = _mm512_add_epi32(j[v], j[v]);
+        j[v] = _mm512_mask_add_epi32(j2, right, j2, one);
+      }
+    }
+    if constexpr (kVecAcc) {
+      const float* lv = p.leaf_f.data() + t * p.leaf_stride;
+      for (std::size_t v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_i32gather_ps(j[v], lv, 4));
+    } else {
+      for (std::size_t v = 0; v < V; ++v) _mm512_store_si512(jbuf + v * kLanes, j[v]);
+      const std::size_t o = p.out[t];
+      const std::size_t lb = t * p.leaf_stride;
+      if (p.double_acc) {
+        for (std::size_t r = 0; r < b.n; ++r) b.acc_d[r * b.outputs + o] += p.leaf_d[lb + jbuf[r]];
+      } else {
+        for (std::size_t r = 0; r < b.n; ++r) b.acc_f[r * b.outputs + o] += p.leaf_f[lb + jbuf[r]];
+      }
+    }
+  }
+  if constexpr (kVecAcc) {
+    for (std::size_t v = 0; v < V; ++v) _mm512_mask_storeu_ps(b.acc_f + v * kLanes, valid[v], acc[v]);
+  }
+}
+
+template <std::size_t V>
+struct Avx512Width {
+  template <bool kNan, bool kVecAcc>
+  struct Run {
+    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
+  };
+};
+
+}  // namespace
+
+void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept {
+  if (b.n == 0) return;
+  const bool nan = block_has_nan(b.rows, b.n * b.nf);
+  const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
+  if (vecs <= 1) return run_variant<Avx512Width<1>::Run>(p, b, nan);
+  if (vecs <= 2) return run_variant<Avx512Width<2>::Run>(p, b, nan);
+  if (vecs <= 4) return run_variant<Avx512Width<4>::Run>(p, b, nan);
+  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx512Width<8>::Run>(p, sub, nan); });
+}
+
+}  // namespace keel::detail

@@ -1,0 +1,348 @@
+#include <keel/model/loaders.hpp>
+#include <keel/model/tree_ensemble.hpp>
+
+#include "tree_ensemble_testing.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+using namespace keel;
+using namespace keel::testing;
+
+namespace {
+
+struct Outputs {
+  std::vector<float> margin, transformed;
+};
+
+Outputs run(const Model& m, const std::vector<float>& rows, std::size_t n, bool one_by_one = false) {
+  Outputs o;
+  const ModelInfo& mi = m.info();
+  o.margin.resize(n * mi.num_margin_outputs);
+  o.transformed.resize(n * mi.num_outputs);
+  for (OutputKind kind : {OutputKind::kMargin, OutputKind::kTransformed}) {
+    std::vector<float>& out = kind == OutputKind::kMargin ? o.margin : o.transformed;
+    PredictOptions opts;
+    opts.output = kind;
+    if (!one_by_one) {
+      REQUIRE(m.predict(rows, n, out, opts).is_ok());
+      continue;
+    }
+    const std::size_t f = mi.num_features, w = mi.width(kind);
+    for (std::size_t r = 0; r < n; ++r) {
+      REQUIRE(m.predict_row(std::span<const float>(rows).subspan(r * f, f), std::span<float>(out).subspan(r * w, w),
+                            opts)
+                  .is_ok());
+    }
+  }
+  return o;
+}
+
+// Every kernel and layout that accepts the spec, against the reference.
+void check_all_engines(const TreeEnsembleSpec& spec, std::mt19937_64& rng, std::size_t n) {
+  auto ref = make_reference_model(spec);
+  REQUIRE(ref.ok());
+  const std::vector<float> rows = random_rows(rng, n, spec.info.num_features);
+  const Outputs want = run(**ref, rows, n);
+  const Outputs want_one = run(**ref, rows, std::min<std::size_t>(n, 9), true);
+  for (TreeLayout layout : {TreeLayout::kCompact, TreeLayout::kHeap}) {
+    for (TreeKernel kernel : available_kernels()) {
+      auto m = make_tree_ensemble(spec, {kernel, layout});
+      if (!m.ok()) {
+        REQUIRE(layout == TreeLayout::kHeap);  // only the heap may refuse a model
+        CHECK(m.code() == StatusCode::kInvalidInput);
+        continue;
+      }
+      INFO("layout " << to_string(layout) << ", kernel " << to_string(tree_kernel_of(**m)) << ", rows " << n
+                     << ", depth " << spec.info.max_depth);
+      CHECK(tree_layout_of(**m) == layout);
+      const Outputs got = run(**m, rows, n);
+      CHECK(same_bits(got.margin, want.margin));
+      CHECK(same_bits(got.transformed, want.transformed));
+      const Outputs got_one = run(**m, rows, std::min<std::size_t>(n, 9), true);
+      CHECK(same_bits(got_one.margin, want_one.margin));
+      CHECK(same_bits(got_one.transformed, want_one.transformed));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tree ensemble: XGBoost-semantics random models match the reference bit for bit", "[model][tree_ensemble]") {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 60; ++i) {
+    SpecShape s;
+    s.features = 1 + rng() % 12;
+    s.outputs = 1 + (i % 5 == 0 ? rng() % 3 : 0);
+    s.trees = 1 + rng() % 40;
+    s.max_depth = 1 + rng() % 12;
+    s.leaf_prob = (rng() % 4) * 0.1;
+    s.dart = i % 3 == 0;
+    const auto spec = random_spec(rng, s);
+    check_all_engines(spec, rng, 1 + rng() % 300);
+  }
+}
+
+TEST_CASE("tree ensemble: LightGBM-semantics random models match the reference bit for bit", "[model][tree_ensemble]") {
+  std::mt19937_64 rng(2);
+  for (int i = 0; i < 60; ++i) {
+    SpecShape s;
+    s.lightgbm = true;
+    s.features = 1 + rng() % 12;
+    s.outputs = 1 + (i % 4 == 0 ? rng() % 4 : 0);
+    s.trees = 1 + rng() % 40;
+    s.max_depth = 1 + rng() % 12;
+    s.leaf_prob = (rng() % 4) * 0.1;
+    const auto spec = random_spec(rng, s);
+    check_all_engines(spec, rng, 1 + rng() % 300);
+  }
+}
+
+TEST_CASE("tree ensemble: deep, unbalanced, categorical and linear-leaf models use the compact walk exactly",
+          "[model][tree_ensemble]") {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 40; ++i) {
+    SpecShape s;
+    s.lightgbm = i % 2 == 0;
+    s.features = 1 + rng() % 10;
+    s.outputs = 1 + rng() % 2;
+    s.trees = 1 + rng() % 20;
+    s.max_depth = 10 + rng() % 11;  // up to 20
+    s.leaf_prob = 0.05 + (rng() % 4) * 0.1;
+    s.categorical = i % 3 == 0 ? 0.3 : 0.0;
+    s.linear = i % 4 == 1 ? 0.5 : 0.0;
+    s.dart = !s.lightgbm && i % 5 == 0;
+    const auto spec = random_spec(rng, s);
+    check_all_engines(spec, rng, 1 + rng() % 200);
+    auto m = make_tree_ensemble(spec);
+    REQUIRE(m.ok());
+    if (spec.info.max_depth > kMaxHeapDepth || s.categorical > 0 || s.linear > 0) {
+      CHECK(tree_layout_of(**m) == TreeLayout::kCompact);
+    }
+  }
+}
+
+TEST_CASE("tree ensemble: shallow numeric models choose the heap layout and the best kernel", "[model][tree_ensemble]") {
+  std::mt19937_64 rng(4);
+  SpecShape s;
+  s.max_depth = 6;
+  auto m = make_tree_ensemble(random_spec(rng, s));
+  REQUIRE(m.ok());
+  CHECK(tree_layout_of(**m) == TreeLayout::kHeap);
+  CHECK(tree_kernel_of(**m) == default_tree_kernel());
+}
+
+TEST_CASE("tree ensemble: threshold edges in float and double", "[model][tree_ensemble]") {
+  // LightGBM thresholds between two floats, exactly on a float, and at the
+  // float range's edges; XGBoost thresholds that round when narrowed.
+  for (bool lgb : {false, true}) {
+    for (double t : {0.1, -0.1, 0.5, 1.0 / 3.0, 0.0, -0.0, 3.4e38, 1e39, -1e39,
+                     static_cast<double>(std::numeric_limits<float>::max()), std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity()}) {
+      TreeEnsembleSpec spec;
+      spec.info.num_features = 1;
+      spec.info.features.resize(1);
+      spec.base_margin = {0.0};
+      spec.arithmetic = lgb ? Arithmetic::kLightGBM : Arithmetic::kXGBoost;
+      Tree tree;
+      TreeNode split;
+      split.kind = lgb ? SplitKind::kNumericLessEqual : SplitKind::kNumericLess;
+      split.feature = 0;
+      split.threshold = t;
+      split.left = 1;
+      split.right = 2;
+      TreeNode l, r;
+      l.leaf_value = -1;
+      r.leaf_value = 1;
+      tree.nodes = {split, l, r};
+      spec.trees.push_back(tree);
+      compute_shape(spec);
+      std::vector<float> rows;
+      const float tf = static_cast<float>(t);
+      for (float x : {tf, std::nextafter(tf, kInff), std::nextafter(tf, -kInff), 0.0f, -0.0f, kInff, -kInff, kNaNf,
+                      std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()}) {
+        rows.push_back(x);
+      }
+      std::mt19937_64 rng(5);
+      auto ref = make_reference_model(spec);
+      REQUIRE(ref.ok());
+      const Outputs want = run(**ref, rows, rows.size());
+      for (TreeKernel k : available_kernels()) {
+        for (TreeLayout layout : {TreeLayout::kHeap, TreeLayout::kCompact}) {
+          auto m = make_tree_ensemble(spec, {k, layout});
+          REQUIRE(m.ok());
+          INFO("threshold " << t << (lgb ? " lightgbm " : " xgboost ") << to_string(k) << " " << to_string(layout));
+          CHECK(same_bits(run(**m, rows, rows.size()).margin, want.margin));
+          CHECK(same_bits(run(**m, rows, rows.size(), true).margin, want.margin));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("tree ensemble: double rows answer as the reference does", "[model][tree_ensemble]") {
+  std::mt19937_64 rng(6);
+  for (bool lgb : {false, true}) {
+    SpecShape s;
+    s.lightgbm = lgb;
+    s.linear = lgb ? 0.2 : 0.0;
+    const auto spec = random_spec(rng, s);
+    auto ref = make_reference_model(spec);
+    auto m = make_tree_ensemble(spec);
+    REQUIRE(ref.ok());
+    REQUIRE(m.ok());
+    std::vector<double> rows;
+    for (int i = 0; i < 50 * 8; ++i) rows.push_back(i % 7 == 0 ? 0.1 + 1e-12 * i : static_cast<double>(pick_value(rng)));
+    std::vector<float> want(50), got(50);
+    REQUIRE((*ref)->predict(std::span<const double>(rows), 50, want).is_ok());
+    REQUIRE((*m)->predict(std::span<const double>(rows), 50, got).is_ok());
+    CHECK(same_bits(got, want));
+  }
+}
+
+TEST_CASE("tree ensemble: bad shapes and options are errors, not crashes", "[model][tree_ensemble]") {
+  std::mt19937_64 rng(7);
+  SpecShape s;
+  s.features = 4;
+  const auto spec = random_spec(rng, s);
+  auto m = make_tree_ensemble(spec);
+  REQUIRE(m.ok());
+  std::vector<float> rows(4 * 3), out(2);
+  const Status st = (*m)->predict(rows, 3, out);
+  CHECK(st.code() == StatusCode::kInvalidInput);
+  CHECK(st.message().find("out") != std::string::npos);
+  std::vector<float> out3(3);
+  CHECK((*m)->predict(std::span<const float>(rows).first(11), 3, out3).code() == StatusCode::kInvalidInput);
+  CHECK((*m)->predict(std::span<const float>(), 0, std::span<float>()).is_ok());
+
+  SpecShape deep;
+  deep.max_depth = kMaxHeapDepth + 2;
+  deep.leaf_prob = 0;
+  deep.trees = 2;
+  auto refused = make_tree_ensemble(random_spec(rng, deep), {TreeKernel::kAuto, TreeLayout::kHeap});
+  CHECK(refused.code() == StatusCode::kInvalidInput);
+
+  TreeEnsembleSpec broken = spec;
+  broken.trees[0].nodes[0].left = 999;
+  auto bad = make_tree_ensemble(broken);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("tree 0 node 0") != std::string::npos);
+}
+
+TEST_CASE("tree ensemble: kernel names, support and the process-wide override", "[model][tree_ensemble]") {
+  TreeKernel k = TreeKernel::kAuto;
+  CHECK(parse_tree_kernel("avx2", k));
+  CHECK(k == TreeKernel::kAvx2);
+  CHECK_FALSE(parse_tree_kernel("sse9", k));
+  CHECK(tree_kernel_supported(TreeKernel::kScalar));
+  const TreeKernel before = default_tree_kernel();
+  REQUIRE(set_default_tree_kernel(TreeKernel::kScalar).is_ok());
+  CHECK(default_tree_kernel() == TreeKernel::kScalar);
+  std::mt19937_64 rng(8);
+  auto m = make_tree_ensemble(random_spec(rng, SpecShape{}));
+  REQUIRE(m.ok());
+  CHECK(tree_kernel_of(**m) == TreeKernel::kScalar);
+  REQUIRE(set_default_tree_kernel(TreeKernel::kAuto).is_ok());
+  CHECK(default_tree_kernel() == before);
+  if (!tree_kernel_supported(TreeKernel::kAvx512)) {
+    CHECK(set_default_tree_kernel(TreeKernel::kAvx512).code() == StatusCode::kInvalidInput);
+  }
+}
+
+namespace {
+
+// Fixture inputs: header skipped, empty field = NaN.
+std::vector<double> read_rows(const std::string& path, std::size_t& cols) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::string line;
+  std::getline(in, line);
+  cols = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
+  std::vector<double> v;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string field;
+    std::size_t n = 0;
+    while (std::getline(ss, field, ',')) {
+      v.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
+      ++n;
+    }
+    if (!line.empty() && line.back() == ',') {
+      v.push_back(std::numeric_limits<double>::quiet_NaN());
+      ++n;
+    }
+    REQUIRE(n == cols);
+  }
+  return v;
+}
+
+Result<ModelPtr> load_with(const std::string& path, TreeKernel k) {
+  REQUIRE(set_default_tree_kernel(k).is_ok());
+  auto m = load_model(path);
+  REQUIRE(set_default_tree_kernel(TreeKernel::kAuto).is_ok());
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("tree ensemble: every XGBoost and LightGBM fixture, every kernel, matches the reference bit for bit",
+          "[model][tree_ensemble][fixtures]") {
+  namespace fs = std::filesystem;
+  std::size_t checked = 0;
+  std::mt19937_64 rng(9);
+  for (const char* lib : {"xgboost", "lightgbm"}) {
+    const fs::path dir = fs::path(KEEL_TEST_DATA_DIR) / lib;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string file = entry.path().filename().string();
+      std::string stem;
+      if (file.ends_with(".model.txt")) stem = file.substr(0, file.size() - 10);
+      else if (file.ends_with(".json") && file != "cases.json") stem = file.substr(0, file.size() - 5);
+      else if (file.ends_with(".ubj")) stem = file.substr(0, file.size() - 4);
+      else continue;
+      const fs::path input = dir / (stem + ".input.csv");
+      if (!fs::exists(input)) continue;
+      auto ref = load_with(entry.path().string(), TreeKernel::kReference);
+      REQUIRE(ref.ok());
+      if ((*ref)->info().num_trees == 0) continue;  // linear models
+      std::size_t cols = 0;
+      std::vector<double> drows = read_rows(input.string(), cols);
+      REQUIRE(cols == (*ref)->info().num_features);
+      // The fixture rows plus copies with random values knocked out or set on edges.
+      const std::size_t base_rows = drows.size() / cols;
+      for (std::size_t r = 0; r < std::min<std::size_t>(base_rows, 64); ++r) {
+        for (std::size_t c = 0; c < cols; ++c) {
+          const double x = drows[r * cols + c];
+          drows.push_back(rng() % 4 == 0 ? static_cast<double>(pick_value(rng)) : x);
+        }
+      }
+      const std::size_t n = drows.size() / cols;
+      const std::vector<float> frows(drows.begin(), drows.end());
+      const Outputs want = run(**ref, frows, n);
+      const std::size_t w = (*ref)->info().num_outputs;
+      std::vector<float> want_d(n * w);
+      REQUIRE((*ref)->predict(std::span<const double>(drows), n, want_d).is_ok());
+      for (TreeKernel k : available_kernels()) {
+        auto m = load_with(entry.path().string(), k);
+        REQUIRE(m.ok());
+        INFO(lib << "/" << file << ", kernel " << to_string(k) << ", layout " << to_string(tree_layout_of(**m)));
+        CHECK(tree_kernel_of(**m) != TreeKernel::kAuto);
+        const Outputs got = run(**m, frows, n);
+        CHECK(same_bits(got.margin, want.margin));
+        CHECK(same_bits(got.transformed, want.transformed));
+        const Outputs got_one = run(**m, frows, std::min<std::size_t>(n, 20), true);
+        CHECK(same_bits(got_one.margin, std::vector<float>(want.margin.begin(), want.margin.begin() + got_one.margin.size())));
+        std::vector<float> got_d(n * w);
+        REQUIRE((*m)->predict(std::span<const double>(drows), n, got_d).is_ok());
+        CHECK(same_bits(got_d, want_d));
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked >= 40);
+}

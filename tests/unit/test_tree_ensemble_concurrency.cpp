@@ -1,0 +1,65 @@
+#include <keel/model/tree_ensemble.hpp>
+
+#include "tree_ensemble_testing.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+using namespace keel;
+using namespace keel::testing;
+
+TEST_CASE("tree ensemble: results do not depend on the thread count", "[model][tree_ensemble][concurrency]") {
+  std::mt19937_64 rng(11);
+  for (bool lgb : {false, true}) {
+    SpecShape s;
+    s.lightgbm = lgb;
+    s.features = 10;
+    s.trees = 30;
+    s.max_depth = lgb ? 14 : 7;  // compact and heap layouts
+    s.outputs = lgb ? 2 : 1;
+    const auto spec = random_spec(rng, s);
+    const std::size_t n = 3000;
+    const auto rows = random_rows(rng, n, s.features);
+    for (TreeKernel k : available_kernels()) {
+      auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
+      REQUIRE(m.ok());
+      std::vector<float> one(n * spec.info.num_outputs);
+      REQUIRE((*m)->predict(rows, n, one, {OutputKind::kTransformed, 1}).is_ok());
+      for (unsigned threads : {2u, 3u, 8u}) {
+        std::vector<float> many(one.size());
+        REQUIRE((*m)->predict(rows, n, many, {OutputKind::kTransformed, threads}).is_ok());
+        INFO("threads " << threads << ", kernel " << to_string(k));
+        CHECK(same_bits(many, one));
+      }
+    }
+  }
+}
+
+TEST_CASE("tree ensemble: concurrent multi-threaded batches share the pool safely",
+          "[model][tree_ensemble][concurrency]") {
+  std::mt19937_64 rng(12);
+  SpecShape s;
+  s.features = 6;
+  s.trees = 20;
+  const auto spec = random_spec(rng, s);
+  auto m = make_tree_ensemble(spec);
+  REQUIRE(m.ok());
+  const std::size_t n = 2000;
+  const auto rows = random_rows(rng, n, s.features);
+  std::vector<float> want(n);
+  REQUIRE((*m)->predict(rows, n, want).is_ok());
+  std::vector<std::vector<float>> got(4, std::vector<float>(n));
+  std::vector<int> ok(4, 0);
+  std::vector<std::thread> callers;
+  for (std::size_t c = 0; c < 4; ++c) {
+    callers.emplace_back([&, c] {
+      for (int rep = 0; rep < 5; ++rep) ok[c] += (*m)->predict(rows, n, got[c], {OutputKind::kTransformed, 2}).is_ok();
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (std::size_t c = 0; c < 4; ++c) {
+    CHECK(ok[c] == 5);
+    CHECK(same_bits(got[c], want));
+  }
+}

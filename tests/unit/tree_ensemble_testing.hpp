@@ -1,0 +1,164 @@
+#pragma once
+// Shared by the tree-ensemble tests: random specs that exercise every split
+// kind, missing rule and arithmetic, awkward rows, and bit-exact comparison.
+
+#include <keel/model/tree_ensemble.hpp>
+#include <keel/model/tree_spec.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace keel::testing {
+
+struct SpecShape {
+  bool lightgbm = false;
+  std::size_t features = 8;
+  std::size_t outputs = 1;
+  std::size_t trees = 20;
+  std::size_t max_depth = 8;
+  double leaf_prob = 0.15;      // chance a node above max_depth stops early
+  double categorical = 0.0;     // share of categorical splits
+  double linear = 0.0;          // share of linear leaves
+  bool dart = false;
+  std::size_t max_nodes = 3000;  // per tree: deep trees stay unbalanced, not huge
+};
+
+inline constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
+inline constexpr float kInff = std::numeric_limits<float>::infinity();
+
+// Thresholds chosen to sit on float/double rounding edges, zero bands and
+// infinities; rows are drawn from them and their float neighbours.
+inline const std::vector<double>& edge_values() {
+  static const std::vector<double> v = {
+      0.0, -0.0, 1e-35, -1e-35, static_cast<double>(1e-35f), -static_cast<double>(1e-35f), 1e-36, -1e-36, 0.1, -0.1,
+      1.0 / 3.0, 0.5, -0.5, 1.0, -1.0, 2.5, 100.0, -100.0, 16777216.0, 3.4e38, -3.4e38, 1e39, -1e39,
+      static_cast<double>(std::numeric_limits<float>::max()), std::numeric_limits<double>::infinity(),
+      -std::numeric_limits<double>::infinity(), 7.0, 31.0, 32.0, 64.5};
+  return v;
+}
+
+inline double pick_threshold(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-3.0, 3.0);
+  if (rng() % 3 == 0) return u(rng);
+  const auto& e = edge_values();
+  return e[rng() % e.size()];
+}
+
+inline float pick_value(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-3.0, 3.0);
+  switch (rng() % 8) {
+    case 0: return kNaNf;
+    case 1:
+    case 2: return static_cast<float>(u(rng));
+    case 3: return static_cast<float>(static_cast<int>(rng() % 70) - 3);  // category-like
+    default: {
+      const auto& e = edge_values();
+      float f = static_cast<float>(e[rng() % e.size()]);
+      const int nudge = static_cast<int>(rng() % 3) - 1;
+      if (nudge != 0) f = std::nextafter(f, nudge > 0 ? kInff : -kInff);
+      return f;
+    }
+  }
+}
+
+inline TreeEnsembleSpec random_spec(std::mt19937_64& rng, const SpecShape& s) {
+  TreeEnsembleSpec spec;
+  spec.info.num_features = s.features;
+  spec.info.features.resize(s.features);
+  spec.info.num_margin_outputs = s.outputs;
+  spec.arithmetic = s.lightgbm ? Arithmetic::kLightGBM : Arithmetic::kXGBoost;
+  spec.category_rule = s.lightgbm ? CategoryRule::kLightGBM : CategoryRule::kXGBoost;
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  std::uniform_real_distribution<double> leafv(-1.0, 1.0);
+  for (std::size_t o = 0; o < s.outputs; ++o) spec.base_margin.push_back(s.lightgbm ? 0.0 : leafv(rng));
+  if (s.outputs == 1) {
+    const Transform ts[] = {Transform::kIdentity, Transform::kSigmoid, Transform::kExp, Transform::kHinge,
+                            Transform::kLog1pExp, Transform::kSignedSquare};
+    spec.transform = ts[rng() % 6];
+  } else {
+    spec.transform = rng() % 2 ? Transform::kSoftmax : Transform::kSoftmaxArgmax;
+  }
+  spec.info.num_outputs = spec.transform == Transform::kSoftmaxArgmax ? 1 : s.outputs;
+  if (s.lightgbm && rng() % 4 == 0) {
+    spec.average_output = true;
+    spec.num_iterations = s.trees;
+  }
+  for (std::size_t ti = 0; ti < s.trees; ++ti) {
+    Tree t;
+    t.output = static_cast<std::uint32_t>(ti % s.outputs);
+    if (s.dart) t.weight = rng() % 2 ? 1.0 : u01(rng);
+    struct Item {
+      std::int32_t id;
+      std::size_t depth;
+    };
+    t.nodes.emplace_back();
+    std::vector<Item> stack{{0, 0}};
+    while (!stack.empty()) {
+      const Item it = stack.back();
+      stack.pop_back();
+      TreeNode n;
+      const bool leaf = it.depth >= s.max_depth || t.nodes.size() >= s.max_nodes ||
+                        (it.depth > 0 && u01(rng) < s.leaf_prob);
+      if (leaf) {
+        n.leaf_value = leafv(rng);
+        if (u01(rng) < s.linear) {
+          n.linear = true;
+          n.linear_const = leafv(rng);
+          n.linear_offset = static_cast<std::uint32_t>(t.linear_terms.size());
+          n.linear_count = 1 + static_cast<std::uint32_t>(rng() % 3);
+          for (std::uint32_t k = 0; k < n.linear_count; ++k) {
+            t.linear_terms.push_back({static_cast<std::int32_t>(rng() % s.features), leafv(rng)});
+          }
+        }
+      } else {
+        n.feature = static_cast<std::int32_t>(rng() % s.features);
+        n.default_left = rng() % 2;
+        if (u01(rng) < s.categorical) {
+          n.kind = SplitKind::kCategorical;
+          n.cat_offset = static_cast<std::uint32_t>(t.category_bits.size());
+          n.cat_words = 1 + static_cast<std::uint32_t>(rng() % 2);
+          for (std::uint32_t w = 0; w < n.cat_words; ++w) t.category_bits.push_back(static_cast<std::uint32_t>(rng()));
+        } else {
+          n.kind = s.lightgbm ? SplitKind::kNumericLessEqual : SplitKind::kNumericLess;
+          n.threshold = pick_threshold(rng);
+          if (s.lightgbm) n.missing = static_cast<MissingType>(rng() % 3);
+        }
+        n.left = static_cast<std::int32_t>(t.nodes.size());
+        n.right = n.left + 1;
+        t.nodes.emplace_back();
+        t.nodes.emplace_back();
+        stack.push_back({n.left, it.depth + 1});
+        stack.push_back({n.right, it.depth + 1});
+      }
+      t.nodes[static_cast<std::size_t>(it.id)] = n;
+    }
+    spec.trees.push_back(std::move(t));
+  }
+  compute_shape(spec);
+  return spec;
+}
+
+inline std::vector<float> random_rows(std::mt19937_64& rng, std::size_t n, std::size_t features) {
+  std::vector<float> rows(n * features);
+  for (float& x : rows) x = pick_value(rng);
+  return rows;
+}
+
+// Bit-exact equality (NaN equals NaN with the same bits).
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+inline std::vector<TreeKernel> available_kernels() {
+  std::vector<TreeKernel> ks;
+  for (TreeKernel k : {TreeKernel::kScalar, TreeKernel::kAvx2, TreeKernel::kAvx512}) {
+    if (tree_kernel_supported(k)) ks.push_back(k);
+  }
+  return ks;
+}
+
+}  // namespace keel::testing
