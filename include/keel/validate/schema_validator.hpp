@@ -1,0 +1,46 @@
+#pragma once
+// SchemaValidator: the Validator that enforces a Schema. The hot loop is
+// branch-light: one pass compares every value against precomputed bounds
+// (NaN and ±inf fail the comparison unless allowed), a second pass checks
+// only typed features (integer, indicator, categorical); a row that passes
+// both is done, and only a row that fails takes the per-feature slow path
+// that applies the policies. Immutable after construction; thread-safe.
+
+#include <keel/validate/schema.hpp>
+#include <keel/validate/validator.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace keel {
+
+class SchemaValidator final : public Validator {
+ public:
+  // Throws keel::Error on an inconsistent schema (min > max, clamp on
+  // missing or unknown_category, impute without a value or with a value
+  // the feature's own rules reject).
+  explicit SchemaValidator(Schema schema);
+
+  [[nodiscard]] std::size_t num_features() const noexcept override { return schema_.features.size(); }
+  [[nodiscard]] const Schema& schema() const noexcept { return schema_; }
+
+  void validate(std::span<const float> rows, std::size_t n_rows, std::span<float> fixed,
+                ValidationReport& report) const noexcept override;
+
+ private:
+  [[nodiscard]] bool row_clean(const float* row) const noexcept;
+  void check_row(std::size_t r, const float* in, float* out, ValidationReport& report) const noexcept;
+  [[nodiscard]] bool category_allowed(std::size_t j, float v) const noexcept;
+
+  Schema schema_;
+  // Fast-path bounds: a value passes when lo <= v <= hi, or when it is NaN
+  // and nan_ok. ±inf is inside only when allowed.
+  std::vector<float> lo_, hi_;
+  std::vector<std::uint8_t> nan_ok_;
+  std::vector<std::uint32_t> typed_;  // features with a type check
+  // Category bitmaps: words [cat_begin_[j], cat_begin_[j] + cat_words_[j]).
+  std::vector<std::uint64_t> cat_bits_;
+  std::vector<std::uint32_t> cat_begin_, cat_words_;
+};
+
+}  // namespace keel

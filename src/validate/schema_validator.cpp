@@ -1,0 +1,184 @@
+#include <keel/validate/schema_validator.hpp>
+
+#include <keel/core/status.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace keel {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kMaxFinite = std::numeric_limits<float>::max();
+
+bool is_integral(float v) noexcept { return v == std::trunc(v); }
+
+[[noreturn]] void bad_schema(const FeatureSchema& f, std::size_t j, std::string_view what) {
+  throw Error(invalid_input(fmt::format("schema: feature '{}' (index {}): {}", f.name, j, what)));
+}
+
+// The rule (if any) a type check breaks: kType for a value of the wrong
+// kind, kUnknownCategory for an id outside the set (decided by the caller).
+bool type_ok(FeatureType t, float v) noexcept {
+  switch (t) {
+    case FeatureType::kNumeric: return true;
+    case FeatureType::kInteger: return is_integral(v);
+    case FeatureType::kIndicator: return v == 0.0f || v == 1.0f;
+    case FeatureType::kCategorical: return v >= 0.0f && is_integral(v) && v < 2147483648.0f;
+  }
+  return true;
+}
+
+float clamp_type(FeatureType t, float v) noexcept {
+  switch (t) {
+    case FeatureType::kIndicator: return v >= 0.5f ? 1.0f : 0.0f;
+    case FeatureType::kCategorical: return std::min(std::nearbyint(std::max(v, 0.0f)), 2147483520.0f);
+    default: return std::nearbyint(v);
+  }
+}
+
+}  // namespace
+
+SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
+  const std::size_t n = schema_.features.size();
+  lo_.resize(n);
+  hi_.resize(n);
+  nan_ok_.resize(n);
+  cat_begin_.assign(n, 0);
+  cat_words_.assign(n, 0);
+  for (std::size_t j = 0; j < n; ++j) {
+    const FeatureSchema& f = schema_.features[j];
+    if (std::isnan(f.min) || std::isnan(f.max) || f.min > f.max) bad_schema(f, j, "min must not exceed max");
+    for (Rule r : {Rule::kMissing, Rule::kUnknownCategory}) {
+      if (f.action(r) == Action::kClamp) bad_schema(f, j, fmt::format("'clamp' is no policy for rule {}", to_string(r)));
+    }
+    if (f.action(Rule::kRowLength) != Action::kReject) bad_schema(f, j, "row_length can only reject");
+    bool needs_impute = false;
+    for (std::size_t r = 0; r < kNumRules; ++r) needs_impute |= f.policy[r] == Action::kImpute;
+    if (needs_impute) {
+      if (!f.impute) bad_schema(f, j, "policy 'impute' without an impute value");
+      const float v = *f.impute;
+      if (!std::isfinite(v) || v < f.min || v > f.max || !type_ok(f.type, v)) {
+        bad_schema(f, j, fmt::format("impute value {} breaks the feature's own rules", v));
+      }
+    }
+    const bool inf_ok = f.allow_inf;
+    lo_[j] = f.min == -kInf ? (inf_ok ? -kInf : -kMaxFinite) : f.min;
+    hi_[j] = f.max == kInf ? (inf_ok ? kInf : kMaxFinite) : f.max;
+    if (inf_ok) {  // ±inf passes whatever the finite bounds
+      lo_[j] = -kInf;
+      hi_[j] = kInf;
+    }
+    nan_ok_[j] = f.allow_missing && !f.required;
+    if (f.type != FeatureType::kNumeric || inf_ok) typed_.push_back(static_cast<std::uint32_t>(j));
+    if (f.type == FeatureType::kCategorical && !f.categories.empty()) {
+      const std::int32_t top = *std::max_element(f.categories.begin(), f.categories.end());
+      if (*std::min_element(f.categories.begin(), f.categories.end()) < 0) bad_schema(f, j, "negative category id");
+      if (top > (1 << 24)) bad_schema(f, j, "category ids above 2^24 are not exact in float");
+      cat_begin_[j] = static_cast<std::uint32_t>(cat_bits_.size());
+      cat_words_[j] = static_cast<std::uint32_t>(top / 64 + 1);
+      cat_bits_.resize(cat_bits_.size() + cat_words_[j], 0);
+      for (std::int32_t c : f.categories) cat_bits_[cat_begin_[j] + static_cast<std::uint32_t>(c) / 64] |= std::uint64_t{1} << (c % 64);
+    }
+  }
+}
+
+bool SchemaValidator::category_allowed(std::size_t j, float v) const noexcept {
+  if (cat_words_[j] == 0) return true;  // no set given: any id
+  const auto id = static_cast<std::uint64_t>(v);
+  if (id / 64 >= cat_words_[j]) return false;
+  return (cat_bits_[cat_begin_[j] + id / 64] >> (id % 64)) & 1u;
+}
+
+bool SchemaValidator::row_clean(const float* row) const noexcept {
+  const std::size_t n = lo_.size();
+  const float* lo = lo_.data();
+  const float* hi = hi_.data();
+  const std::uint8_t* nan_ok = nan_ok_.data();
+  unsigned bad = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const float v = row[j];
+    const bool in = (v >= lo[j]) & (v <= hi[j]);
+    const bool nan_allowed = (v != v) & (nan_ok[j] != 0);
+    bad += static_cast<unsigned>(!(in | nan_allowed));
+  }
+  if (bad != 0) return false;
+  for (std::uint32_t j : typed_) {
+    const float v = row[j];
+    if (std::isnan(v) || std::isinf(v)) continue;  // allowed, or the first pass failed already
+    const FeatureType t = schema_.features[j].type;
+    if (!type_ok(t, v)) return false;
+    if (t == FeatureType::kCategorical && !category_allowed(j, v)) return false;
+  }
+  return true;
+}
+
+void SchemaValidator::check_row(std::size_t r, const float* in, float* out, ValidationReport& report) const noexcept {
+  const std::size_t n = schema_.features.size();
+  for (std::size_t j = 0; j < n; ++j) {
+    const FeatureSchema& f = schema_.features[j];
+    float v = in[j];
+    // Applies the rule's policy to the current value; false when the
+    // feature needs no further checks (missing, rejected).
+    auto apply = [&](Rule rule, Action action, float clamped) {
+      float replaced = v;
+      if (action == Action::kClamp) replaced = clamped;
+      if (action == Action::kImpute) replaced = *f.impute;  // checked at construction
+      report.add(r, Violation{static_cast<std::uint32_t>(j), rule, action, v, replaced, f.name});
+      if (out != nullptr) out[j] = replaced;
+      v = replaced;
+      return action != Action::kReject;
+    };
+    if (std::isnan(v)) {
+      if (f.required) {
+        apply(Rule::kMissing, Action::kReject, v);
+      } else if (!f.allow_missing) {
+        apply(Rule::kMissing, f.action(Rule::kMissing), v);
+      }
+      continue;  // missing (kept, flagged or rejected) or imputed with a valid value
+    }
+    if (std::isinf(v)) {
+      if (f.allow_inf) continue;
+      const float bound = v > 0 ? (f.max == kInf ? kMaxFinite : f.max) : (f.min == -kInf ? -kMaxFinite : f.min);
+      if (!apply(Rule::kInfinite, f.action(Rule::kInfinite), bound)) continue;
+      if (std::isinf(v)) continue;  // flagged: no range to check
+    }
+    if (v < f.min) {
+      if (!apply(Rule::kBelowMin, f.action(Rule::kBelowMin), f.min)) continue;
+    } else if (v > f.max) {
+      if (!apply(Rule::kAboveMax, f.action(Rule::kAboveMax), f.max)) continue;
+    }
+    if (!type_ok(f.type, v)) {
+      if (!apply(Rule::kType, f.action(Rule::kType), clamp_type(f.type, v))) continue;
+      if (!type_ok(f.type, v)) continue;  // flagged: not an id, so no category check
+    }
+    if (f.type == FeatureType::kCategorical && !category_allowed(j, v)) {
+      apply(Rule::kUnknownCategory, f.action(Rule::kUnknownCategory), v);
+    }
+  }
+}
+
+void SchemaValidator::validate(std::span<const float> rows, std::size_t n_rows, std::span<float> fixed,
+                               ValidationReport& report) const noexcept {
+  report.reset(n_rows);
+  if (n_rows == 0) return;
+  const std::size_t n = schema_.features.size();
+  const bool write = !fixed.empty() && fixed.size() == rows.size();
+  if (write && fixed.data() != rows.data()) std::memcpy(fixed.data(), rows.data(), rows.size_bytes());
+  if (rows.size() != n_rows * n) {
+    report.reject_row_length(rows.size() / n_rows);
+    return;
+  }
+  for (std::size_t r = 0; r < n_rows; ++r) {
+    const float* in = rows.data() + r * n;
+    if (row_clean(in)) continue;
+    check_row(r, in, write ? fixed.data() + r * n : nullptr, report);
+  }
+}
+
+}  // namespace keel
