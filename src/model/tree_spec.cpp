@@ -22,6 +22,14 @@ bool in_bitset(const Tree& t, const TreeNode& n, std::uint32_t id) noexcept {
   return (t.category_bits[n.cat_offset + word] >> (id % 32)) & 1u;
 }
 
+// The value a tree reads for feature f. LightGBM's C API drops |x| <= 1e-35
+// from dense rows before predicting, so such values (and -0.0) read as 0.0.
+double feature_value(const TreeEnsembleSpec& spec, std::span<const double> row, std::int32_t f) noexcept {
+  const double x = row[static_cast<std::size_t>(f)];
+  if (spec.arithmetic == Arithmetic::kLightGBM && std::fabs(x) <= kZeroThreshold) return 0.0;
+  return x;
+}
+
 // Returns true when the row goes to the left child.
 bool goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n, double x) noexcept {
   switch (n.kind) {
@@ -57,17 +65,18 @@ std::int32_t find_leaf(const TreeEnsembleSpec& spec, const Tree& t, std::span<co
   std::int32_t i = 0;
   while (t.nodes[static_cast<std::size_t>(i)].kind != SplitKind::kLeaf) {
     const TreeNode& n = t.nodes[static_cast<std::size_t>(i)];
-    i = goes_left(spec, t, n, row[static_cast<std::size_t>(n.feature)]) ? n.left : n.right;
+    i = goes_left(spec, t, n, feature_value(spec, row, n.feature)) ? n.left : n.right;
   }
   return i;
 }
 
-double leaf_output(const Tree& t, const TreeNode& leaf, std::span<const double> row) noexcept {
+double leaf_output(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& leaf,
+                   std::span<const double> row) noexcept {
   if (!leaf.linear) return leaf.leaf_value;
   double out = leaf.linear_const;
   for (std::uint32_t k = 0; k < leaf.linear_count; ++k) {
     const LinearTerm& term = t.linear_terms[leaf.linear_offset + k];
-    const double x = row[static_cast<std::size_t>(term.feature)];
+    const double x = feature_value(spec, row, term.feature);
     if (std::isnan(x)) return leaf.leaf_value;
     out += term.coeff * x;
   }
@@ -214,7 +223,7 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
     for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<float>(spec.base_margin[o]);
     for (const Tree& t : spec.trees) {
       const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
-      float v = static_cast<float>(leaf_output(t, leaf, row));
+      float v = static_cast<float>(leaf_output(spec, t, leaf, row));
       if (t.weight != 1.0) v *= static_cast<float>(t.weight);
       m[t.output] += v;
     }
@@ -224,7 +233,7 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
   for (std::size_t o = 0; o < k; ++o) margin[o] = spec.base_margin[o];
   for (const Tree& t : spec.trees) {
     const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
-    margin[t.output] += leaf_output(t, leaf, row) * t.weight;
+    margin[t.output] += leaf_output(spec, t, leaf, row) * t.weight;
   }
 }
 
