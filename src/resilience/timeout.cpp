@@ -1,0 +1,140 @@
+#include <keel/resilience/detail/wait.hpp>
+#include <keel/resilience/timeout.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+namespace keel {
+
+namespace {
+
+// What the caller and its attempts share; outlives the caller when an
+// attempt is still running (the late result lands here and is dropped).
+struct CallState {
+  std::vector<float> row;  // immutable once launched
+  std::size_t width = 0;
+  PredictOptions opts;
+  std::shared_ptr<IsolationCounters> counters;
+
+  std::mutex mu;  // guards the members below
+  std::condition_variable cv;
+  std::vector<float> result;
+  Status last_error;
+  std::uint32_t launched = 0;
+  std::uint32_t finished = 0;
+  std::uint32_t winner = 0;
+  bool done = false;
+  bool abandoned = false;
+};
+
+void bump(const std::shared_ptr<IsolationCounters>& c, std::atomic<std::uint64_t> IsolationCounters::*field) {
+  if (c) ((*c).*field).fetch_add(1, std::memory_order_relaxed);
+}
+
+bool launch(BoundedExecutor& executor, const std::shared_ptr<CallState>& st, const ModelPtr& model,
+            std::uint32_t index) {
+  return executor.try_submit([st, model, index] {
+    {
+      std::lock_guard lock(st->mu);
+      if (st->done || st->abandoned) return;  // not started in time, or a sibling answered
+    }
+    std::vector<float> buf(st->width);
+    Status s = model->predict(st->row, 1, buf, st->opts);
+    std::lock_guard lock(st->mu);
+    ++st->finished;
+    if (st->abandoned) {
+      bump(st->counters, &IsolationCounters::late_results);
+      return;
+    }
+    if (st->done) return;  // lost to a sibling
+    if (s.is_ok()) {
+      st->result = std::move(buf);
+      st->done = true;
+      st->winner = index;
+    } else {
+      st->last_error = std::move(s);
+    }
+    st->cv.notify_all();
+  });
+}
+
+}  // namespace
+
+Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> row,
+                     std::span<float> out, Deadline deadline, Clock& clock, const IsolatedCallOptions& options,
+                     const std::shared_ptr<IsolationCounters>& counters, IsolatedCallReport* report) noexcept {
+  bump(counters, &IsolationCounters::calls);
+  const std::size_t width = model->info().width(options.predict.output);
+  if (out.size() < width) {
+    return invalid_input(fmt::format("output span holds {} floats, model '{}' writes {}", out.size(),
+                                     model->info().id, width));
+  }
+  auto st = std::make_shared<CallState>();
+  st->row.assign(row.begin(), row.end());
+  st->width = width;
+  st->opts = options.predict;
+  st->opts.threads = 1;
+  st->counters = counters;
+
+  TimePoint now = clock.now();
+  if (deadline.expired(now)) {
+    bump(counters, &IsolationCounters::timeouts);
+    return deadline_exceeded(fmt::format("model '{}': deadline passed before the call", model->info().id));
+  }
+  std::unique_lock lock(st->mu);
+  if (!launch(executor, st, model, 1)) {
+    bump(counters, &IsolationCounters::rejected);
+    return overloaded(fmt::format("model '{}': executor queue full", model->info().id));
+  }
+  st->launched = 1;
+  const bool hedging = options.hedge_delay != Duration::max() && options.max_hedges > 0;
+  TimePoint hedge_at = hedging ? Deadline::after(options.hedge_delay, now).time() : TimePoint::max();
+  const bool real = detail::is_real_clock(clock);
+  auto finish = [&](Status s) {
+    if (report) *report = {st->launched, st->winner};
+    return s;
+  };
+
+  for (;;) {
+    const TimePoint wake = std::min(hedge_at, deadline.time());
+    detail::wait_until(st->cv, lock, clock, real, wake, [&] { return st->done || st->finished == st->launched; });
+    if (st->done) {
+      std::copy(st->result.begin(), st->result.end(), out.begin());
+      if (st->winner > 1) bump(counters, &IsolationCounters::hedge_wins);
+      return finish(Status::ok());
+    }
+    if (st->finished == st->launched) return finish(st->last_error);
+    now = clock.now();
+    if (deadline.expired(now)) {
+      st->abandoned = true;
+      bump(counters, &IsolationCounters::timeouts);
+      return finish(deadline_exceeded(fmt::format("model '{}': no answer within the deadline ({} attempt{})",
+                                                  model->info().id, st->launched, st->launched == 1 ? "" : "s")));
+    }
+    if (now >= hedge_at) {
+      if (st->launched - 1 < options.max_hedges && launch(executor, st, model, st->launched + 1)) {
+        ++st->launched;
+        bump(counters, &IsolationCounters::hedges);
+        hedge_at = st->launched - 1 < options.max_hedges ? Deadline::after(options.hedge_delay, now).time()
+                                                         : TimePoint::max();
+      } else {
+        hedge_at = TimePoint::max();  // no more hedges (limit reached or executor full)
+      }
+    }
+  }
+}
+
+}  // namespace keel
+
+namespace keel {
+
+IsolationStats snapshot(const IsolationCounters& c) noexcept {
+  auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {r(c.calls), r(c.timeouts), r(c.late_results), r(c.hedges), r(c.hedge_wins), r(c.rejected)};
+}
+
+}  // namespace keel
