@@ -3,6 +3,8 @@
 
 #include <keel/model/tree_spec.hpp>
 
+#include "model/small_buffer.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -213,13 +215,8 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
   const std::size_t k = spec.info.num_margin_outputs;
   if (spec.arithmetic == Arithmetic::kXGBoost) {
     // float32 accumulation in tree order, starting from the base margin.
-    float acc[64];
-    std::vector<float> big;
-    float* m = acc;
-    if (k > 64) {
-      big.resize(k);
-      m = big.data();
-    }
+    detail::SmallBuffer<float, 64> buf(k);
+    float* m = buf.data();
     for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<float>(spec.base_margin[o]);
     for (const Tree& t : spec.trees) {
       const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
@@ -239,8 +236,23 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
 
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept {
   const std::size_t k = spec.info.num_margin_outputs;
-  if (spec.arithmetic == Arithmetic::kXGBoost) {
-    switch (spec.transform) {
+  if (spec.arithmetic == Arithmetic::kLightGBM && spec.average_output) {
+    // LightGBM rf: transform(sum / iterations).
+    detail::SmallBuffer<double, 64> buf(k);
+    double* m = buf.data();
+    const double div = static_cast<double>(spec.num_iterations);
+    for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
+    apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, std::span<const double>(m, k), out);
+    return;
+  }
+  apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, margin.first(k), out);
+}
+
+void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                     std::span<float> out) noexcept {
+  const std::size_t k = margin.size();
+  if (arithmetic == Arithmetic::kXGBoost) {
+    switch (transform) {
       case Transform::kIdentity:
         for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(margin[o]);
         return;
@@ -284,22 +296,16 @@ void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margi
     }
     return;
   }
-  // LightGBM: double arithmetic; average_output divides first.
-  double buf[64];
-  std::vector<double> big;
-  double* m = buf;
-  if (k > 64) {
-    big.resize(k);
-    m = big.data();
-  }
-  const double div = spec.average_output ? static_cast<double>(spec.num_iterations) : 1.0;
-  for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
-  switch (spec.transform) {
+  // LightGBM: double arithmetic.
+  detail::SmallBuffer<double, 64> buf(k);
+  double* m = buf.data();
+  for (std::size_t o = 0; o < k; ++o) m[o] = margin[o];
+  switch (transform) {
     case Transform::kIdentity:
       for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o]);
       return;
     case Transform::kSigmoid:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-spec.sigmoid_scale * m[o])));
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-sigmoid_scale * m[o])));
       return;
     case Transform::kExp:
       for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::exp(m[o]));
@@ -316,7 +322,7 @@ void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margi
         m[o] = std::exp(m[o] - mx);
         sum += m[o];
       }
-      if (spec.transform == Transform::kSoftmaxArgmax) {
+      if (transform == Transform::kSoftmaxArgmax) {
         std::size_t best = 0;
         for (std::size_t o = 1; o < k; ++o) if (m[o] > m[best]) best = o;
         out[0] = static_cast<float>(best);

@@ -125,6 +125,11 @@ void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row,
 // Applies the output transform to one row's margins (num_margin_outputs
 // values) writing info.num_outputs values.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept;
+// The same transform without a spec, for other model kinds that share the
+// objectives (linear models): margin.size() columns in, 1 (kSoftmaxArgmax)
+// or margin.size() out. No average_output division.
+void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                     std::span<float> out) noexcept;
 
 // A Model over a validated spec, evaluated by the reference evaluator.
 // (The hot-path TreeEnsemble replaces it where a faster kernel applies.)

@@ -1,0 +1,229 @@
+// LinearModel: dense rows (one row: unrolled float accumulators; a batch:
+// Eigen matrix product), sparse rows, and XGBoost's exact summation order.
+
+#include <keel/model/linear_model.hpp>
+
+#include "model/small_buffer.hpp"
+
+#include <Eigen/Core>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace keel {
+namespace {
+
+// Rows below this go through the one-row kernel: the matrix product only
+// pays off once its packing cost is spread over enough rows.
+constexpr std::size_t kMinEigenRows = 8;
+// Outputs held on the stack; wider models use the heap.
+constexpr std::size_t kStackOutputs = 16;
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+inline float present(float x) noexcept { return x == x ? x : 0.0f; }  // NaN contributes nothing
+
+// XGBoost gblinear: psum = float(bias + base); psum += x * w for each
+// non-missing feature in order (no FMA: separately rounded product).
+void margin_exact(const float* x, const float* w, const float* intercept, std::size_t f, std::size_t k,
+                  float* m) noexcept {
+  for (std::size_t o = 0; o < k; ++o) {
+    float acc = intercept[o];
+    for (std::size_t j = 0; j < f; ++j) {
+      const float xv = x[j];
+      if (xv != xv) continue;
+      const float p = xv * w[j * k + o];
+      acc += p;
+    }
+    m[o] = acc;
+  }
+}
+
+// One output: eight independent accumulators so the adds pipeline (and
+// vectorise), then a fixed pairwise reduction.
+float dot_fast(const float* x, const float* w, std::size_t f) noexcept {
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t j = 0;
+  for (; j + 8 <= f; j += 8) {
+    for (std::size_t l = 0; l < 8; ++l) a[l] += present(x[j + l]) * w[j + l];
+  }
+  for (std::size_t l = 0; j < f; ++j, ++l) a[l] += present(x[j]) * w[j];
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+void margin_fast(const float* x, const float* w, const float* intercept, std::size_t f, std::size_t k,
+                 float* m) noexcept {
+  if (k == 1) {
+    m[0] = intercept[0] + dot_fast(x, w, f);
+    return;
+  }
+  std::fill(m, m + k, 0.0f);
+  for (std::size_t j = 0; j < f; ++j) {
+    const float xv = present(x[j]);
+    if (xv == 0.0f) continue;
+    const float* wj = w + j * k;
+    for (std::size_t o = 0; o < k; ++o) m[o] += xv * wj[o];
+  }
+  for (std::size_t o = 0; o < k; ++o) m[o] += intercept[o];
+}
+
+Status check_spec(const LinearSpec& s) {
+  const ModelInfo& mi = s.info;
+  if (mi.num_features == 0) return model_error("linear model has no features");
+  if (mi.features.size() != mi.num_features) {
+    return model_error(fmt::format("feature list has {} entries but the model has {} features", mi.features.size(),
+                                   mi.num_features));
+  }
+  const std::size_t k = mi.num_margin_outputs;
+  if (k == 0) return model_error("linear model has no outputs");
+  if (s.weights.size() / k != mi.num_features || s.weights.size() % k != 0) {
+    return model_error(fmt::format("weights: {} values, expected {} features x {} outputs", s.weights.size(),
+                                   mi.num_features, k));
+  }
+  if (s.intercept.size() != k) {
+    return model_error(fmt::format("intercept: {} values for {} outputs", s.intercept.size(), k));
+  }
+  for (std::size_t i = 0; i < s.weights.size(); ++i) {
+    if (!std::isfinite(s.weights[i])) {
+      return model_error(fmt::format("weight of feature {} output {} is not finite", i / k, i % k));
+    }
+  }
+  for (std::size_t o = 0; o < k; ++o) {
+    if (!std::isfinite(s.intercept[o])) return model_error(fmt::format("intercept {} is not finite", o));
+  }
+  const std::size_t want = s.transform == Transform::kSoftmaxArgmax ? 1 : k;
+  if (mi.num_outputs != want) {
+    return model_error(fmt::format("model declares {} outputs; its transform gives {}", mi.num_outputs, want));
+  }
+  if (!mi.base_score.empty() && mi.base_score.size() != k) {
+    return model_error(fmt::format("base_score has {} values for {} outputs", mi.base_score.size(), k));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+LinearModel::LinearModel(LinearSpec spec) : spec_(std::move(spec)) {}
+
+void LinearModel::margin_row(const float* x, float* m) const noexcept {
+  const std::size_t f = spec_.info.num_features;
+  const std::size_t k = spec_.info.num_margin_outputs;
+  if (spec_.exact_order) {
+    margin_exact(x, spec_.weights.data(), spec_.intercept.data(), f, k, m);
+  } else {
+    margin_fast(x, spec_.weights.data(), spec_.intercept.data(), f, k, m);
+  }
+}
+
+// m holds K margins; writes the row's output. `scratch` holds K doubles.
+void LinearModel::finish_row(float* m, float* out, const PredictOptions& opts) const noexcept {
+  const std::size_t k = spec_.info.num_margin_outputs;
+  if (opts.output == OutputKind::kMargin) {
+    std::copy(m, m + k, out);
+    return;
+  }
+  detail::SmallBuffer<double, kStackOutputs> buf(k);  // the callers catch allocation failure
+  double* d = buf.data();
+  for (std::size_t o = 0; o < k; ++o) d[o] = m[o];
+  apply_transform(spec_.transform, Arithmetic::kXGBoost, 1.0, std::span<const double>(d, k),
+                  std::span<float>(out, spec_.info.num_outputs));
+}
+
+Status LinearModel::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                            const PredictOptions& opts) const noexcept {
+  if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  try {
+    const std::size_t f = spec_.info.num_features;
+    const std::size_t k = spec_.info.num_margin_outputs;
+    const std::size_t w = spec_.info.width(opts.output);
+    detail::SmallBuffer<float, kStackOutputs> buf(k);
+    float* m = buf.data();
+    if (spec_.exact_order || n_rows < kMinEigenRows) {
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        margin_row(rows.data() + r * f, m);
+        finish_row(m, out.data() + r * w, opts);
+      }
+      return Status::ok();
+    }
+    // Batch: margins = X * W + intercept, with NaN read as 0.
+    const auto n = static_cast<Eigen::Index>(n_rows);
+    const auto fi = static_cast<Eigen::Index>(f);
+    const auto ki = static_cast<Eigen::Index>(k);
+    Eigen::Map<const RowMajor> x(rows.data(), n, fi);
+    Eigen::Map<const RowMajor> wm(spec_.weights.data(), fi, ki);
+    Eigen::Map<const Eigen::RowVectorXf> b(spec_.intercept.data(), ki);
+    const bool direct = opts.output == OutputKind::kMargin || spec_.transform == Transform::kIdentity;
+    RowMajor tmp;
+    if (!direct) tmp.resize(n, ki);
+    Eigen::Map<RowMajor> margins(direct ? out.data() : tmp.data(), n, ki);
+    const bool has_nan = std::any_of(rows.begin(), rows.end(), [](float v) { return v != v; });
+    if (has_nan) {
+      margins.noalias() = x.unaryExpr([](float v) { return present(v); }).eval() * wm;
+    } else {
+      margins.noalias() = x * wm;
+    }
+    margins.rowwise() += b;
+    if (!direct) {
+      for (std::size_t r = 0; r < n_rows; ++r) finish_row(tmp.data() + r * k, out.data() + r * w, opts);
+    }
+    return Status::ok();
+  } catch (...) {
+    return internal_error("linear predict: allocation failed");
+  }
+}
+
+Status LinearModel::predict_sparse(std::span<const std::uint32_t> idx, std::span<const float> val,
+                                   std::span<float> out, const PredictOptions& opts) const noexcept {
+  try {
+    const std::size_t f = spec_.info.num_features;
+    const std::size_t k = spec_.info.num_margin_outputs;
+    if (idx.size() != val.size()) {
+      return invalid_input(fmt::format("sparse row: {} indices but {} values", idx.size(), val.size()));
+    }
+    if (out.size() != spec_.info.width(opts.output)) {
+      return invalid_input(fmt::format("out: expected {} outputs, got {}", spec_.info.width(opts.output), out.size()));
+    }
+    for (std::size_t i = 0; i < idx.size(); ++i) {
+      if (idx[i] >= f) {
+        return invalid_input(fmt::format("sparse row: index {} (pair {}) out of range [0, {})", idx[i], i, f));
+      }
+    }
+    detail::SmallBuffer<float, kStackOutputs> buf(k);
+    float* m = buf.data();
+    const float* w = spec_.weights.data();
+    std::copy(spec_.intercept.begin(), spec_.intercept.end(), m);
+    if (k == 1) {
+      float acc = m[0];
+      for (std::size_t i = 0; i < idx.size(); ++i) {
+        const float v = val[i];
+        if (v != v) continue;
+        const float p = v * w[idx[i]];
+        acc += p;
+      }
+      m[0] = acc;
+    } else {
+      for (std::size_t i = 0; i < idx.size(); ++i) {
+        const float v = val[i];
+        if (v != v) continue;
+        const float* wj = w + static_cast<std::size_t>(idx[i]) * k;
+        for (std::size_t o = 0; o < k; ++o) m[o] += v * wj[o];
+      }
+    }
+    finish_row(m, out.data(), opts);
+    return Status::ok();
+  } catch (...) {
+    return internal_error("linear predict_sparse: allocation failed");
+  }
+}
+
+Result<std::shared_ptr<const LinearModel>> make_linear_model(LinearSpec spec) {
+  spec.info.num_trees = 0;
+  spec.info.max_depth = 0;
+  if (Status s = check_spec(spec); !s) return s;
+  if (spec.info.version == 0) spec.info.version = next_model_version();
+  return std::shared_ptr<const LinearModel>(std::make_shared<LinearModel>(std::move(spec)));
+}
+
+}  // namespace keel
