@@ -79,6 +79,8 @@ struct Block {
     fail(fmt::format("{} (line {}): required key '{}' is missing", name, block_line, key));
   }
   void add(const Line& l, std::size_t eq) {
+    // LightGBM writes about 25 keys per block; the cap keeps duplicate checks linear.
+    if (fields.size() >= 1024) fail(fmt::format("{}, line {}: more than 1024 keys", name, l.number));
     const Field f{l.text.substr(0, eq), l.text.substr(eq + 1), l.number};
     if (find(f.key) != nullptr) fail(fmt::format("{}, line {}: duplicate key '{}'", name, l.number, f.key));
     fields.push_back(f);
@@ -518,14 +520,9 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
   } else {
     info.objective = "none";  // a custom objective: LightGBM returns the raw score
   }
-  if (spec.transform == Transform::kSoftmax && per_iter != num_class) {
-    fail(fmt::format("header: num_tree_per_iteration={} but the softmax has {} classes", per_iter, num_class));
+  if (per_iter != num_class) {
+    fail(fmt::format("header: num_tree_per_iteration={} disagrees with num_class={}", per_iter, num_class));
   }
-  info.num_margin_outputs = per_iter;
-  info.num_outputs = per_iter;
-  info.num_classes = num_class > 1 ? num_class : 0;
-  spec.base_margin.assign(per_iter, 0.0);
-  info.base_score.assign(per_iter, 0.0);
 
   std::size_t declared_trees = 0;
   bool have_sizes = false;
@@ -570,9 +567,16 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
     fail(fmt::format("header, line {}: tree_sizes lists {} trees but the file holds {}", h.find("tree_sizes")->line,
                      declared_trees, spec.trees.size()));
   }
+  if (spec.trees.empty()) fail("the model has no trees");
+  // Outputs are sized only now, bounded by the trees actually present.
   if (spec.trees.size() % per_iter != 0) {
     fail(fmt::format("{} trees is not a whole number of iterations of {} trees", spec.trees.size(), per_iter));
   }
+  info.num_margin_outputs = per_iter;
+  info.num_outputs = per_iter;
+  info.num_classes = num_class > 1 ? num_class : 0;
+  spec.base_margin.assign(per_iter, 0.0);
+  info.base_score.assign(per_iter, 0.0);
   std::string booster;
   read_trailer(r, booster);
 
@@ -582,7 +586,6 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
     spec.trees.resize(iterations * per_iter);
   }
   spec.num_iterations = iterations;
-  if (average_output && iterations == 0) fail("average_output model without trees");
   info.booster = average_output ? "rf" : (booster.empty() ? "gbdt" : booster);
   compute_shape(spec);
   return spec;

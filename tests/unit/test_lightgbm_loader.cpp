@@ -401,3 +401,13 @@ TEST_CASE("linear leaves are checked", "[lightgbm][errors]") {
   REQUIRE_FALSE(r2.ok());
   CHECK(r2.status().message().find("expected 23") != std::string::npos);
 }
+
+TEST_CASE("the fuzz seed corpus holds loadable models", "[lightgbm]") {
+  const std::string dir = std::string(KEEL_SOURCE_DIR) + "/tests/fuzz/corpus/lightgbm_text/";
+  for (const char* name : {"small", "constant", "categorical", "linear_tree", "multiclassova", "rf", "binary_missing",
+                           "zero_as_missing"}) {
+    INFO(name);
+    Result<ModelPtr> m = load_lightgbm_text(slurp(dir + name + ".txt"));
+    CHECK(m.ok());
+  }
+}

@@ -290,19 +290,23 @@ TEST_CASE("SchemaValidator: the per-row cap bounds stored violations", "[validat
 }
 
 TEST_CASE("SchemaValidator: inconsistent schemas throw at construction", "[validate][schema]") {
-  Schema s = test_schema();
-  SECTION("min > max") {
+  auto throws = [](auto&& edit) {
+    Schema s = test_schema();
+    edit(s);
+    CHECK_THROWS_AS(SchemaValidator(s), Error);
+  };
+  throws([](Schema& s) {
     s.features[0].min = 10;
     s.features[0].max = 5;
-  }
-  SECTION("clamp on missing") { s.features[0].set_action(Rule::kMissing, Action::kClamp); }
-  SECTION("impute without a value") { s.features[1].set_action(Rule::kAboveMax, Action::kImpute); }
-  SECTION("impute value outside the range") {
+  });
+  throws([](Schema& s) { s.features[0].set_action(Rule::kMissing, Action::kClamp); });
+  throws([](Schema& s) { s.features[1].set_action(Rule::kAboveMax, Action::kImpute); });  // no impute value
+  throws([](Schema& s) {  // impute value outside the range
     s.features[0].set_action(Rule::kAboveMax, Action::kImpute);
     s.features[0].impute = 500.0f;
-  }
-  SECTION("negative category") { s.features[3].categories = {-1, 2}; }
-  CHECK_THROWS_AS(SchemaValidator(s), Error);
+  });
+  throws([](Schema& s) { s.features[3].categories = {-1, 2}; });
+  throws([](Schema& s) { s.features[0].set_action(Rule::kRowLength, Action::kFlag); });
 }
 
 TEST_CASE("Schema: JSON file refines the model's schema", "[validate][schema]") {

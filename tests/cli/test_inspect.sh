@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# keel inspect: text and JSON ModelInfo of LightGBM fixtures, and errors.
+# Usage: test_inspect.sh <keel binary> <tests/data dir>
+set -euo pipefail
+KEEL=$1
+LGB=$2/lightgbm
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+"$KEEL" inspect --model "$LGB/binary.model.txt" > "$TMP/text"
+for want in "format:        lightgbm-text" "objective:     binary sigmoid:1" "booster:       gbdt" \
+            "features:      30 (named)" "trees:         100" "mean_radius"; do
+  grep -qF "$want" "$TMP/text" || { echo "FAIL: text lacks '$want'"; cat "$TMP/text"; exit 1; }
+done
+
+"$KEEL" inspect --model "$LGB/multiclassova.model.txt" --json > "$TMP/json"
+python3 - "$TMP/json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["format"] == "lightgbm-text", j["format"]
+assert j["objective"] == "multiclassova num_class:4 sigmoid:1", j["objective"]
+assert j["num_features"] == 12 and len(j["features"]) == 12
+assert j["num_classes"] == 4 and j["num_outputs"] == 4 and j["num_trees"] == 160
+assert j["features"][0] == {"name": "f0", "type": "numeric"}, j["features"][0]
+assert j["max_depth"] > 0 and j["base_score"] == [0, 0, 0, 0]
+PY
+
+"$KEEL" inspect -m "$LGB/categorical.model.txt" --json | python3 -c "
+import json, sys
+j = json.load(sys.stdin)
+assert [f['type'] for f in j['features']][:3] == ['categorical', 'numeric', 'categorical']"
+
+"$KEEL" inspect -m "$LGB/rf.model.txt" | grep -q "booster:       rf"
+
+# A corrupted model: non-zero exit, the message names tree and line.
+sed 's/^left_child=1 3 -2 4 6 -4 -1$/left_child=1 3 -2 4 6 -4 -99/' "$LGB/binary.model.txt" > "$TMP/bad.txt"
+if "$KEEL" inspect -m "$TMP/bad.txt" 2> "$TMP/err"; then echo "FAIL: corrupted model accepted"; exit 1; fi
+grep -q "tree 0, line 19" "$TMP/err" || { echo "FAIL: $(cat "$TMP/err")"; exit 1; }
+if "$KEEL" inspect -m "$TMP/nope.txt" 2> /dev/null; then echo "FAIL: missing file accepted"; exit 1; fi
+echo "all keel inspect checks passed"
