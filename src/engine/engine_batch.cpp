@@ -105,23 +105,68 @@ Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline
       for (std::size_t r = 0; r < n; ++r) s.pending.push_back(static_cast<std::uint32_t>(r));
     }
 
-    const std::size_t F = m.model_width;
-    if (!m.pre.empty()) {
-      s.model_row.resize(n * F);
+    s.routed.clear();
+    if (m.anomaly) {
+      m.anomaly->score(rows, n, s.anomaly);
       s.next.clear();
       for (std::uint32_t r : s.pending) {
-        Status st = m.pre.apply(rows.subspan(r * m.in_width, m.in_width), std::span<float>(&s.model_row[r * F], F));
-        if (st.is_ok()) {
+        if (!s.anomaly.anomalous(r)) {
           s.next.push_back(r);
-        } else {
-          out.status[r] = std::move(st.with_context(fmt::format("row {}", r)));
+          continue;
+        }
+        out.anomaly[r] = 1;
+        m.anomalies->inc();
+        switch (m.anomaly->options().policy) {
+          case AnomalyPolicy::kFlag:
+            s.next.push_back(r);
+            break;
+          case AnomalyPolicy::kReject:
+            m.anomalies_rejected->inc();
+            out.status[r] = invalid_input(fmt::format("row {}: anomaly: {}", r, s.anomaly.describe(r)));
+            break;
+          case AnomalyPolicy::kRoute:
+            if (chain.size() < 2) {
+              out.status[r] = unavailable(fmt::format("row {}: anomaly: routed past the primary, but it has no "
+                                                      "fallback", r));
+            } else {
+              m.anomalies_routed->inc();
+              add_failure(out.status[r], m.stages.front().name, unavailable("skipped: the row is anomalous"));
+              s.routed.push_back(r);
+            }
+            break;
         }
       }
       std::swap(s.pending, s.next);
+    }
+    const std::span<const float> input_rows = rows;
+
+    const std::size_t F = m.model_width;
+    if (!m.pre.empty()) {
+      s.model_row.resize(n * F);
+      auto apply = [&](std::vector<std::uint32_t>& list) {
+        s.next.clear();
+        for (std::uint32_t r : list) {
+          Status st =
+              m.pre.apply(rows.subspan(r * m.in_width, m.in_width), std::span<float>(&s.model_row[r * F], F));
+          if (st.is_ok()) {
+            s.next.push_back(r);
+          } else {
+            out.status[r] = std::move(st.with_context(fmt::format("row {}", r)));
+          }
+        }
+        std::swap(list, s.next);
+      };
+      apply(s.pending);
+      apply(s.routed);
       rows = s.model_row;
     }
 
-    for (std::size_t i = 0; i < chain.size() && !s.pending.empty(); ++i) {
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      if (i == 1 && !s.routed.empty()) {  // anomalous rows join at the first fallback
+        s.pending.insert(s.pending.end(), s.routed.begin(), s.routed.end());
+        std::sort(s.pending.begin(), s.pending.end());
+      }
+      if (s.pending.empty()) continue;
       const Stage& st = chain.stage(i);
       const std::size_t k = s.pending.size();
       if (!st.model) {  // the default answers every row left
@@ -219,6 +264,17 @@ Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline
       }
       if (out.stage[r] > 0) ++out.degraded;
       out.status[r] = Status();  // answered: earlier stage failures are not the row's error
+    }
+    if (m.drift) {
+      if (out.failed == 0 && W == 1) {
+        m.drift->observe(input_rows, n, out.scores);
+      } else {
+        for (std::size_t r = 0; r < n; ++r) {
+          if (out.stage[r] != BatchResult::kNoStage) {
+            m.drift->observe(input_rows.subspan(r * m.in_width, m.in_width), out.scores[r * W]);
+          }
+        }
+      }
     }
     const TimePoint t1 = m.clock->now();
     out.latency = t1 - t0;

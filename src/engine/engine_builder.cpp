@@ -71,11 +71,12 @@ EngineBuilder& EngineBuilder::validator(std::shared_ptr<const Validator> validat
   impl_->validator = std::move(validator);
   return *this;
 }
-EngineBuilder& EngineBuilder::anomaly(std::shared_ptr<const AnomalyDetector> detector, AnomalyPolicy policy,
-                                      double threshold) {
+EngineBuilder& EngineBuilder::anomaly(std::shared_ptr<const AnomalyDetector> detector) {
   impl_->anomaly = std::move(detector);
-  impl_->anomaly_policy = policy;
-  impl_->anomaly_threshold = threshold;
+  return *this;
+}
+EngineBuilder& EngineBuilder::drift(std::shared_ptr<DriftMonitor> monitor) {
+  impl_->drift = std::move(monitor);
   return *this;
 }
 EngineBuilder& EngineBuilder::preprocess(Preprocessor pre) {
@@ -167,6 +168,14 @@ std::unique_ptr<ScoringEngine> EngineBuilder::build() {
   if (m.validator && m.validator->num_features() != m.in_width) {
     throw Error(invalid_input(fmt::format("validator: checks rows of {} values, the engine takes {}",
                                           m.validator->num_features(), m.in_width)));
+  }
+  if (m.anomaly && m.anomaly->num_features() != m.in_width) {
+    throw Error(invalid_input(fmt::format("anomaly: its profile has {} features, the engine takes {}",
+                                          m.anomaly->num_features(), m.in_width)));
+  }
+  if (m.drift && m.drift->num_features() != m.in_width) {
+    throw Error(invalid_input(fmt::format("drift: its profile has {} features, the engine takes {}",
+                                          m.drift->num_features(), m.in_width)));
   }
   for (std::size_t i = 0; i < m.slots.size(); ++i) {
     if (Status st = m.check_candidate(i, *m.slots[i].current); !st.is_ok()) {

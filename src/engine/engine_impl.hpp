@@ -43,6 +43,9 @@ struct StageTemplate {
 // What one request uses from start to end: immutable once published.
 struct Snapshot {
   std::shared_ptr<FallbackChain> chain;
+  // The chain without its first stage, for rows the anomaly policy routes
+  // past the primary; null when the chain has one stage.
+  std::shared_ptr<FallbackChain> rest;
   std::vector<ModelPtr> stage_models;  // per stage; null for a default stage
   std::uint64_t generation = 0;        // new for every swap: part of cache keys
 };
@@ -52,6 +55,8 @@ struct Scratch {
   std::vector<float> fixed;
   std::vector<float> model_row;
   ValidationReport report;
+  AnomalyReport anomaly;
+  std::vector<std::uint32_t> routed;
   std::vector<float> rows;    // a strided batch made dense
   std::vector<float> gather;  // the rows still pending for a later stage
   std::vector<float> out;
@@ -78,8 +83,7 @@ struct ScoringEngine::Impl {
   ModelLoaderFn loader;
   std::shared_ptr<const Validator> validator;
   std::shared_ptr<const AnomalyDetector> anomaly;
-  AnomalyPolicy anomaly_policy = AnomalyPolicy::kOff;
-  double anomaly_threshold = 0.0;
+  std::shared_ptr<DriftMonitor> drift;
   Preprocessor pre;
   Postprocessor post;
   std::shared_ptr<Cache> cache;
@@ -106,11 +110,13 @@ struct ScoringEngine::Impl {
   std::array<Counter*, detail::kNumOutcomes> requests{};
   std::vector<Counter*> stage_answers;
   std::vector<std::array<Counter*, detail::kNumCodes>> stage_failures;
-  Histogram* latency = nullptr;
+  HistogramMetric* latency = nullptr;
   Counter* anomalies = nullptr;
+  Counter* anomalies_rejected = nullptr;
+  Counter* anomalies_routed = nullptr;
   Counter* validation_fixed = nullptr;
   std::array<Counter*, 3> batch_rows{};  // ok, degraded, failed
-  Histogram* batch_latency = nullptr;
+  HistogramMetric* batch_latency = nullptr;
   Counter* reloads_ok = nullptr;
   Counter* reloads_failed = nullptr;
 

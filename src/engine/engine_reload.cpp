@@ -22,6 +22,10 @@ std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() con
       s->stage_models.push_back(std::move(m));
     }
   }
+  if (built.size() > 1) {
+    std::vector<Stage> rest(built.begin() + 1, built.end());
+    s->rest = std::make_shared<FallbackChain>(std::move(rest), *clock);
+  }
   s->chain = std::make_shared<FallbackChain>(std::move(built), *clock);
   s->generation = next_model_version();
   return s;

@@ -23,7 +23,7 @@ std::uint64_t Counter::value() const noexcept {
   return total;
 }
 
-Histogram::Histogram(std::span<const double> upper_bounds) : bounds_(upper_bounds.begin(), upper_bounds.end()) {
+HistogramMetric::HistogramMetric(std::span<const double> upper_bounds) : bounds_(upper_bounds.begin(), upper_bounds.end()) {
   if (bounds_.empty()) throw Error(invalid_input("histogram: at least one bucket bound is needed"));
   for (std::size_t i = 0; i < bounds_.size(); ++i) {
     if (!std::isfinite(bounds_[i]) || (i > 0 && bounds_[i] <= bounds_[i - 1])) {
@@ -35,7 +35,7 @@ Histogram::Histogram(std::span<const double> upper_bounds) : bounds_(upper_bound
   counts_ = std::make_unique<std::atomic<std::uint64_t>[]>(stride_ * detail::kMetricCells);
 }
 
-void Histogram::observe(double v) noexcept {
+void HistogramMetric::observe(double v) noexcept {
   // Buckets are few (about 20): a linear scan beats a binary search here.
   std::size_t b = 0;
   while (b < bounds_.size() && !(v <= bounds_[b])) ++b;
@@ -44,7 +44,7 @@ void Histogram::observe(double v) noexcept {
   if (!std::isnan(v)) sums_[cell].v.fetch_add(v, std::memory_order_relaxed);
 }
 
-Histogram::Snapshot Histogram::snapshot() const {
+HistogramMetric::Snapshot HistogramMetric::snapshot() const {
   Snapshot s;
   s.upper_bounds = bounds_;
   std::vector<std::uint64_t> per(bounds_.size() + 1, 0);
@@ -131,8 +131,8 @@ struct MetricsRegistry::Family {
   Type type;
   struct Series {
     MetricLabels labels;
-    std::variant<std::unique_ptr<Counter>, std::unique_ptr<Gauge>, std::unique_ptr<Histogram>,
-                 std::function<double()>>
+    std::variant<std::unique_ptr<Counter>, std::unique_ptr<Gauge>, std::unique_ptr<HistogramMetric>,
+                 std::function<double()>, MetricsRegistry::SeriesFn>
         metric;
   };
   std::vector<Series> series;
@@ -202,10 +202,10 @@ Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, Metr
   return get_or_add<Gauge>(family(name, help, kGauge), std::move(labels), max_series_);
 }
 
-Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help,
+HistogramMetric& MetricsRegistry::histogram(std::string_view name, std::string_view help,
                                       std::span<const double> upper_bounds, MetricLabels labels) {
   std::lock_guard lock(mu_);
-  return get_or_add<Histogram>(family(name, help, kHistogram), std::move(labels), max_series_, upper_bounds);
+  return get_or_add<HistogramMetric>(family(name, help, kHistogram), std::move(labels), max_series_, upper_bounds);
 }
 
 void MetricsRegistry::gauge_fn(std::string_view name, std::string_view help, MetricLabels labels,
@@ -232,6 +232,13 @@ void MetricsRegistry::counter_fn(std::string_view name, std::string_view help, M
   f.series.push_back({std::move(labels), std::move(fn)});
 }
 
+void MetricsRegistry::gauge_family_fn(std::string_view name, std::string_view help, SeriesFn fn) {
+  std::lock_guard lock(mu_);
+  Family& f = family(name, help, kGauge);
+  f.series.clear();  // the callback owns the family's series
+  f.series.push_back({{}, std::move(fn)});
+}
+
 std::string MetricsRegistry::render() const {
   std::lock_guard lock(mu_);
   std::string out;
@@ -247,8 +254,8 @@ std::string MetricsRegistry::render() const {
     out += kTypeNames[f->type];
     out += '\n';
     for (const auto& s : f->series) {
-      if (const auto* h = std::get_if<std::unique_ptr<Histogram>>(&s.metric)) {
-        const Histogram::Snapshot snap = (*h)->snapshot();
+      if (const auto* h = std::get_if<std::unique_ptr<HistogramMetric>>(&s.metric)) {
+        const HistogramMetric::Snapshot snap = (*h)->snapshot();
         for (std::size_t b = 0; b < snap.cumulative.size(); ++b) {
           std::string le;
           if (b < snap.upper_bounds.size()) {
@@ -271,6 +278,22 @@ std::string MetricsRegistry::render() const {
         out += "_count";
         append_labels(out, s.labels);
         fmt::format_to(std::back_inserter(out), " {}\n", snap.count);
+        continue;
+      }
+      if (const auto* many = std::get_if<SeriesFn>(&s.metric)) {
+        std::vector<std::pair<MetricLabels, double>> series;
+        try {
+          series = (*many)();
+        } catch (...) {
+          series.clear();
+        }
+        for (const auto& [labels, value] : series) {
+          out += f->name;
+          append_labels(out, labels);
+          out += ' ';
+          append_number(out, value);
+          out += '\n';
+        }
         continue;
       }
       out += f->name;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace keel {
@@ -103,6 +104,30 @@ Result<Response> ScoringEngine::Impl::score_one(const Request& req, TimePoint t0
         }
       }
 
+      bool routed = false;
+      if (anomaly) {
+        anomaly->score(row, 1, s.anomaly);
+        if (s.anomaly.anomalous(0)) {
+          anomalies->inc();
+          resp.anomaly = true;
+          resp.anomaly_score = s.anomaly.score(0);
+          if (!resp.anomaly_reason.empty()) resp.anomaly_reason += "; ";
+          resp.anomaly_reason += "anomaly: " + s.anomaly.describe(0);
+          switch (anomaly->options().policy) {
+            case AnomalyPolicy::kFlag: break;
+            case AnomalyPolicy::kReject:
+              anomalies_rejected->inc();
+              return invalid_input(resp.anomaly_reason);
+            case AnomalyPolicy::kRoute:
+              if (!snapshot->rest) return unavailable("anomaly: routed past the primary, but it has no fallback");
+              anomalies_routed->inc();
+              routed = true;
+              break;
+          }
+        }
+      }
+      const std::span<const float> input_row = row;
+
       if (!pre.empty()) {
         s.model_row.resize(model_width);
         if (Status st = pre.apply(row, s.model_row); !st.is_ok()) return st;
@@ -112,8 +137,9 @@ Result<Response> ScoringEngine::Impl::score_one(const Request& req, TimePoint t0
       const detail::StageTemplate& first = stages.front();
       const Model* primary = snapshot->stage_models.front().get();
       const CacheKey key{primary->info().id, snapshot->generation, row};
-      if (cache->enabled() && cache->lookup(key, t0, resp.scores)) {
+      if (!routed && cache->enabled() && cache->lookup(key, t0, resp.scores)) {
         resp.cache_hit = true;
+        if (drift) drift->observe(input_row, resp.scores.empty() ? 0.f : resp.scores[0]);
         resp.stage = first.name;
         resp.model_id = primary->info().id;
         resp.model_version = primary->info().version;
@@ -121,20 +147,26 @@ Result<Response> ScoringEngine::Impl::score_one(const Request& req, TimePoint t0
       }
 
       resp.scores.resize(out_width);
-      Result<ChainOutcome> outcome = snapshot->chain->run(row, resp.scores, deadline, t0);
+      FallbackChain& chain = routed ? *snapshot->rest : *snapshot->chain;
+      const std::size_t offset = routed ? 1 : 0;  // stage indices of `rest` are one less
+      Result<ChainOutcome> outcome = chain.run(row, resp.scores, deadline, t0);
       if (!outcome.ok()) return outcome.status();
       const ChainOutcome& oc = *outcome;
       for (const StageFailure& f : oc.failures) {
-        stage_failures[f.stage][std::min<std::size_t>(static_cast<std::size_t>(f.status.code()),
-                                                      detail::kNumCodes - 1)]
+        stage_failures[f.stage + offset][std::min<std::size_t>(static_cast<std::size_t>(f.status.code()),
+                                                               detail::kNumCodes - 1)]
             ->inc();
       }
-      stage_answers[oc.stage]->inc();
+      const std::size_t answered_stage = oc.stage + offset;
+      stage_answers[answered_stage]->inc();
       resp.stage = oc.stage_name;
-      resp.degraded = oc.degraded;
+      resp.degraded = oc.degraded || routed;
       resp.attempts = oc.attempts;
-      if (!oc.failures.empty()) resp.degraded_reason = oc.reason();
-      if (const Model* answered = snapshot->stage_models[oc.stage].get()) {
+      if (routed) resp.degraded_reason = "primary: skipped: the row is anomalous";
+      if (!oc.failures.empty()) {
+        resp.degraded_reason += resp.degraded_reason.empty() ? oc.reason() : "; " + oc.reason();
+      }
+      if (const Model* answered = snapshot->stage_models[answered_stage].get()) {
         resp.model_id = answered->info().id;
         resp.model_version = answered->info().version;
       } else {
@@ -143,7 +175,8 @@ Result<Response> ScoringEngine::Impl::score_one(const Request& req, TimePoint t0
       if (post.calibrates()) {
         if (Status st = post.calibrate(resp.scores); !st.is_ok()) return st;
       }
-      if (oc.stage == 0 && cache->enabled()) cache->insert(key, resp.scores, t0);
+      if (answered_stage == 0 && cache->enabled()) cache->insert(key, resp.scores, t0);
+      if (drift) drift->observe(input_row, resp.scores.empty() ? 0.f : resp.scores[0]);
       if (oc.degraded && log->enabled(LogLevel::kWarn)) {
         log->emit(LogLevel::kWarn, "degraded",
                   {{"engine", name}, {"stage", resp.stage}, {"reason", resp.degraded_reason}}, resp.stage);
@@ -207,6 +240,8 @@ void ScoringEngine::Impl::register_metrics() {
   batch_rows[1] = &reg.counter(kRows, kRowsHelp, with({{"outcome", "degraded"}}));
   batch_rows[2] = &reg.counter(kRows, kRowsHelp, with({{"outcome", "failed"}}));
   anomalies = &reg.counter("keel_anomalies_total", "Rows flagged by validation or the anomaly detector.", eng);
+  anomalies_rejected = &reg.counter("keel_anomalies_rejected_total", "Anomalous rows rejected by policy.", eng);
+  anomalies_routed = &reg.counter("keel_anomalies_routed_total", "Anomalous rows routed past the primary.", eng);
   validation_fixed = &reg.counter("keel_validation_fixed_total", "Rows clamped or imputed by the validator.", eng);
   reloads_ok = &reg.counter("keel_reloads_total", "Model reloads by result.", with({{"result", "ok"}}));
   reloads_failed = &reg.counter("keel_reloads_total", "Model reloads by result.", with({{"result", "failed"}}));
@@ -249,6 +284,27 @@ void ScoringEngine::Impl::register_metrics() {
     reg.counter_fn("keel_cache_evictions_total", "Result cache evictions (bounds).", eng,
                    [c] { return double(c->stats().evictions); });
     reg.gauge_fn("keel_cache_entries", "Result cache entries.", eng, [c] { return double(c->stats().entries); });
+  }
+  if (drift) {
+    // One family per drift gauge name, its series read from one snapshot.
+    auto d = drift;
+    std::vector<std::string> names;
+    for (const DriftGauge& g : d->snapshot().gauges()) {
+      if (std::find(names.begin(), names.end(), g.name) == names.end()) names.push_back(g.name);
+    }
+    for (const std::string& gname : names) {
+      reg.gauge_family_fn(gname, "Input drift against the training profile (PSI, missing rates).",
+                          [d, gname, eng] {
+                            std::vector<std::pair<MetricLabels, double>> series;
+                            for (const DriftGauge& g : d->snapshot().gauges()) {
+                              if (g.name != gname) continue;
+                              MetricLabels l = eng;
+                              if (!g.feature.empty()) l.emplace_back("feature", g.feature);
+                              series.emplace_back(std::move(l), g.value);
+                            }
+                            return series;
+                          });
+    }
   }
   auto idem = idempotency;
   reg.counter_fn("keel_idempotent_replays_total", "Requests answered from the idempotency store.", eng,

@@ -61,7 +61,7 @@ TEST_CASE("metrics: counters sum their per-thread cells", "[metrics]") {
 
 TEST_CASE("metrics: histogram buckets are cumulative with +Inf = count", "[metrics]") {
   const double bounds[] = {0.001, 0.01, 0.1};
-  keel::Histogram h(bounds);
+  keel::HistogramMetric h(bounds);
   h.observe(0.0005);
   h.observe(0.001);  // on the bound: le is inclusive
   h.observe(0.05);

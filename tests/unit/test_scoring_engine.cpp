@@ -4,6 +4,7 @@
 
 #include <keel/engine/scoring_engine.hpp>
 #include <keel/resilience/fault_injector.hpp>
+#include <keel/validate/profile_builder.hpp>
 #include <keel/validate/schema_validator.hpp>
 
 #include <nlohmann/json.hpp>
@@ -521,4 +522,97 @@ TEST_CASE("engine: builder errors name the problem", "[engine][config]") {
   auto v = std::make_shared<keel::SchemaValidator>(keel::Schema::from_names({"x", "y", "z"}));
   CHECK_THROWS_WITH(keel::EngineBuilder().model("a", linear({1.f}, 0.f)).stage("a").validator(v).build(),
                     Catch::Contains("validator"));
+}
+
+namespace {
+
+// A profile of x in [0, 10) (1000 rows), two features.
+keel::Profile two_feature_profile() {
+  keel::ProfileBuilder b({{"x", keel::FeatureType::kNumeric}, {"y", keel::FeatureType::kNumeric}});
+  std::vector<float> rows;
+  for (int i = 0; i < 1000; ++i) {
+    rows.push_back(float(i % 100) / 10.f);
+    rows.push_back(float(i % 7));
+  }
+  REQUIRE(b.add(rows, 1000).is_ok());
+  return b.build();
+}
+
+std::unique_ptr<keel::ScoringEngine> anomaly_engine(keel::AnomalyPolicy policy,
+                                                    std::shared_ptr<keel::test::LinearTestModel> primary,
+                                                    std::shared_ptr<keel::test::LinearTestModel> backup) {
+  keel::AnomalyOptions o;
+  o.policy = policy;
+  auto det = std::make_shared<keel::AnomalyDetector>(two_feature_profile(), o);
+  return keel::EngineBuilder()
+      .model("primary", primary)
+      .model("backup", backup)
+      .stage("primary")
+      .stage("backup")
+      .anomaly(det)
+      .build();
+}
+
+}  // namespace
+
+TEST_CASE("engine: anomalous rows are flagged, rejected or routed by policy", "[engine][anomaly]") {
+  auto primary = linear({1.f, 1.f}, 0.f, "p");
+  auto backup = linear({0.f, 0.f}, 7.f, "b");
+  std::vector<float> normal{5.f, 3.f};
+  std::vector<float> odd{500.f, 3.f};  // far outside the profile's [0, 9.9]
+  SECTION("flag") {
+    auto e = anomaly_engine(keel::AnomalyPolicy::kFlag, primary, backup);
+    auto r = e->score(req(odd));
+    REQUIRE(r.ok());
+    CHECK(r->anomaly);
+    CHECK(r->anomaly_score >= 1.0);
+    CHECK_THAT(r->anomaly_reason, Catch::Contains("'x'"));
+    CHECK(r->stage == "primary");
+    CHECK_FALSE(e->score(req(normal))->anomaly);
+  }
+  SECTION("reject") {
+    auto e = anomaly_engine(keel::AnomalyPolicy::kReject, primary, backup);
+    auto r = e->score(req(odd));
+    CHECK(r.code() == keel::StatusCode::kInvalidInput);
+    CHECK_THAT(r.status().message(), Catch::Contains("anomaly") && Catch::Contains("'x'"));
+    CHECK(e->score(req(normal)).ok());
+    CHECK_THAT(e->metrics_text(), Catch::Contains("keel_anomalies_rejected_total{engine=\"default\"} 1"));
+  }
+  SECTION("route past the primary, single rows and batches") {
+    auto e = anomaly_engine(keel::AnomalyPolicy::kRoute, primary, backup);
+    primary->reset_counts();
+    auto r = e->score(req(odd));
+    REQUIRE(r.ok());
+    CHECK(r->stage == "backup");
+    CHECK(r->degraded);
+    CHECK(r->scores[0] == 7.f);
+    CHECK_THAT(r->degraded_reason, Catch::Contains("anomalous"));
+    CHECK(primary->calls == 0);
+    std::vector<float> data{5.f, 3.f, 500.f, 3.f, 1.f, 1.f};
+    keel::BatchResult out;
+    REQUIRE(e->score_batch({data, 3, 2}, out).is_ok());
+    CHECK(out.stage == std::vector<std::uint8_t>{0, 1, 0});
+    CHECK(out.row_scores(0)[0] == 8.f);
+    CHECK(out.row_scores(1)[0] == 7.f);
+    CHECK(out.anomaly[1] == 1);
+    CHECK(out.degraded == 1);
+    CHECK(primary->rows_scored == 2);
+  }
+}
+
+TEST_CASE("engine: drift gauges are exported from the monitor", "[engine][drift]") {
+  auto monitor = std::make_shared<keel::DriftMonitor>(two_feature_profile());
+  auto e = keel::EngineBuilder().model("primary", linear({1.f, 1.f}, 0.f)).stage("primary").drift(monitor).build();
+  std::vector<float> data;
+  for (int i = 0; i < 200; ++i) {
+    data.push_back(50.f + float(i));  // x shifted far away
+    data.push_back(float(i % 7));
+  }
+  keel::BatchResult out;
+  REQUIRE(e->score_batch({data, 200, 2}, out).is_ok());
+  const auto snap = monitor->snapshot();
+  REQUIRE(snap.features.size() == 2);
+  CHECK(snap.features[0].psi > 0.25);
+  CHECK(snap.features[1].psi < 0.25);
+  CHECK_THAT(e->metrics_text(), Catch::Contains("feature=\"x\""));
 }

@@ -63,9 +63,9 @@ class Gauge {
 
 // Counts observations into fixed buckets (upper bounds, ascending; +Inf is
 // implicit) and keeps their sum. Thread-safe.
-class Histogram {
+class HistogramMetric {
  public:
-  explicit Histogram(std::span<const double> upper_bounds);
+  explicit HistogramMetric(std::span<const double> upper_bounds);
   void observe(double v) noexcept;
   void observe(Duration d) noexcept { observe(std::chrono::duration<double>(d).count()); }
 
@@ -102,12 +102,17 @@ class MetricsRegistry {
   // Counter names should end in _total (Prometheus convention).
   Counter& counter(std::string_view name, std::string_view help, MetricLabels labels = {});
   Gauge& gauge(std::string_view name, std::string_view help, MetricLabels labels = {});
-  Histogram& histogram(std::string_view name, std::string_view help, std::span<const double> upper_bounds,
+  HistogramMetric& histogram(std::string_view name, std::string_view help, std::span<const double> upper_bounds,
                        MetricLabels labels = {});
   // Values read when rendering (component state: breaker state, cache
   // entries, drift). `fn` must be thread-safe and outlive the registry's use.
   void gauge_fn(std::string_view name, std::string_view help, MetricLabels labels, std::function<double()> fn);
   void counter_fn(std::string_view name, std::string_view help, MetricLabels labels, std::function<double()> fn);
+
+  // A whole gauge family computed at render time: each call returns the
+  // series (labels, value) to print, e.g. one per feature of a drift monitor.
+  using SeriesFn = std::function<std::vector<std::pair<MetricLabels, double>>()>;
+  void gauge_family_fn(std::string_view name, std::string_view help, SeriesFn fn);
 
   // Prometheus text exposition format.
   [[nodiscard]] std::string render() const;

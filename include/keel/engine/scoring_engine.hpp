@@ -29,6 +29,8 @@
 #include <keel/resilience/cache.hpp>
 #include <keel/resilience/fallback_chain.hpp>
 #include <keel/resilience/idempotency.hpp>
+#include <keel/validate/anomaly_detector.hpp>
+#include <keel/validate/drift_monitor.hpp>
 #include <keel/validate/validator.hpp>
 
 #include <cstddef>
@@ -41,8 +43,6 @@
 #include <vector>
 
 namespace keel {
-
-class AnomalyDetector;
 
 // Rows in the caller's memory, row-major with `stride` floats between row
 // starts (stride == cols for dense data). Never copied unless a validator
@@ -79,13 +79,6 @@ struct BatchResult {
   [[nodiscard]] std::span<const float> row_scores(std::size_t r) const noexcept {
     return std::span<const float>(scores).subspan(r * width, width);
   }
-};
-
-enum class AnomalyPolicy : std::uint8_t {
-  kOff,       // not scored
-  kFlag,      // scored, marked in the Response
-  kReject,    // kInvalidInput naming the features responsible
-  kFallback,  // skip the primary stage, answer from the next one (degraded)
 };
 
 struct ComponentHealth {
@@ -179,8 +172,11 @@ class EngineBuilder {
   EngineBuilder& stage(std::string slot, StageOptions options = {}, std::string stage_name = {});
   EngineBuilder& default_scores(std::vector<float> scores, std::string stage_name = "default");
   EngineBuilder& validator(std::shared_ptr<const Validator> validator);
-  EngineBuilder& anomaly(std::shared_ptr<const AnomalyDetector> detector, AnomalyPolicy policy,
-                         double threshold);
+  // Scores each (validated) row against the training profile; its
+  // options' policy says flag, reject, or route past the primary stage.
+  EngineBuilder& anomaly(std::shared_ptr<const AnomalyDetector> detector);
+  // Observes every scored row and its first score; exported as gauges.
+  EngineBuilder& drift(std::shared_ptr<DriftMonitor> monitor);
   EngineBuilder& preprocess(Preprocessor pre);
   EngineBuilder& postprocess(Postprocessor post);
   EngineBuilder& cache(std::shared_ptr<Cache> cache);
