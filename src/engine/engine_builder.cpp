@@ -33,9 +33,16 @@ detail::ModelSlot& add_slot(ScoringEngine::Impl& m, std::string slot) {
 
 }  // namespace
 
-EngineBuilder& EngineBuilder::model(std::string slot, ModelPtr model) {
+EngineBuilder& EngineBuilder::model(std::string slot, ModelPtr model, std::filesystem::path path, LoadOptions opts) {
   if (!model) throw Error(invalid_input(fmt::format("model '{}': null", slot)));
-  add_slot(*impl_, std::move(slot)).current = std::move(model);
+  detail::ModelSlot& s = add_slot(*impl_, std::move(slot));
+  s.current = std::move(model);
+  s.load_options = std::move(opts);
+  if (!path.empty()) {
+    std::error_code ec;
+    s.seen_mtime = std::filesystem::last_write_time(path, ec);
+    s.path = std::move(path);
+  }
   return *this;
 }
 EngineBuilder& EngineBuilder::model_file(std::string slot, std::filesystem::path path, LoadOptions opts) {

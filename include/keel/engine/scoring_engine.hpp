@@ -164,7 +164,9 @@ class EngineBuilder {
   EngineBuilder& name(std::string name);
   EngineBuilder& clock(Clock& clock);
   // Model slots, by name, from memory or from a file (loaded in build()).
-  EngineBuilder& model(std::string slot, ModelPtr model);
+  // `path`, when given, is where `model` came from (loaded with `opts`):
+  // reload_changed() watches it.
+  EngineBuilder& model(std::string slot, ModelPtr model, std::filesystem::path path = {}, LoadOptions opts = {});
   EngineBuilder& model_file(std::string slot, std::filesystem::path path, LoadOptions opts = {});
   EngineBuilder& loader(ModelLoaderFn loader);  // default: keel::load_model
   // Chain stages in order: a model slot with its policies, then optionally
