@@ -1,7 +1,8 @@
 // keel inspect: prints a model's ModelInfo, as text or JSON.
 
-#include "cli/model_file.hpp"
 #include "cli/registry.hpp"
+
+#include <keel/model/loaders.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -38,7 +39,7 @@ nlohmann::json to_json(const ModelInfo& info) {
 }
 
 int inspect(const InspectOptions& o) {
-  Result<ModelPtr> model = load_model_file(o.model);
+  Result<ModelPtr> model = load_model(o.model);
   if (!model) {
     fmt::print(stderr, "keel inspect: error: {}\n", model.status().message());
     return 1;

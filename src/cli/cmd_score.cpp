@@ -3,8 +3,9 @@
 // model has names, by position otherwise. Rows go to the model in batches.
 
 #include "cli/csv.hpp"
-#include "cli/model_file.hpp"
 #include "cli/registry.hpp"
+
+#include <keel/model/loaders.hpp>
 
 #include <fmt/format.h>
 
@@ -103,7 +104,7 @@ int score(const ScoreOptions& o) {
   };
   LoadOptions lopts;
   lopts.num_iterations = o.num_iterations;
-  Result<ModelPtr> model = load_model_file(o.model, lopts);
+  Result<ModelPtr> model = load_model(o.model, lopts);
   if (!model) return fail(model.status());
   const ModelInfo& info = (*model)->info();
   Result<std::unique_ptr<CsvReader>> csv = CsvReader::open(o.input);

@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <new>
 #include <string>
@@ -127,9 +128,16 @@ T parse_int(std::string_view tok, const std::string& ctx) {
 double parse_double(std::string_view tok, const std::string& ctx) {
   double v = 0;
   const auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-  // ERANGE on underflow is a valid tiny number for LightGBM's parser; overflow is not.
-  if (p != tok.data() + tok.size() || (ec != std::errc{} && !(ec == std::errc::result_out_of_range && std::fabs(v) < 1.0))) {
+  if (p != tok.data() + tok.size() || (ec != std::errc{} && ec != std::errc::result_out_of_range)) {
     fail(fmt::format("{}: '{}' is not a number", ctx, tok));
+  }
+  if (ec == std::errc::result_out_of_range) {
+    // from_chars leaves v unset; strtod gives what LightGBM's parser would (0 or +-inf).
+    char buf[128];
+    if (tok.size() >= sizeof buf) fail(fmt::format("{}: '{}...' is not a number", ctx, tok.substr(0, 40)));
+    tok.copy(buf, tok.size());
+    buf[tok.size()] = '\0';
+    v = std::strtod(buf, nullptr);
   }
   return v;
 }

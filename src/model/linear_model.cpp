@@ -3,6 +3,7 @@
 
 #include <keel/model/linear_model.hpp>
 
+#include "model/linear_kernels.hpp"
 #include "model/small_buffer.hpp"
 
 #include <Eigen/Core>
@@ -41,22 +42,11 @@ void margin_exact(const float* x, const float* w, const float* intercept, std::s
   }
 }
 
-// One output: eight independent accumulators so the adds pipeline (and
-// vectorise), then a fixed pairwise reduction.
-float dot_fast(const float* x, const float* w, std::size_t f) noexcept {
-  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::size_t j = 0;
-  for (; j + 8 <= f; j += 8) {
-    for (std::size_t l = 0; l < 8; ++l) a[l] += present(x[j + l]) * w[j + l];
-  }
-  for (std::size_t l = 0; j < f; ++j, ++l) a[l] += present(x[j]) * w[j];
-  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-}
-
 void margin_fast(const float* x, const float* w, const float* intercept, std::size_t f, std::size_t k,
                  float* m) noexcept {
   if (k == 1) {
-    m[0] = intercept[0] + dot_fast(x, w, f);
+    static const detail::DotKernel dot = detail::best_dot_kernel();
+    m[0] = intercept[0] + dot(x, w, f);
     return;
   }
   std::fill(m, m + k, 0.0f);
@@ -67,6 +57,28 @@ void margin_fast(const float* x, const float* w, const float* intercept, std::si
     for (std::size_t o = 0; o < k; ++o) m[o] += xv * wj[o];
   }
   for (std::size_t o = 0; o < k; ++o) m[o] += intercept[o];
+}
+
+// margin_exact for a block of rows: each row keeps XGBoost's order (so the
+// result is bit-identical), but eight rows advance together, which hides
+// the add latency of one long dependency chain.
+constexpr std::size_t kExactBlock = 8;
+void margin_exact_block(const float* x, const float* w, const float* intercept, std::size_t f, std::size_t k,
+                        float* m) noexcept {
+  for (std::size_t o = 0; o < k; ++o) {
+    float acc[kExactBlock];
+    for (std::size_t r = 0; r < kExactBlock; ++r) acc[r] = intercept[o];
+    for (std::size_t j = 0; j < f; ++j) {
+      const float wj = w[j * k + o];
+      for (std::size_t r = 0; r < kExactBlock; ++r) {
+        const float xv = x[r * f + j];
+        const float p = xv * wj;
+        const float sum = acc[r] + p;
+        acc[r] = xv == xv ? sum : acc[r];
+      }
+    }
+    for (std::size_t r = 0; r < kExactBlock; ++r) m[r * k + o] = acc[r];
+  }
 }
 
 Status check_spec(const LinearSpec& s) {
@@ -105,6 +117,26 @@ Status check_spec(const LinearSpec& s) {
 
 }  // namespace
 
+// One output: eight independent accumulators so the adds pipeline (and
+// vectorise), then a fixed pairwise reduction.
+float detail::dot_portable(const float* x, const float* w, std::size_t n) noexcept {
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (std::size_t l = 0; l < 8; ++l) a[l] += present(x[j + l]) * w[j + l];
+  }
+  for (std::size_t l = 0; j < n; ++j, ++l) a[l] += present(x[j]) * w[j];
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+detail::DotKernel detail::best_dot_kernel() noexcept {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &dot_avx2_fma;
+#endif
+  return &dot_portable;
+}
+
 LinearModel::LinearModel(LinearSpec spec) : spec_(std::move(spec)) {}
 
 void LinearModel::margin_row(const float* x, float* m) const noexcept {
@@ -140,14 +172,29 @@ Status LinearModel::predict(std::span<const float> rows, std::size_t n_rows, std
     const std::size_t w = spec_.info.width(opts.output);
     detail::SmallBuffer<float, kStackOutputs> buf(k);
     float* m = buf.data();
-    if (spec_.exact_order || n_rows < kMinEigenRows) {
+    if (spec_.exact_order) {
+      detail::SmallBuffer<float, kExactBlock * kStackOutputs> block(kExactBlock * k);
+      std::size_t r = 0;
+      for (; r + kExactBlock <= n_rows; r += kExactBlock) {
+        margin_exact_block(rows.data() + r * f, spec_.weights.data(), spec_.intercept.data(), f, k, block.data());
+        for (std::size_t i = 0; i < kExactBlock; ++i) finish_row(block.data() + i * k, out.data() + (r + i) * w, opts);
+      }
+      for (; r < n_rows; ++r) {
+        margin_row(rows.data() + r * f, m);
+        finish_row(m, out.data() + r * w, opts);
+      }
+      return Status::ok();
+    }
+    if (n_rows < kMinEigenRows) {
       for (std::size_t r = 0; r < n_rows; ++r) {
         margin_row(rows.data() + r * f, m);
         finish_row(m, out.data() + r * w, opts);
       }
       return Status::ok();
     }
-    // Batch: margins = X * W + intercept, with NaN read as 0.
+    // Batch: margins = X * W + intercept. A NaN (missing) input makes its
+    // row's margin NaN; only those rows are redone with NaN read as 0, so
+    // clean batches pay nothing for missing-value support.
     const auto n = static_cast<Eigen::Index>(n_rows);
     const auto fi = static_cast<Eigen::Index>(f);
     const auto ki = static_cast<Eigen::Index>(k);
@@ -157,14 +204,14 @@ Status LinearModel::predict(std::span<const float> rows, std::size_t n_rows, std
     const bool direct = opts.output == OutputKind::kMargin || spec_.transform == Transform::kIdentity;
     RowMajor tmp;
     if (!direct) tmp.resize(n, ki);
-    Eigen::Map<RowMajor> margins(direct ? out.data() : tmp.data(), n, ki);
-    const bool has_nan = std::any_of(rows.begin(), rows.end(), [](float v) { return v != v; });
-    if (has_nan) {
-      margins.noalias() = x.unaryExpr([](float v) { return present(v); }).eval() * wm;
-    } else {
-      margins.noalias() = x * wm;
-    }
+    float* mp = direct ? out.data() : tmp.data();
+    Eigen::Map<RowMajor> margins(mp, n, ki);
+    margins.noalias() = x * wm;
     margins.rowwise() += b;
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      float* mr = mp + r * k;
+      if (std::any_of(mr, mr + k, [](float v) { return v != v; })) margin_row(rows.data() + r * f, mr);
+    }
     if (!direct) {
       for (std::size_t r = 0; r < n_rows; ++r) finish_row(tmp.data() + r * k, out.data() + r * w, opts);
     }
@@ -185,26 +232,35 @@ Status LinearModel::predict_sparse(std::span<const std::uint32_t> idx, std::span
     if (out.size() != spec_.info.width(opts.output)) {
       return invalid_input(fmt::format("out: expected {} outputs, got {}", spec_.info.width(opts.output), out.size()));
     }
-    for (std::size_t i = 0; i < idx.size(); ++i) {
-      if (idx[i] >= f) {
-        return invalid_input(fmt::format("sparse row: index {} (pair {}) out of range [0, {})", idx[i], i, f));
-      }
-    }
     detail::SmallBuffer<float, kStackOutputs> buf(k);
     float* m = buf.data();
     const float* w = spec_.weights.data();
+    auto bad_index = [&](std::size_t i) {
+      return invalid_input(fmt::format("sparse row: index {} (pair {}) out of range [0, {})", idx[i], i, f));
+    };
     std::copy(spec_.intercept.begin(), spec_.intercept.end(), m);
-    if (k == 1) {
+    if (k == 1 && spec_.exact_order) {
       float acc = m[0];
       for (std::size_t i = 0; i < idx.size(); ++i) {
+        if (idx[i] >= f) return bad_index(i);
         const float v = val[i];
         if (v != v) continue;
         const float p = v * w[idx[i]];
         acc += p;
       }
       m[0] = acc;
+    } else if (k == 1) {
+      // Four accumulators: independent adds instead of one chain.
+      float a[4] = {0, 0, 0, 0};
+      for (std::size_t i = 0; i < idx.size(); ++i) {
+        if (idx[i] >= f) return bad_index(i);
+        const float v = val[i];
+        a[i % 4] += (v == v ? v : 0.0f) * w[idx[i]];
+      }
+      m[0] += (a[0] + a[2]) + (a[1] + a[3]);
     } else {
       for (std::size_t i = 0; i < idx.size(); ++i) {
+        if (idx[i] >= f) return bad_index(i);
         const float v = val[i];
         if (v != v) continue;
         const float* wj = w + static_cast<std::size_t>(idx[i]) * k;

@@ -118,6 +118,7 @@ BulkheadStats Bulkhead::stats() const noexcept {
   s.admitted = admitted_.load(std::memory_order_relaxed);
   s.rejections = rejections_.load(std::memory_order_relaxed);
   s.waits = waits_.load(std::memory_order_relaxed);
+  s.waiting = waiters_.load(std::memory_order_relaxed);
   return s;
 }
 

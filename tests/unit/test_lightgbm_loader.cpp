@@ -81,7 +81,7 @@ bool close(double got, double want, double rel, double abs_tol = 1e-35) {
 struct CaseResult {
   std::string name;
   Diff raw64, pred64, raw32out;
-  std::size_t rows = 0, f32_rows_differ = 0, f32_edge_rows_differ = 0;
+  std::size_t rows = 0, f32_rows_differ = 0, f32_edge_rows_differ = 0, f32_rows_rerouted = 0;
 };
 
 void run_case(const nlohmann::json& c, const std::string& suffix, std::size_t num_iterations, CaseResult& res) {
@@ -151,7 +151,14 @@ void run_case(const nlohmann::json& c, const std::string& suffix, std::size_t nu
   std::vector<float> out32(n * k);
   REQUIRE((*model)->predict(std::span<const float>(in32), n, out32, {OutputKind::kMargin}).is_ok());
   const std::size_t first_edge = n - c["num_edge_rows"].get<std::size_t>();
+  std::vector<std::int32_t> leaves32(spec->trees.size());
+  std::vector<double> row32(f);
   for (std::size_t r = 0; r < n; ++r) {
+    const std::span<const double> row(in.values.data() + r * f, f);
+    for (std::size_t j = 0; j < f; ++j) row32[j] = static_cast<double>(in32[r * f + j]);
+    reference_leaves(*spec, row, leaves);
+    reference_leaves(*spec, row32, leaves32);
+    if (leaves != leaves32) ++res.f32_rows_rerouted;
     bool differs = false;
     for (std::size_t o = 0; o < k; ++o) differs |= out32[r * k + o] != out_raw[r * k + o];
     if (differs) {
@@ -180,12 +187,12 @@ TEST_CASE("every LightGBM fixture case matches LightGBM", "[lightgbm][fixtures]"
       results.push_back(b);
     }
   }
-  std::printf("\n%-22s %5s %11s %11s %11s %11s %11s %11s %9s\n", "case", "rows", "raw64 abs", "raw64 rel",
-              "raw32 abs", "raw32 rel", "pred abs", "pred rel", "f32 diff");
+  std::printf("\n%-22s %5s %11s %11s %11s %11s %11s %11s %s\n", "case", "rows", "raw64 abs", "raw64 rel",
+              "raw32 abs", "raw32 rel", "pred abs", "pred rel", "f32 rows differing (edge rows), rerouted");
   for (const CaseResult& r : results) {
-    std::printf("%-22s %5zu %11.3g %11.3g %11.3g %11.3g %11.3g %11.3g %4zu (%zu edge)\n", r.name.c_str(), r.rows,
+    std::printf("%-22s %5zu %11.3g %11.3g %11.3g %11.3g %11.3g %11.3g %4zu (%zu), %zu\n", r.name.c_str(), r.rows,
                 r.raw64.abs, r.raw64.rel, r.raw32out.abs, r.raw32out.rel, r.pred64.abs, r.pred64.rel,
-                r.f32_rows_differ, r.f32_edge_rows_differ);
+                r.f32_rows_differ, r.f32_edge_rows_differ, r.f32_rows_rerouted);
   }
 }
 
@@ -354,6 +361,7 @@ TEST_CASE("malformed LightGBM models are rejected naming tree and line", "[light
       {"negative split feature", replaced(s, "split_feature=0 1", "split_feature=-1 1"), {"tree 0", "line 15"}},
       {"not a number", replaced(s, "leaf_value=0.5 -0.25 1.5", "leaf_value=0.5 x 1.5"), {"tree 0", "line 21", "'x'"}},
       {"infinite leaf", replaced(s, "leaf_value=0.5 -0.25 1.5", "leaf_value=0.5 inf 1.5"), {"tree 0", "node"}},
+      {"overflowing leaf", replaced(s, "leaf_value=0.5 -0.25 1.5", "leaf_value=0.5 1e400 1.5"), {"tree 0", "not finite"}},
       {"missing leaf_value", replaced(s, "leaf_value=0.125\n", ""), {"tree 1", "leaf_value"}},
       {"unknown objective", replaced(s, "objective=binary sigmoid:1", "objective=magic"), {"line 7", "unknown objective"}},
       {"bad sigmoid", replaced(s, "objective=binary sigmoid:1", "objective=binary sigmoid:-1"), {"line 7", "sigmoid"}},

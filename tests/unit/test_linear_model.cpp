@@ -4,6 +4,7 @@
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
 
+#include "model/linear_kernels.hpp"
 #include "support/fixture_csv.hpp"
 
 #include <catch2/catch.hpp>
@@ -117,7 +118,7 @@ TEST_CASE("linear: a batch (Eigen) agrees with row-by-row, NaN included", "[mode
     Lcg g{99};
     std::vector<float> rows(n * 100);
     for (float& v : rows) v = g.next() * 10;
-    for (std::size_t i = 0; i < rows.size(); i += 37) rows[i] = kNaN;
+    for (std::size_t i = 0; i < n; i += 5) rows[i * 100 + i % 100] = kNaN;  // some rows have a missing value
     const auto batch = run(m, rows, n, OutputKind::kMargin);
     double max_diff = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -323,4 +324,21 @@ TEST_CASE("keel linear JSON: errors name the field", "[model][linear][errors]") 
   auto r = load_keel_linear_json(j.dump());
   REQUIRE(r.ok());
   CHECK(run(**r, {2, 1, 0.5f}, 1, OutputKind::kMargin)[0] == 0.5f);
+}
+
+TEST_CASE("linear: both dot kernels agree with a double reference, NaN as 0", "[model][linear][simd]") {
+  std::vector<detail::DotKernel> kernels = {&detail::dot_portable};
+  if (detail::best_dot_kernel() != &detail::dot_portable) kernels.push_back(detail::best_dot_kernel());
+  std::printf("dot kernels tested: %zu (AVX2+FMA %s)\n", kernels.size(), kernels.size() > 1 ? "yes" : "not on this CPU");
+  Lcg g{31};
+  for (const std::size_t n : {0, 1, 7, 8, 9, 31, 32, 33, 100, 1000}) {
+    std::vector<float> x(n), w(n);
+    double want = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      x[j] = j % 11 == 3 ? kNaN : g.next();
+      w[j] = g.next();
+      if (!std::isnan(x[j])) want += static_cast<double>(x[j]) * w[j];
+    }
+    for (const auto k : kernels) CHECK(k(x.data(), w.data(), n) == Approx(want).margin(1e-4));
+  }
 }

@@ -45,6 +45,7 @@ struct BulkheadStats {
   std::uint64_t admitted = 0;
   std::uint64_t rejections = 0;
   std::uint64_t waits = 0;          // admissions that had to wait
+  std::uint32_t waiting = 0;        // callers waiting for a slot right now
 };
 
 class Bulkhead {
