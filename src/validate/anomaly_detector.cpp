@@ -75,8 +75,7 @@ AnomalyDetector::AnomalyDetector(const Profile& profile, AnomalyOptions opts)
   median_.resize(n);
   inv_scale_.resize(n);
   missing_ok_.resize(n);
-  cat_begin_.assign(n, 0);
-  cat_end_.assign(n, 0);
+  seen_ = detail::CategorySets(n);
   for (std::size_t j = 0; j < n; ++j) {
     const FeatureProfile& f = profile.features[j];
     names_[j] = f.name;
@@ -99,19 +98,11 @@ AnomalyDetector::AnomalyDetector(const Profile& profile, AnomalyOptions opts)
     if (opts.check_categories && f.type == FeatureType::kCategorical && !f.categories.empty() &&
         f.other_categories == 0) {
       categorical_.push_back(static_cast<std::uint32_t>(j));
-      cat_begin_[j] = static_cast<std::uint32_t>(cat_ids_.size());
-      for (const auto& [id, count] : f.categories) cat_ids_.push_back(id);
-      cat_end_[j] = static_cast<std::uint32_t>(cat_ids_.size());
+      std::vector<std::int64_t> ids;
+      for (const auto& [id, count] : f.categories) ids.push_back(id);
+      seen_.set(j, ids);
     }
   }
-}
-
-bool AnomalyDetector::category_seen(std::size_t j, float v) const noexcept {
-  if (!(v >= 0.0f && v == std::trunc(v) && v < 9.0e15f)) return false;
-  const auto id = static_cast<std::int64_t>(v);
-  const auto* b = cat_ids_.data() + cat_begin_[j];
-  const auto* e = cat_ids_.data() + cat_end_[j];
-  return std::binary_search(b, e, id);
 }
 
 float AnomalyDetector::robust_z(std::size_t j, float v) const noexcept {
@@ -137,7 +128,7 @@ bool AnomalyDetector::row_clean(const float* row) const noexcept {
   if (bad != 0) return false;
   for (std::uint32_t j : categorical_) {
     const float v = row[j];
-    if (v == v && !category_seen(j, v)) return false;
+    if (v == v && !seen_.contains(j, v)) return false;
   }
   return true;
 }
@@ -154,7 +145,7 @@ void AnomalyDetector::check_row(std::size_t r, const float* row, AnomalyReport& 
     if (std::isnan(v)) {
       if (missing_ok_[j]) continue;
       f.kind = AnomalyKind::kUnexpectedMissing;
-    } else if (is_cat && !category_seen(j, v)) {
+    } else if (is_cat && !seen_.contains(j, v)) {
       f.kind = AnomalyKind::kUnseenCategory;
     } else if (!(v >= lo_[j] && v <= hi_[j])) {
       f.kind = AnomalyKind::kOutOfRange;

@@ -1,3 +1,4 @@
+#include <keel/validate/detail/category_set.hpp>
 #include <keel/validate/detail/sketch_key.hpp>
 #include <keel/validate/profile_builder.hpp>
 
@@ -72,7 +73,7 @@ struct Accumulator {
     const double d = v - mean;
     mean += d / static_cast<double>(n);
     m2 += d * (v - mean);
-    const bool whole = v == std::trunc(v);
+    const bool whole = detail::is_integral(v);
     integral = integral && whole;
     add_bucket(detail::sketch_key(v), 1);
     if (info.type == FeatureType::kCategorical) {

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace keel {
@@ -32,6 +33,16 @@ T get(const json& obj, const char* key, std::string_view where) {
   } catch (const json::exception&) {
     schema_error(fmt::format("{}: key '{}' has the wrong type", where, key));
   }
+}
+
+// A float key: a number within float's range (a double beyond it would not
+// convert).
+float get_float(const json& obj, const char* key, std::string_view where) {
+  const auto d = get<double>(obj, key, where);
+  if (!(std::abs(d) <= static_cast<double>(std::numeric_limits<float>::max()))) {
+    schema_error(fmt::format("{}: key '{}' is outside the range of float", where, key));
+  }
+  return static_cast<float>(d);
 }
 
 void apply_policies(const json& pol, FeatureSchema& f, std::string_view where) {
@@ -61,9 +72,9 @@ void apply_feature(const json& jf, FeatureSchema& f, std::size_t index, const Pr
     if (key == "type") {
       f.type = parse_type(get<std::string>(jf, "type", where), where);
     } else if (key == "min") {
-      f.min = get<float>(jf, "min", where);
+      f.min = get_float(jf, "min", where);
     } else if (key == "max") {
-      f.max = get<float>(jf, "max", where);
+      f.max = get_float(jf, "max", where);
     } else if (key == "allow_missing") {
       f.allow_missing = get<bool>(jf, "allow_missing", where);
     } else if (key == "required") {
@@ -81,7 +92,7 @@ void apply_feature(const json& jf, FeatureSchema& f, std::size_t index, const Pr
         if (std::isnan(m)) schema_error(fmt::format("{}: the profile has no median (no finite values)", where));
         f.impute = static_cast<float>(m);
       } else {
-        f.impute = get<float>(jf, "impute", where);
+        f.impute = get_float(jf, "impute", where);
       }
     } else if (key == "policy") {
       apply_policies(value, f, where);

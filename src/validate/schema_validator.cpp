@@ -16,7 +16,7 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kMaxFinite = std::numeric_limits<float>::max();
 
-bool is_integral(float v) noexcept { return v == std::trunc(v); }
+using detail::is_integral;
 
 [[noreturn]] void bad_schema(const FeatureSchema& f, std::size_t j, std::string_view what) {
   throw Error(invalid_input(fmt::format("schema: feature '{}' (index {}): {}", f.name, j, what)));
@@ -49,8 +49,8 @@ SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
   lo_.resize(n);
   hi_.resize(n);
   nan_ok_.resize(n);
-  cat_begin_.assign(n, 0);
-  cat_words_.assign(n, 0);
+  whole_.resize(n);
+  categories_ = detail::CategorySets(n);
   for (std::size_t j = 0; j < n; ++j) {
     const FeatureSchema& f = schema_.features[j];
     if (std::isnan(f.min) || std::isnan(f.max) || f.min > f.max) bad_schema(f, j, "min must not exceed max");
@@ -70,50 +70,53 @@ SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
     const bool inf_ok = f.allow_inf;
     lo_[j] = f.min == -kInf ? (inf_ok ? -kInf : -kMaxFinite) : f.min;
     hi_[j] = f.max == kInf ? (inf_ok ? kInf : kMaxFinite) : f.max;
+    if (f.type == FeatureType::kIndicator) {
+      lo_[j] = std::max(lo_[j], 0.0f);
+      hi_[j] = std::min(hi_[j], 1.0f);
+    } else if (f.type == FeatureType::kCategorical) {
+      lo_[j] = std::max(lo_[j], 0.0f);
+      hi_[j] = std::min(hi_[j], 2147483520.0f);  // the largest float below 2^31
+    }
     if (inf_ok) {  // ±inf passes whatever the finite bounds
       lo_[j] = -kInf;
       hi_[j] = kInf;
     }
-    nan_ok_[j] = f.allow_missing && !f.required;
-    if (f.type != FeatureType::kNumeric || inf_ok) typed_.push_back(static_cast<std::uint32_t>(j));
+    nan_ok_[j] = f.allow_missing && !f.required ? 1 : 0;
+    whole_[j] = f.type != FeatureType::kNumeric ? 1 : 0;
     if (f.type == FeatureType::kCategorical && !f.categories.empty()) {
       const std::int32_t top = *std::max_element(f.categories.begin(), f.categories.end());
       if (*std::min_element(f.categories.begin(), f.categories.end()) < 0) bad_schema(f, j, "negative category id");
       if (top > (1 << 24)) bad_schema(f, j, "category ids above 2^24 are not exact in float");
-      cat_begin_[j] = static_cast<std::uint32_t>(cat_bits_.size());
-      cat_words_[j] = static_cast<std::uint32_t>(top / 64 + 1);
-      cat_bits_.resize(cat_bits_.size() + cat_words_[j], 0);
-      for (std::int32_t c : f.categories) cat_bits_[cat_begin_[j] + static_cast<std::uint32_t>(c) / 64] |= std::uint64_t{1} << (c % 64);
+      const std::vector<std::int64_t> ids(f.categories.begin(), f.categories.end());
+      categories_.set(j, ids);
+      category_features_.push_back(static_cast<std::uint32_t>(j));
     }
   }
-}
-
-bool SchemaValidator::category_allowed(std::size_t j, float v) const noexcept {
-  if (cat_words_[j] == 0) return true;  // no set given: any id
-  const auto id = static_cast<std::uint64_t>(v);
-  if (id / 64 >= cat_words_[j]) return false;
-  return (cat_bits_[cat_begin_[j] + id / 64] >> (id % 64)) & 1u;
 }
 
 bool SchemaValidator::row_clean(const float* row) const noexcept {
   const std::size_t n = lo_.size();
   const float* lo = lo_.data();
   const float* hi = hi_.data();
-  const std::uint8_t* nan_ok = nan_ok_.data();
-  unsigned bad = 0;
+  const std::int32_t* nan_ok = nan_ok_.data();
+  const std::int32_t* whole = whole_.data();
+  std::int32_t bad = 0;
   for (std::size_t j = 0; j < n; ++j) {
     const float v = row[j];
-    const bool in = (v >= lo[j]) & (v <= hi[j]);
-    const bool nan_allowed = (v != v) & (nan_ok[j] != 0);
-    bad += static_cast<unsigned>(!(in | nan_allowed));
+    const std::int32_t in = (v >= lo[j]) & (v <= hi[j]);
+    const std::int32_t nan_allowed = (v != v) & nan_ok[j];
+    // Whole-number test that vectorises (no libm call, no float->int
+    // conversion): for |v| < 2^23, |v| + 2^23 lies where floats are 1
+    // apart, so subtracting 2^23 again rounds |v| to an integer; |v| >= 2^23
+    // is always whole. Needs round-to-nearest and no -ffast-math.
+    const float a = std::abs(v);
+    const std::int32_t is_whole = (a >= 8388608.0f) | (((a + 8388608.0f) - 8388608.0f) == a);
+    bad |= (1 - (in | nan_allowed)) | (whole[j] & (1 - is_whole) & in);
   }
   if (bad != 0) return false;
-  for (std::uint32_t j : typed_) {
+  for (std::uint32_t j : category_features_) {
     const float v = row[j];
-    if (std::isnan(v) || std::isinf(v)) continue;  // allowed, or the first pass failed already
-    const FeatureType t = schema_.features[j].type;
-    if (!type_ok(t, v)) return false;
-    if (t == FeatureType::kCategorical && !category_allowed(j, v)) return false;
+    if (v == v && !categories_.contains(j, v)) return false;  // NaN passed the first loop: allowed
   }
   return true;
 }
@@ -157,7 +160,7 @@ void SchemaValidator::check_row(std::size_t r, const float* in, float* out, Vali
       if (!apply(Rule::kType, f.action(Rule::kType), clamp_type(f.type, v))) continue;
       if (!type_ok(f.type, v)) continue;  // flagged: not an id, so no category check
     }
-    if (f.type == FeatureType::kCategorical && !category_allowed(j, v)) {
+    if (f.type == FeatureType::kCategorical && !categories_.contains(j, v)) {
       apply(Rule::kUnknownCategory, f.action(Rule::kUnknownCategory), v);
     }
   }

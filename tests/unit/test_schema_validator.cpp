@@ -234,6 +234,23 @@ TEST_CASE("SchemaValidator: type rules for integer, indicator and categorical", 
   }
 }
 
+TEST_CASE("SchemaValidator: whole-number checks at the edges of float", "[validate][schema]") {
+  Schema s = Schema::from_names({"i"});
+  s.features[0].type = FeatureType::kInteger;
+  s.features[0].set_action(Rule::kType, Action::kReject);
+  SchemaValidator v(s);
+  ValidationReport rep;
+  for (float whole : {0.0f, -0.0f, 1.0f, -1.0f, 8388607.0f, -8388607.0f, 8388608.0f, 8388609.0f, -8388609.0f,
+                      16777218.0f, 1e30f, -1e30f}) {
+    INFO(whole);
+    CHECK(v.validate_row(std::vector<float>{whole}, {}, rep).is_ok());
+  }
+  for (float frac : {0.5f, -0.5f, 1e-30f, -1e-30f, 8388607.5f, -8388607.5f, 4194303.75f, -2.25f}) {
+    INFO(frac);
+    CHECK(v.validate_row(std::vector<float>{frac}, {}, rep).code() == StatusCode::kInvalidInput);
+  }
+}
+
 TEST_CASE("SchemaValidator: unknown categories", "[validate][schema]") {
   Schema s = test_schema();
   ValidationReport rep;
@@ -335,6 +352,7 @@ TEST_CASE("Schema: JSON file refines the model's schema", "[validate][schema]") 
   CHECK_THROWS_AS(parse_schema(R"({"defaults": {"range": "explode"}})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema(R"({"features": [{"index": 9}]})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema("{", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "max": 1e300}]})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "impute": "median"}]})", test_schema()), Error);
 }
 

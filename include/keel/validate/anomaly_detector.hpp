@@ -9,6 +9,7 @@
 // policy says what the engine does with it (flag, reject, or route to the
 // fallback chain). Immutable after construction; thread-safe.
 
+#include <keel/validate/detail/category_set.hpp>
 #include <keel/validate/detail/row_findings.hpp>
 #include <keel/validate/profile.hpp>
 
@@ -103,7 +104,6 @@ class AnomalyDetector {
  private:
   [[nodiscard]] bool row_clean(const float* row) const noexcept;
   void check_row(std::size_t r, const float* row, AnomalyReport& report) const noexcept;
-  [[nodiscard]] bool category_seen(std::size_t j, float v) const noexcept;
   [[nodiscard]] float robust_z(std::size_t j, float v) const noexcept;
 
   AnomalyOptions opts_;
@@ -112,8 +112,7 @@ class AnomalyDetector {
   std::vector<std::uint8_t> missing_ok_;
   float z_threshold_;
   std::vector<std::uint32_t> categorical_;  // features checked against seen ids
-  std::vector<std::uint32_t> cat_begin_, cat_end_;
-  std::vector<std::int64_t> cat_ids_;  // sorted per feature
+  detail::CategorySets seen_;
 };
 
 }  // namespace keel

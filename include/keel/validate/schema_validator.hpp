@@ -6,6 +6,7 @@
 // both is done, and only a row that fails takes the per-feature slow path
 // that applies the policies. Immutable after construction; thread-safe.
 
+#include <keel/validate/detail/category_set.hpp>
 #include <keel/validate/schema.hpp>
 #include <keel/validate/validator.hpp>
 
@@ -30,17 +31,16 @@ class SchemaValidator final : public Validator {
  private:
   [[nodiscard]] bool row_clean(const float* row) const noexcept;
   void check_row(std::size_t r, const float* in, float* out, ValidationReport& report) const noexcept;
-  [[nodiscard]] bool category_allowed(std::size_t j, float v) const noexcept;
 
   Schema schema_;
-  // Fast-path bounds: a value passes when lo <= v <= hi, or when it is NaN
-  // and nan_ok. ±inf is inside only when allowed.
+  // Fast-path checks, one lane per feature so that the loop vectorises: a
+  // value passes when lo <= v <= hi (bounds narrowed by type: [0, 1] for
+  // indicators, ids >= 0) and, where whole_ is set, is a whole number; or
+  // when it is NaN and nan_ok. ±inf is inside only when allowed.
   std::vector<float> lo_, hi_;
-  std::vector<std::uint8_t> nan_ok_;
-  std::vector<std::uint32_t> typed_;  // features with a type check
-  // Category bitmaps: words [cat_begin_[j], cat_begin_[j] + cat_words_[j]).
-  std::vector<std::uint64_t> cat_bits_;
-  std::vector<std::uint32_t> cat_begin_, cat_words_;
+  std::vector<std::int32_t> nan_ok_, whole_;
+  std::vector<std::uint32_t> category_features_;  // categorical features with an id set
+  detail::CategorySets categories_;
 };
 
 }  // namespace keel
