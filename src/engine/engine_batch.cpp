@@ -88,8 +88,8 @@ Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline
       bool any_fixed = false;
       for (std::size_t r = 0; r < n; ++r) {
         if (s.report.rejected(r)) {
-          out.status[r] = s.report.row_status(r);
-          out.status[r].with_context(fmt::format("row {}: validation", r));
+          out.status[r] = s.report.row_status(r);  // names the row
+          out.status[r].with_context("validation");
           continue;
         }
         if (s.report.flagged(r)) out.anomaly[r] = 1;
