@@ -1,0 +1,102 @@
+#pragma once
+// Cache: remembers scores by (model id, model version, exact feature bytes).
+// The version changes on every (re)load, so a reload can never serve a score
+// computed by the previous model. Callers pass `now` (read once per request)
+// so that a cache costs no clock read of its own.
+//
+// NoopCache never hits; LruCache is the in-process, sharded LRU with a TTL
+// and a bound in entries and bytes. Both are thread-safe.
+
+#include <keel/core/clock.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace keel {
+
+struct CacheKey {
+  std::string_view model_id;
+  std::uint64_t model_version = 0;
+  std::span<const float> features;  // compared bit for bit (-0.0 != 0.0, NaN payloads differ)
+};
+
+struct CacheStats {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t evictions = 0;   // dropped to respect the entry or byte bound
+  std::uint64_t expirations = 0; // dropped because their TTL passed
+  std::uint64_t insertions = 0;
+  std::uint64_t collisions = 0;  // equal hashes whose keys differed (never served)
+  std::size_t entries = 0;
+  std::size_t bytes = 0;
+};
+
+class Cache {
+ public:
+  virtual ~Cache() = default;
+  // On a hit, replaces `out` with the cached scores and returns true.
+  virtual bool lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept = 0;
+  virtual void insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept = 0;
+  virtual void clear() noexcept = 0;
+  [[nodiscard]] virtual CacheStats stats() const noexcept = 0;
+  // False for NoopCache: the engine then skips building keys at all.
+  [[nodiscard]] virtual bool enabled() const noexcept { return true; }
+};
+
+// Never stores, never hits. Thread-safe.
+class NoopCache final : public Cache {
+ public:
+  bool lookup(const CacheKey&, TimePoint, std::vector<float>&) noexcept override { return false; }
+  void insert(const CacheKey&, std::span<const float>, TimePoint) noexcept override {}
+  void clear() noexcept override {}
+  [[nodiscard]] CacheStats stats() const noexcept override { return {}; }
+  [[nodiscard]] bool enabled() const noexcept override { return false; }
+};
+
+// The hash that finds a key's bucket. A collision only costs a comparison:
+// the full key is always compared before a hit is served.
+using CacheHashFn = std::uint64_t (*)(const CacheKey& key) noexcept;
+// XXH3-64 over the feature bytes, seeded with the model id and version.
+std::uint64_t default_cache_hash(const CacheKey& key) noexcept;
+
+struct LruCacheOptions {
+  std::size_t shards = 16;                 // rounded up to a power of two
+  std::size_t max_entries = 100'000;       // over all shards
+  std::size_t max_bytes = 64u << 20;       // approximate: keys, scores and bookkeeping
+  Duration ttl = std::chrono::minutes(5);  // Duration::zero() or less: entries never expire
+  CacheHashFn hash = &default_cache_hash;  // tests force collisions with a constant hash
+};
+
+// Sharded LRU: each shard has its own mutex, list and index, and an equal
+// share of the bounds. Thread-safe. Counters are relaxed atomics (a
+// snapshot from stats() may be mid-update by a few counts).
+class LruCache final : public Cache {
+ public:
+  explicit LruCache(LruCacheOptions opts = {});
+  ~LruCache() override;
+  LruCache(const LruCache&) = delete;
+  LruCache& operator=(const LruCache&) = delete;
+
+  bool lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept override;
+  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept override;
+  void clear() noexcept override;
+  [[nodiscard]] CacheStats stats() const noexcept override;
+  [[nodiscard]] const LruCacheOptions& options() const noexcept { return opts_; }
+  // What one entry counts against max_bytes.
+  [[nodiscard]] static std::size_t entry_cost(const CacheKey& key, std::size_t n_scores) noexcept;
+
+ private:
+  struct Shard;
+  Shard& shard_for(std::uint64_t hash) noexcept;
+
+  LruCacheOptions opts_;
+  std::size_t shard_mask_ = 0;
+  std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace keel

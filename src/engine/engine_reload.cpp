@@ -1,0 +1,232 @@
+// Model snapshots, hot reload and the directory watch of ScoringEngine.
+
+#include "engine/engine_impl.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace keel {
+
+std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() const {
+  auto s = std::make_shared<detail::Snapshot>();
+  std::vector<Stage> built;
+  built.reserve(stages.size());
+  for (const detail::StageTemplate& t : stages) {
+    if (t.is_default) {
+      built.push_back(default_stage(t.constant, t.name));
+      s->stage_models.push_back(nullptr);
+    } else {
+      ModelPtr m = slots[t.slot].current;
+      built.push_back(model_stage(t.name, m, t.options));
+      s->stage_models.push_back(std::move(m));
+    }
+  }
+  if (built.size() > 1) {
+    std::vector<Stage> rest(built.begin() + 1, built.end());
+    s->rest = std::make_shared<FallbackChain>(std::move(rest), *clock);
+  }
+  s->chain = std::make_shared<FallbackChain>(std::move(built), *clock);
+  s->generation = next_model_version();
+  return s;
+}
+
+Status ScoringEngine::Impl::check_candidate(std::size_t slot, const Model& candidate) const noexcept {
+  try {
+    const ModelInfo& ci = candidate.info();
+    if (ci.num_features != model_width) {
+      return invalid_input(fmt::format("expects {} features, the engine feeds {}", ci.num_features, model_width));
+    }
+    OutputKind kind = OutputKind::kTransformed;
+    for (const auto& t : stages) {
+      if (!t.is_default && t.slot == slot) kind = t.options.predict.output;
+    }
+    if (ci.width(kind) != out_width) {
+      return invalid_input(fmt::format("has {} outputs per row, the engine answers {}", ci.width(kind), out_width));
+    }
+    const ModelPtr& old = slots[slot].current;
+    if (old && !allow_schema_change) {
+      const ModelInfo& oi = old->info();
+      for (std::size_t f = 0; f < ci.num_features && f < ci.features.size() && f < oi.features.size(); ++f) {
+        const bool names_differ = ci.has_feature_names && oi.has_feature_names &&
+                                  ci.features[f].name != oi.features[f].name;
+        if (names_differ || ci.features[f].type != oi.features[f].type) {
+          return invalid_input(fmt::format(
+              "feature {} is '{}' ({}), the serving model's is '{}' ({}); schema changes are not allowed", f,
+              ci.features[f].name, to_string(ci.features[f].type), oi.features[f].name,
+              to_string(oi.features[f].type)));
+        }
+      }
+    }
+    std::vector<std::vector<float>> rows = canary;
+    if (rows.empty()) {
+      rows.emplace_back(model_width, 0.0f);
+      rows.emplace_back(model_width, std::numeric_limits<float>::quiet_NaN());
+    }
+    std::vector<float> out(out_width);
+    PredictOptions po;
+    po.output = kind;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      if (rows[r].size() != model_width) {
+        return invalid_input(fmt::format("canary row {} has {} values, expected {}", r, rows[r].size(), model_width));
+      }
+      if (Status st = candidate.predict_row(rows[r], out, po); !st.is_ok()) {
+        return st.with_context(fmt::format("canary row {}", r));
+      }
+      for (std::size_t c = 0; c < out.size(); ++c) {
+        if (!std::isfinite(out[c])) {
+          return model_error(fmt::format("canary row {}: score[{}] is {}", r, c, out[c]));
+        }
+      }
+    }
+    return Status::ok();
+  } catch (...) {
+    return internal_error("checking the candidate model: out of memory");
+  }
+}
+
+Status ScoringEngine::Impl::reload_failed(std::size_t slot, Status st) noexcept {
+  detail::ModelSlot& s = slots[slot];
+  try {
+    s.last_error = st.to_string();
+  } catch (...) {
+  }
+  ++s.reload_failures;
+  reloads_failed->inc();
+  if (log->enabled(LogLevel::kError)) {
+    log->emit(LogLevel::kError, "reload_failed", {{"engine", name}, {"model", s.name}, {"error", s.last_error}},
+              s.name);
+  }
+  return st;
+}
+
+Result<std::uint64_t> ScoringEngine::Impl::swap_in(std::size_t slot, ModelPtr model) noexcept {
+  detail::ModelSlot& s = slots[slot];
+  auto fail = [&](Status st) -> Result<std::uint64_t> {
+    return reload_failed(slot, std::move(st.with_context(fmt::format("reload '{}'", s.name))));
+  };
+  try {
+    if (!model) return fail(invalid_input("no model given"));
+    if (Status st = check_candidate(slot, *model); !st.is_ok()) return fail(st);
+    ModelPtr old = std::exchange(s.current, model);
+    std::shared_ptr<const detail::Snapshot> next;
+    try {
+      next = make_snapshot();
+    } catch (const Error& e) {
+      s.current = std::move(old);
+      return fail(e.status());
+    }
+    snap.store(std::move(next), std::memory_order_release);
+    // A new model starts with a clean record: its stages' breakers close.
+    for (const auto& t : stages) {
+      if (!t.is_default && t.slot == slot && t.options.breaker) t.options.breaker->reset();
+    }
+    ++s.reloads;
+    s.last_error.clear();
+    s.version_cell->store(model->info().version, std::memory_order_relaxed);
+    reloads_ok->inc();
+    if (log->enabled(LogLevel::kInfo)) {
+      log->emit(LogLevel::kInfo, "model_reloaded",
+                {{"engine", name},
+                 {"model", s.name},
+                 {"id", model->info().id},
+                 {"old_version", old ? old->info().version : 0},
+                 {"version", model->info().version}});
+    }
+    return model->info().version;
+  } catch (...) {
+    return fail(internal_error("out of memory"));
+  }
+}
+
+Result<std::uint64_t> ScoringEngine::reload(std::string_view model_name, ModelPtr model) noexcept {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.reload_mu);
+  const std::size_t i = m.slot_index(model_name);
+  if (i == m.slots.size()) return not_found(fmt::format("reload: no model slot '{}'", model_name));
+  return m.swap_in(i, std::move(model));
+}
+
+Result<std::uint64_t> ScoringEngine::reload(std::string_view model_name, const std::filesystem::path& path) noexcept {
+  Impl& m = *impl_;
+  LoadOptions opts;
+  {
+    std::lock_guard lock(m.reload_mu);
+    const std::size_t i = m.slot_index(model_name);
+    if (i == m.slots.size()) return not_found(fmt::format("reload: no model slot '{}'", model_name));
+    opts = m.slots[i].load_options;
+  }
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  // Load aside, outside the lock: requests keep flowing on the old model.
+  Result<ModelPtr> loaded = internal_error("not loaded");
+  try {
+    loaded = m.loader(path, opts);
+  } catch (const std::exception& e) {
+    loaded = model_error(fmt::format("loader threw: {}", e.what()));
+  }
+  std::lock_guard lock(m.reload_mu);
+  const std::size_t i = m.slot_index(model_name);
+  detail::ModelSlot& s = m.slots[i];
+  if (!ec) s.failed_mtime = mtime;
+  if (!loaded.ok()) {
+    Status st = loaded.status();
+    return m.reload_failed(i, std::move(st.with_context(fmt::format("reload '{}' from '{}'", s.name,
+                                                                    path.string()))));
+  }
+  Result<std::uint64_t> r = m.swap_in(i, *loaded);
+  if (r.ok()) {
+    s.path = path;
+    if (!ec) s.seen_mtime = mtime;
+  }
+  return r;
+}
+
+std::size_t ScoringEngine::reload_changed() noexcept {
+  Impl& m = *impl_;
+  std::vector<std::pair<std::string, std::filesystem::path>> todo;
+  {
+    std::lock_guard lock(m.reload_mu);
+    for (const auto& s : m.slots) {
+      if (s.path.empty()) continue;
+      std::error_code ec;
+      const auto t = std::filesystem::last_write_time(s.path, ec);
+      if (!ec && t != s.seen_mtime && t != s.failed_mtime) todo.emplace_back(s.name, s.path);
+    }
+  }
+  std::size_t swapped = 0;
+  for (const auto& [slot, path] : todo) {
+    if (reload(slot, path).ok()) ++swapped;
+  }
+  return swapped;
+}
+
+void ScoringEngine::watch(Duration interval) {
+  Impl& m = *impl_;
+  stop_watching();
+  {
+    std::lock_guard lock(m.watch_mu);
+    m.watch_stop = false;
+  }
+  m.watcher = std::thread([this, interval] {
+    Impl& im = *impl_;
+    std::unique_lock lock(im.watch_mu);
+    while (!im.watch_cv.wait_for(lock, interval, [&] { return im.watch_stop; })) {
+      lock.unlock();
+      reload_changed();
+      lock.lock();
+    }
+  });
+}
+
+void ScoringEngine::stop_watching() noexcept {
+  Impl& m = *impl_;
+  {
+    std::lock_guard lock(m.watch_mu);
+    m.watch_stop = true;
+  }
+  m.watch_cv.notify_all();
+  if (m.watcher.joinable()) m.watcher.join();
+}
+
+}  // namespace keel
