@@ -3,7 +3,7 @@
 // several rounds) and single-row latency (p50/p99 over many calls).
 
 #include "cli/csv.hpp"
-#include "cli/model_file.hpp"
+#include <keel/model/loaders.hpp>
 #include "cli/registry.hpp"
 
 #include <keel/model/tree_ensemble.hpp>
@@ -66,7 +66,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print(stderr, "keel bench: {}\n", s.message());
     return 2;
   }
-  auto model = load_model_file(o.model);
+  auto model = load_model(o.model);
   if (!model) {
     fmt::print(stderr, "keel bench: {}\n", model.status().message());
     return 1;
