@@ -157,7 +157,7 @@ void BM_XGBoost(benchmark::State& state, const std::string& name) {
   }
   const auto batch = static_cast<std::size_t>(state.range(0));
   XGBoosterSetParam(f->booster, "nthread", std::to_string(state.range(1)).c_str());
-  const char* config = R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, "strict_shape": false, "missing": NaN})";
+  const char* config = R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, "strict_shape": false, "cache_id": 0, "missing": NaN})";
   run_batches(state, *f, batch, [&](const float* rows, std::size_t n) {
     char iface[256];
     std::snprintf(iface, sizeof iface,
@@ -168,6 +168,7 @@ void BM_XGBoost(benchmark::State& state, const std::string& name) {
     const float* result = nullptr;
     const int rc = XGBoosterPredictFromDense(f->booster, iface, config, nullptr, &shape, &dim, &result);
     benchmark::DoNotOptimize(result);
+    if (rc != 0) std::fprintf(stderr, "XGBoost: %s\n", XGBGetLastError());
     return rc == 0;
   });
 }

@@ -6,10 +6,11 @@ python3-xgboost) into build/bench-models/ (not committed):
   r1000_d6_f50.json   1000 trees, depth 6, 50 features, reg:squarederror
   b100_d4_f20.json    100 trees, depth 4, 20 features, binary:logistic
 
-and lgb_deep.csv (rows for the LightGBM deep model of
-/work/shared/bench/lightgbm), with <name>.csv beside each: 100,000 rows (header f0..fN-1) to score, drawn
+with <name>.csv beside each: 100,000 rows (header f0..fN-1) to score, drawn
 from the training distribution, and <name>.pred.csv with XGBoost's own
-margins for the first 1,000 rows (a cross-check for the benchmark).
+margins for the first 1,000 rows (a cross-check for the benchmark); and
+lgb_deep.csv, 10,000 rows for the LightGBM deep model of
+/work/shared/bench/lightgbm (python3-sklearn).
 
 Usage: /usr/bin/python3 scripts/bench_models.py [out_dir]
 """

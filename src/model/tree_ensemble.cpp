@@ -498,30 +498,37 @@ void TreeEnsembleModel::init_acc(Acc* acc, std::size_t n) const noexcept {
 
 template <class Acc>
 void TreeEnsembleModel::compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept {
-  // Each tree walks 8 rows in lockstep; a block of rows sweeps all trees so
-  // that accumulation stays in tree order.
+  // A block of rows sweeps the trees in order (accumulation stays in tree
+  // order) so that each tree's nodes are reused by the whole block; within a
+  // tree, 8 rows walk in lockstep.
   constexpr std::size_t kG = 8;
+  constexpr std::size_t kBlock = 256;
   const std::size_t nf = spec_.info.num_features;
   const std::size_t k = spec_.info.num_margin_outputs;
   const CNode* nodes = nodes_.data();
-  for (std::size_t r0 = 0; r0 < n; r0 += kG) {
-    const std::size_t g = std::min(kG, n - r0);
-    const float* row[kG];
-    for (std::size_t i = 0; i < kG; ++i) row[i] = rows + std::min(r0 + i, n - 1) * nf;
+  for (std::size_t b0 = 0; b0 < n; b0 += kBlock) {
+    const std::size_t b1 = std::min(n, b0 + kBlock);
     for (std::size_t t = 0; t < roots_.size(); ++t) {
-      std::uint32_t at[kG];
-      for (std::size_t i = 0; i < kG; ++i) at[i] = roots_[t];
-      for (;;) {
-        std::uint32_t inner = 0;
-        for (std::size_t i = 0; i < kG; ++i) {
-          const CNode& nd = nodes[at[i]];
-          inner |= ~nd.feat & kLeafFlag;
-          at[i] = step(nd, row[i]);
-        }
-        if (inner == 0) break;
-      }
       const std::size_t o = out_[t];
-      for (std::size_t i = 0; i < g; ++i) acc[(r0 + i) * k + o] += leaf_value<Acc>(t, nodes[at[i]], row[i]);
+      for (std::size_t r0 = b0; r0 < b1; r0 += kG) {
+        const std::size_t g = std::min(kG, b1 - r0);
+        const float* row[kG];
+        std::uint32_t at[kG];
+        for (std::size_t i = 0; i < kG; ++i) {
+          row[i] = rows + std::min(r0 + i, b1 - 1) * nf;
+          at[i] = roots_[t];
+        }
+        for (;;) {
+          std::uint32_t inner = 0;
+          for (std::size_t i = 0; i < kG; ++i) {
+            const CNode& nd = nodes[at[i]];
+            inner |= ~nd.feat & kLeafFlag;
+            at[i] = step(nd, row[i]);
+          }
+          if (inner == 0) break;
+        }
+        for (std::size_t i = 0; i < g; ++i) acc[(r0 + i) * k + o] += leaf_value<Acc>(t, nodes[at[i]], row[i]);
+      }
     }
   }
 }
