@@ -202,9 +202,14 @@ void ScoringEngine::Impl::record(const Result<Response>& r) noexcept {
     return;
   }
   requests[detail::outcome_index(r.code())]->inc();
-  if (log->enabled(LogLevel::kError)) {
+  // The caller's mistakes are not the service's errors: log those at info.
+  const StatusCode c = r.code();
+  const LogLevel level = c == StatusCode::kInvalidInput || c == StatusCode::kNotFound || c == StatusCode::kConflict
+                             ? LogLevel::kInfo
+                             : LogLevel::kError;
+  if (log->enabled(level)) {
     const Status st = r.status();
-    log->emit(LogLevel::kError, "request_failed",
+    log->emit(level, "request_failed",
               {{"engine", name}, {"code", to_string(st.code())}, {"message", st.message()}}, to_string(st.code()));
   }
 }

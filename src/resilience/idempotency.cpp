@@ -52,7 +52,7 @@ struct InMemoryIdempotencyStore::Shard {
   std::size_t max_bytes = 0;
   IdempotencyStats counts;  // guarded by mu
 
-  void erase(const Ptr& r) noexcept {
+  void erase(Ptr r) noexcept {  // by value: callers pass references into the map
     auto it = map.find(r->id);
     if (it != map.end() && it->second == r) {
       map.erase(it);
