@@ -24,7 +24,7 @@ class SmallBuffer {
   T& operator[](std::size_t i) noexcept { return data_[i]; }
 
  private:
-  T stack_[N];
+  T stack_[N]{};  // value-initialised: GCC 12 -O2 -Wmaybe-uninitialized cannot see that reads follow writes
   std::vector<T> heap_;
   T* data_ = stack_;
 };
