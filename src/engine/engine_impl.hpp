@@ -98,7 +98,29 @@ struct ScoringEngine::Impl {
   std::size_t out_width = 0;    // scores per row
 
   // --- state -------------------------------------------------------------
-  std::atomic<std::shared_ptr<const detail::Snapshot>> snap;
+  // The current snapshot. A mutex-guarded shared_ptr rather than
+  // std::atomic<std::shared_ptr>: GCC 12's lock-bit implementation of the
+  // latter is invisible to ThreadSanitizer (false data-race reports), and an
+  // uncontended lock around one refcount increment costs about the same.
+  class SnapshotSlot {
+   public:
+    [[nodiscard]] std::shared_ptr<const detail::Snapshot> load(std::memory_order = std::memory_order_acquire) const noexcept {
+      std::lock_guard lock(mu_);
+      return ptr_;
+    }
+    void store(std::shared_ptr<const detail::Snapshot> next, std::memory_order = std::memory_order_release) noexcept {
+      {
+        std::lock_guard lock(mu_);
+        ptr_.swap(next);
+      }
+      // `next` now holds the old snapshot; it is released outside the lock.
+    }
+
+   private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const detail::Snapshot> ptr_;  // guarded by mu_
+  };
+  SnapshotSlot snap;
   mutable std::mutex reload_mu;  // serialises reloads; guards slots' mutable fields
 
   std::mutex watch_mu;
