@@ -10,7 +10,7 @@ KEEL_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libeigen3-dev xtens
 # What the full test suite adds: Catch2 v2, Google Benchmark + XGBoost's C
 # API (benchmarks), clang-14 + its runtime (libFuzzer), promtool (metrics
 # format check).
-KEEL_TEST_PACKAGES=(catch2 libbenchmark-dev libxgboost-dev clang-14 libclang-rt-14-dev prometheus)
+KEEL_TEST_PACKAGES=(catch2 python3 libbenchmark-dev libxgboost-dev clang-14 libclang-rt-14-dev prometheus)
 
 log() { printf '\n==> %s\n' "$*"; }
 
