@@ -7,6 +7,7 @@
 
 #include "model/thread_pool.hpp"
 #include "model/tree_ensemble_impl.hpp"
+#include "model/tree_row.hpp"
 
 #include <fmt/format.h>
 
@@ -332,6 +333,7 @@ class TreeEnsembleModel final : public Model {
   bool has_linear_ = false;
   void (*heap_kernel_)(const detail::HeapPack&, const detail::HeapBlock&) noexcept = nullptr;
   detail::HeapPack heap_;
+  detail::RowPack row_;              // heap models: the single-row layout
   std::vector<CNode> nodes_;         // compact: all trees
   std::vector<std::uint32_t> roots_; // compact: root node of each tree
   std::vector<std::uint32_t> out_;   // margin column of each tree
@@ -476,6 +478,7 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   layout_ = opts.layout == TreeLayout::kAuto ? (fits ? TreeLayout::kHeap : TreeLayout::kCompact) : opts.layout;
   if (layout_ == TreeLayout::kHeap) {
     build_heap();
+    if (detail::row_pack_applies(heap_)) detail::build_row_pack(heap_, spec_.info.num_features, row_);
     heap_kernel_ = &detail::heap_block_scalar;
 #if defined(__x86_64__)
     if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
@@ -615,7 +618,9 @@ Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind k
     acc = big.data();
   }
   init_acc(acc, 1);
-  if (layout_ == TreeLayout::kHeap) {
+  if (!row_.empty()) {
+    detail::row_margins(row_, heap_, row, acc);
+  } else if (layout_ == TreeLayout::kHeap) {
     heap_one(row, acc);
   } else {
     compact_one(row, acc);
