@@ -56,30 +56,34 @@ constexpr ChunkPlan make_plan(std::size_t depth) noexcept {
 }
 
 template <std::size_t D, std::size_t L, bool kNan>
-[[gnu::always_inline]] inline void level_step(const RowNode* g, const float* row, std::uint32_t* o) noexcept {
+[[gnu::always_inline]] inline void level_step(const RowNode* g, const float* row, std::size_t* o) noexcept {
   constexpr ChunkPlan P = make_plan(D);
   constexpr std::size_t c = P.chunk_of(L);
   constexpr std::size_t q = L - P.first[c];
-  constexpr std::uint32_t S = std::uint32_t{1} << P.levels[c];
-  constexpr std::uint32_t C = static_cast<std::uint32_t>(P.offset[c]);
+  constexpr std::size_t S = std::size_t{1} << P.levels[c];
+  constexpr std::size_t C = P.offset[c];
   constexpr std::size_t T = P.stride;
 #pragma GCC unroll 16
   for (std::size_t i = 0; i < kRowGroup; ++i) {
     const RowNode* t = g + i * T;
-    const std::uint32_t oi = o[i];
+    const std::size_t oi = o[i];
     const RowNode nd = t[oi];
     const float x = row[nd.feat];
-    std::uint32_t right = x >= nd.thr;
-    const std::uint32_t m = oi & (S - 1);
-    if constexpr (kNan) right |= static_cast<std::uint32_t>(x != x) & (t[oi | (S - 1)].feat >> m);
+    // right = 1 - left; "!(x >= thr)" lets the compiler subtract the
+    // comparison's carry flag (sbb) instead of materialising a bool.
+    std::size_t left = !(x >= nd.thr);
+    const std::size_t m = oi & (S - 1);
+    if constexpr (kNan) left &= ~static_cast<std::size_t>((x != x) & (t[oi | (S - 1)].feat >> m));
+    // Unsigned wrap-around in the constants below is intended: the results
+    // are in range.
     if constexpr (q + 1 < P.levels[c]) {
-      o[i] = oi + m + 1 + right;
+      o[i] = oi + m + 2 - left;
     } else if constexpr (c + 1 < P.chunks) {
-      constexpr std::uint32_t S2 = std::uint32_t{1} << P.levels[c + 1];
-      constexpr std::uint32_t K = S2 * (2u - S - C) + static_cast<std::uint32_t>(P.offset[c + 1]);
-      o[i] = (oi + m + right) * S2 + K;
+      constexpr std::size_t S2 = std::size_t{1} << P.levels[c + 1];
+      constexpr std::size_t K = S2 * (2 - S - C) + P.offset[c + 1];
+      o[i] = (oi + m + 1 - left) * S2 + K;
     } else {
-      o[i] = oi + m + right + (2u - S - C);  // the leaf
+      o[i] = oi + m + 1 - left + (2 - S - C);  // the leaf
     }
   }
 }
@@ -98,8 +102,8 @@ void walk(const RowPack& rp, const HeapPack& hp, const float* row, Acc* acc) noe
   Acc a0 = acc[0];
   std::size_t t0 = 0, skip = 0;
   for (;;) {
-    std::uint32_t o[G];
-    for (std::size_t i = 0; i < G; ++i) o[i] = static_cast<std::uint32_t>(P.offset[0]);
+    std::size_t o[G];
+    for (std::size_t i = 0; i < G; ++i) o[i] = P.offset[0];
     const RowNode* g = nodes + t0 * T;
     [&]<std::size_t... L>(std::index_sequence<L...>) {
       (level_step<D, L, kNan>(g, row, o), ...);
