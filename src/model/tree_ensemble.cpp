@@ -696,7 +696,8 @@ Status TreeEnsembleModel::predict(std::span<const float> rows, std::size_t n_row
   if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
   const std::size_t nf = spec_.info.num_features;
   const std::size_t w = spec_.info.width(opts.output);
-  // Below a few rows, interleaving trees of one row beats lockstep rows.
+  // Below a few rows, interleaving trees of one row beats lockstep rows
+  // (predict_one: the blocked row layout of tree_row.hpp when built).
   if (n_rows < 8) {
     for (std::size_t r = 0; r < n_rows; ++r) {
       Status s = double_acc_ ? predict_one<double>(rows.data() + r * nf, out.data() + r * w, opts.output)
