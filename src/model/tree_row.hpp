@@ -63,7 +63,6 @@ struct RowPack {
   std::vector<RowNode, AlignedAlloc<RowNode, 64>> nodes;
 
   bool empty() const noexcept { return nodes.empty(); }
-  std::size_t bytes() const noexcept { return nodes.size() * sizeof(RowNode); }
 };
 
 // Whether build_row_pack supports the heap (depth <= kMaxHeapDepth, at least
