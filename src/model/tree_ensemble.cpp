@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -24,9 +25,14 @@ namespace keel {
 namespace detail {
 
 bool block_has_nan(const float* p, std::size_t n) noexcept {
-  bool nan = false;
-  for (std::size_t i = 0; i < n; ++i) nan |= p[i] != p[i];
-  return nan;
+  // NaN iff |bits| > the bits of +inf: integer compares, which vectorise.
+  std::int32_t any = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int32_t u;
+    std::memcpy(&u, p + i, sizeof u);
+    any |= static_cast<std::int32_t>((u & 0x7fffffff) > 0x7f800000);
+  }
+  return any != 0;
 }
 
 namespace {
@@ -286,6 +292,7 @@ class TreeEnsembleModel final : public Model {
  private:
   bool heap_fits() const noexcept;
   void build_heap();
+  void build_heap_top();
   void build_compact();
 
   template <class Acc>
@@ -406,6 +413,36 @@ void TreeEnsembleModel::build_heap() {
   }
 }
 
+void TreeEnsembleModel::build_heap_top() {
+  detail::HeapPack& p = heap_;
+  // Shallower models keep the plain walk (one kernel instance fewer).
+  if (p.depth < detail::kTopDepth) return;
+  const std::size_t top = detail::kTopDepth;
+  const std::size_t nodes = (std::size_t{1} << top) - 1;
+  std::vector<std::uint32_t> slot_of(spec_.info.num_features, ~0u);
+  std::vector<std::uint32_t> slot_feature;
+  std::vector<std::uint32_t> top_slot(p.num_trees * nodes);
+  std::vector<float> top_thr(p.num_trees * nodes);
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    for (std::size_t i = 0; i < nodes; ++i) {
+      const std::uint32_t f = p.feat[t * p.node_stride + i];
+      std::uint32_t& slot = slot_of[f & kFeatureMask];
+      if (slot == ~0u) {
+        slot = static_cast<std::uint32_t>(slot_feature.size());
+        slot_feature.push_back(f & kFeatureMask);
+      }
+      top_slot[t * nodes + i] = slot | (f & kNanRight);
+      top_thr[t * nodes + i] = p.thr[t * p.node_stride + i];
+    }
+  }
+  if (slot_feature.size() > detail::kMaxTopSlots) return;
+  p.top_depth = top;
+  p.top_nodes = nodes;
+  p.top_slot = std::move(top_slot);
+  p.top_thr = std::move(top_thr);
+  p.slot_feature = std::move(slot_feature);
+}
+
 void TreeEnsembleModel::build_compact() {
   std::size_t total = 0;
   for (const Tree& t : spec_.trees) total += t.nodes.size();
@@ -479,7 +516,10 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
     heap_kernel_ = &detail::heap_block_scalar;
 #if defined(__x86_64__)
     if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
-    if (kernel_ == TreeKernel::kAvx512) heap_kernel_ = &detail::heap_block_avx512;
+    if (kernel_ == TreeKernel::kAvx512) {
+      heap_kernel_ = &detail::heap_block_avx512;
+      if (opts.column_top_levels) build_heap_top();
+    }
 #endif
   } else {
     build_compact();
@@ -637,6 +677,16 @@ void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* ac
   b.outputs = spec_.info.num_margin_outputs;
   b.acc_f = acc_f;
   b.acc_d = acc_d;
+  // The column-compare levels need a feature-major copy of each piece;
+  // without the memory the kernel walks every level.
+  std::unique_ptr<float[]> scratch;
+  if (const std::size_t floats = detail::top_scratch_floats(heap_); floats > 0) {
+    scratch.reset(new (std::nothrow) float[floats + 16]);
+    if (scratch) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(scratch.get());
+      b.scratch = scratch.get() + ((64 - addr % 64) % 64) / sizeof(float);
+    }
+  }
   detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_, sub); });
 }
 

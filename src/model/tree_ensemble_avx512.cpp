@@ -49,7 +49,7 @@ struct LevelRegs {
 constexpr std::size_t kLanes = 16;
 constexpr std::size_t kRegLevelMax = 128;  // levels up to this many nodes use permutes
 
-template <std::size_t V, bool kNan, bool kVecAcc>
+template <std::size_t V, std::size_t kTop, bool kNan, bool kVecAcc>
 void run(const HeapPack& p, const HeapBlock& b) noexcept {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i fmask = _mm512_set1_epi32(static_cast<int>(kFeatureMask));
@@ -69,12 +69,56 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   alignas(64) std::uint32_t jbuf[V * kLanes];
   LevelRegs<std::uint32_t> fr;
   LevelRegs<float> tr;
+  // Feature-major copy of the block for the column-compare levels:
+  // xt[(slot * V + v) * 16 + lane].
+  constexpr std::size_t kTopNodes = (std::size_t{1} << kTop) - 1;
+  const std::size_t slots = p.slot_feature.size();
+  float* const xt = b.scratch;
+  if constexpr (kTop > 0) {
+    for (std::size_t s = 0; s < slots; ++s) {
+      const __m512i f = _mm512_set1_epi32(static_cast<int>(p.slot_feature[s]));
+      for (std::size_t v = 0; v < V; ++v) {
+        _mm512_store_ps(xt + (s * V + v) * kLanes, _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], f), b.rows, 4));
+      }
+    }
+  }
+  const __m512i top_base = _mm512_set1_epi32(static_cast<int>(kTopNodes));
   for (std::size_t t = 0; t < p.num_trees; ++t) {
     const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
     const float* thr = p.thr.data() + t * p.node_stride;
     __m512i j[V];
     for (std::size_t v = 0; v < V; ++v) j[v] = _mm512_setzero_si512();
-    for (std::size_t l = 0; l < p.depth; ++l) {
+    if constexpr (kTop > 0) {
+      // Every top node compared on every row: bit i of a lane says whether
+      // the row goes right at heap node i; then a walk through the bits.
+      const std::uint32_t* ts = p.top_slot.data() + t * kTopNodes;
+      const float* tt = p.top_thr.data() + t * kTopNodes;
+      __m512i bits[V];
+      for (std::size_t v = 0; v < V; ++v) bits[v] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+      for (std::size_t i = 0; i < kTopNodes; ++i) {
+        const float* col = xt + (ts[i] & kFeatureMask) * V * kLanes;
+        const __m512 th = _mm512_set1_ps(tt[i]);
+        const __m512i bit = _mm512_set1_epi32(1 << i);
+        for (std::size_t v = 0; v < V; ++v) {
+          const __m512 x = _mm512_load_ps(col + v * kLanes);
+          __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
+          if constexpr (kNan) {
+            if (ts[i] & kNanRight) right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+          }
+          bits[v] = _mm512_or_si512(bits[v], _mm512_maskz_mov_epi32(right, bit));
+        }
+      }
+      for (std::size_t v = 0; v < V; ++v) {
+        __m512i n = _mm512_setzero_si512();
+        for (std::size_t l = 0; l < kTop; ++l) {
+          const __m512i r = _mm512_and_si512(_mm512_srlv_epi32(bits[v], n), one);
+          n = _mm512_add_epi32(_mm512_add_epi32(n, n), _mm512_add_epi32(r, one));
+        }
+        j[v] = _mm512_sub_epi32(n, top_base);
+      }
+    }
+    for (std::size_t l = kTop; l < p.depth; ++l) {
       const std::size_t lo = (std::size_t{1} << l) - 1;
       const std::size_t size = std::size_t{1} << l;
       const bool in_regs = size <= kRegLevelMax;
@@ -104,7 +148,12 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
     }
     if constexpr (kVecAcc) {
       const float* lv = p.leaf_f.data() + t * p.leaf_stride;
-      for (std::size_t v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_i32gather_ps(j[v], lv, 4));
+      if (p.leaf_stride <= kLanes) {  // the tree's leaves fit one register
+        const __m512 leaves = _mm512_loadu_ps(lv);
+        for (std::size_t v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_permutexvar_ps(j[v], leaves));
+      } else {
+        for (std::size_t v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_i32gather_ps(j[v], lv, 4));
+      }
     } else {
       for (std::size_t v = 0; v < V; ++v) _mm512_store_si512(jbuf + v * kLanes, j[v]);
       const std::size_t o = p.out[t];
@@ -121,11 +170,11 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   }
 }
 
-template <std::size_t V>
+template <std::size_t V, std::size_t kTop>
 struct Avx512Width {
   template <bool kNan, bool kVecAcc>
   struct Run {
-    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
+    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kTop, kNan, kVecAcc>(p, b); }
   };
 };
 
@@ -135,10 +184,18 @@ void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
-  if (vecs <= 1) return run_variant<Avx512Width<1>::Run>(p, b, nan);
-  if (vecs <= 2) return run_variant<Avx512Width<2>::Run>(p, b, nan);
-  if (vecs <= 4) return run_variant<Avx512Width<4>::Run>(p, b, nan);
-  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx512Width<8>::Run>(p, sub, nan); });
+  if (b.scratch != nullptr && p.top_depth == kTopDepth) {
+    if (vecs <= 1) return run_variant<Avx512Width<1, kTopDepth>::Run>(p, b, nan);
+    if (vecs <= 2) return run_variant<Avx512Width<2, kTopDepth>::Run>(p, b, nan);
+    if (vecs <= 4) return run_variant<Avx512Width<4, kTopDepth>::Run>(p, b, nan);
+    return for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) {
+      run_variant<Avx512Width<8, kTopDepth>::Run>(p, sub, nan);
+    });
+  }
+  if (vecs <= 1) return run_variant<Avx512Width<1, 0>::Run>(p, b, nan);
+  if (vecs <= 2) return run_variant<Avx512Width<2, 0>::Run>(p, b, nan);
+  if (vecs <= 4) return run_variant<Avx512Width<4, 0>::Run>(p, b, nan);
+  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx512Width<8, 0>::Run>(p, sub, nan); });
 }
 
 }  // namespace keel::detail

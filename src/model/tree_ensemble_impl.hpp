@@ -37,7 +37,23 @@ struct HeapPack {
   std::vector<std::uint32_t> out;   // margin column of each tree
   bool single_output = true;
   bool double_acc = false;
+
+  // Gather-free top levels (the AVX-512 kernel): the first top_depth levels
+  // of every tree are decided by comparing whole columns of a feature-major
+  // copy of the block (one load + one compare per node for 16 rows, no
+  // gather). Slots number the distinct features those nodes read.
+  std::size_t top_depth = 0;                 // 0: not built
+  std::size_t top_nodes = 0;                 // 2^top_depth - 1 per tree
+  std::vector<std::uint32_t> top_slot;       // [tree][top_nodes]: slot | kNanRight
+  std::vector<float> top_thr;                // [tree][top_nodes]
+  std::vector<std::uint32_t> slot_feature;   // slot -> feature
 };
+
+// Levels decided by column compares (15 nodes: one compare each beats the
+// gather of a walk step; 31 would not).
+inline constexpr std::size_t kTopDepth = 4;
+// Above this many slots the feature-major copy costs more than it saves.
+inline constexpr std::size_t kMaxTopSlots = 1024;
 
 // Padding appended to node arrays so that vector loads of a level (up to
 // 16 entries from any level start) never leave the array.
@@ -52,10 +68,19 @@ struct HeapBlock {
   std::size_t outputs = 1;
   float* acc_f = nullptr;
   double* acc_d = nullptr;
+  // 64-byte aligned room for the feature-major copy of up to kHeapBlockRows
+  // rows (top_scratch_floats(p) floats), or null: kernels then skip the
+  // column-compare levels.
+  float* scratch = nullptr;
 };
 
 // Rows a kernel call handles at most (the caller splits larger batches).
 inline constexpr std::size_t kHeapBlockRows = 128;
+
+// Floats of HeapBlock::scratch a block of kHeapBlockRows rows needs.
+inline std::size_t top_scratch_floats(const HeapPack& p) noexcept {
+  return p.top_depth == 0 ? 0 : p.slot_feature.size() * kHeapBlockRows;
+}
 
 bool block_has_nan(const float* p, std::size_t n) noexcept;
 

@@ -8,7 +8,11 @@
 // Layouts:
 //  kHeap:    every tree padded to the model's depth as an implicit heap
 //            (child = 2j + (x >= t)); branch-free, SIMD across rows; for
-//            numeric-only models of depth <= kMaxHeapDepth.
+//            numeric-only models of depth <= kMaxHeapDepth. With AVX-512 and
+//            depth >= 4 the top 4 levels (15 nodes) are decided without
+//            gathers: each node is one compare of a feature column of 16
+//            rows, the results are packed into a 15-bit word per row and
+//            walked with shifts; deeper levels walk with gathers.
 //  kCompact: explicit nodes with adjacent children, several walks in
 //            lockstep; any depth, any split kind (categorical nodes, LightGBM
 //            zero-as-missing bands and linear leaves take a slow branch).
@@ -50,6 +54,10 @@ inline constexpr std::size_t kMaxHeapDepth = 10;
 struct TreeEnsembleOptions {
   TreeKernel kernel = TreeKernel::kAuto;  // a forced kernel must be supported
   TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
+  // AVX-512 heap kernel: decide the top 4 levels of every tree by comparing
+  // whole feature columns of a transposed block (no gathers) instead of
+  // walking them. Same answers either way; false is for measuring the gain.
+  bool column_top_levels = true;
 };
 
 // Validates the spec and builds the fast model. Loaders return this.
