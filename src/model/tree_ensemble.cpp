@@ -294,6 +294,8 @@ class TreeEnsembleModel final : public Model {
   void build_heap();
   void build_heap_top();
   void build_compact();
+  void build_compact_pack(bool column_top);
+  void build_compact_top();
 
   template <class Acc>
   void compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept;
@@ -339,6 +341,9 @@ class TreeEnsembleModel final : public Model {
   bool has_linear_ = false;
   void (*heap_kernel_)(const detail::HeapPack&, const detail::HeapBlock&) noexcept = nullptr;
   detail::HeapPack heap_;
+  // AVX-512 deep-tree kernel over compact_pack_, or null (the scalar walk).
+  void (*compact_kernel_)(const detail::CompactPack&, const detail::HeapBlock&) noexcept = nullptr;
+  detail::CompactPack compact_pack_;
   std::vector<CNode> nodes_;         // compact: all trees
   std::vector<std::uint32_t> roots_; // compact: root node of each tree
   std::vector<std::uint32_t> out_;   // margin column of each tree
@@ -413,34 +418,50 @@ void TreeEnsembleModel::build_heap() {
   }
 }
 
+// Collects TopLevels tree by tree; nodes not set stay padding (slot 0,
+// NaN threshold: always left).
+class TopBuilder {
+ public:
+  TopBuilder(std::size_t num_features, std::size_t trees) : slot_of_(num_features, ~0u) {
+    top_.slot.assign(trees * detail::kTopNodes, 0u);
+    top_.thr.assign(trees * detail::kTopNodes, std::numeric_limits<float>::quiet_NaN());
+    (void)slot(0);
+  }
+  void set(std::size_t tree, std::size_t i, std::uint32_t feat, float thr) {
+    top_.slot[tree * detail::kTopNodes + i] = slot(feat & kFeatureMask) | (feat & kNanRight);
+    top_.thr[tree * detail::kTopNodes + i] = thr;
+  }
+  // Moves the result into out unless it needs too many slots to pay off.
+  bool finish(detail::TopLevels& out) {
+    if (top_.slot_feature.size() > detail::kMaxTopSlots) return false;
+    out = std::move(top_);
+    return true;
+  }
+
+ private:
+  std::uint32_t slot(std::uint32_t feature) {
+    std::uint32_t& s = slot_of_[feature];
+    if (s == ~0u) {
+      s = static_cast<std::uint32_t>(top_.slot_feature.size());
+      top_.slot_feature.push_back(feature);
+    }
+    return s;
+  }
+  std::vector<std::uint32_t> slot_of_;
+  detail::TopLevels top_;
+};
+
 void TreeEnsembleModel::build_heap_top() {
   detail::HeapPack& p = heap_;
   // Shallower models keep the plain walk (one kernel instance fewer).
   if (p.depth < detail::kTopDepth) return;
-  const std::size_t top = detail::kTopDepth;
-  const std::size_t nodes = (std::size_t{1} << top) - 1;
-  std::vector<std::uint32_t> slot_of(spec_.info.num_features, ~0u);
-  std::vector<std::uint32_t> slot_feature;
-  std::vector<std::uint32_t> top_slot(p.num_trees * nodes);
-  std::vector<float> top_thr(p.num_trees * nodes);
+  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
-    for (std::size_t i = 0; i < nodes; ++i) {
-      const std::uint32_t f = p.feat[t * p.node_stride + i];
-      std::uint32_t& slot = slot_of[f & kFeatureMask];
-      if (slot == ~0u) {
-        slot = static_cast<std::uint32_t>(slot_feature.size());
-        slot_feature.push_back(f & kFeatureMask);
-      }
-      top_slot[t * nodes + i] = slot | (f & kNanRight);
-      top_thr[t * nodes + i] = p.thr[t * p.node_stride + i];
+    for (std::size_t i = 0; i < detail::kTopNodes; ++i) {
+      b.set(t, i, p.feat[t * p.node_stride + i], p.thr[t * p.node_stride + i]);
     }
   }
-  if (slot_feature.size() > detail::kMaxTopSlots) return;
-  p.top_depth = top;
-  p.top_nodes = nodes;
-  p.top_slot = std::move(top_slot);
-  p.top_thr = std::move(top_thr);
-  p.slot_feature = std::move(slot_feature);
+  (void)b.finish(p.top);
 }
 
 void TreeEnsembleModel::build_compact() {
@@ -496,6 +517,68 @@ void TreeEnsembleModel::build_compact() {
   }
 }
 
+void TreeEnsembleModel::build_compact_pack(bool column_top) {
+  static_assert(kLeafFlag == detail::kCompactLeaf);
+  if (!specials_.empty()) return;  // categorical, zero-band or linear nodes: scalar walk
+  detail::CompactPack& p = compact_pack_;
+  const std::size_t n = nodes_.size();
+  p.num_trees = roots_.size();
+  p.root = roots_;
+  p.out = out_;
+  p.double_acc = double_acc_;
+  p.feat.resize(n);
+  p.thr.resize(n);
+  p.next.resize(n);
+  (double_acc_ ? p.leaf_d.assign(n, 0.0) : p.leaf_f.assign(n, 0.0f));
+  for (std::size_t i = 0; i < n; ++i) {
+    const CNode& c = nodes_[i];
+    p.feat[i] = c.feat;
+    p.thr[i] = c.thr;
+    p.next[i] = c.next;
+    if (c.feat & kLeafFlag) {
+      if (double_acc_) {
+        p.leaf_d[i] = leaf_d_[c.aux];
+      } else {
+        p.leaf_f[i] = leaf_f_[c.aux];
+      }
+    }
+  }
+  compact_kernel_ = &detail::compact_block_avx512;
+  if (column_top) build_compact_top();
+}
+
+void TreeEnsembleModel::build_compact_top() {
+  // The top levels padded to a heap of kTopDepth levels; entry[j] is the
+  // compact node at heap position j of level kTopDepth, or the leaf above it.
+  detail::CompactPack& p = compact_pack_;
+  constexpr std::size_t kEntries = std::size_t{1} << detail::kTopDepth;
+  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
+  std::vector<std::uint32_t> entry(p.num_trees * kEntries);
+  struct Item {
+    std::uint32_t node;
+    std::size_t level;
+    std::size_t j;
+  };
+  std::vector<Item> stack;
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    stack.assign(1, Item{p.root[t], 0, 0});
+    while (!stack.empty()) {
+      const Item it = stack.back();
+      stack.pop_back();
+      const std::uint32_t f = p.feat[it.node];
+      if (it.level == detail::kTopDepth || (f & kLeafFlag)) {
+        const std::size_t span = std::size_t{1} << (detail::kTopDepth - it.level);
+        for (std::size_t k = it.j * span; k < (it.j + 1) * span; ++k) entry[t * kEntries + k] = it.node;
+        continue;
+      }
+      b.set(t, (std::size_t{1} << it.level) - 1 + it.j, f, p.thr[it.node]);
+      stack.push_back({p.next[it.node], it.level + 1, 2 * it.j});
+      stack.push_back({p.next[it.node] + 1, it.level + 1, 2 * it.j + 1});
+    }
+  }
+  if (b.finish(p.top)) p.entry = std::move(entry);
+}
+
 Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
   if (!tree_kernel_supported(k)) {
@@ -523,7 +606,10 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
 #endif
   } else {
     build_compact();
-    kernel_ = TreeKernel::kScalar;  // the compact walk is portable code
+#if defined(__x86_64__)
+    if (kernel_ == TreeKernel::kAvx512) build_compact_pack(opts.column_top_levels);
+#endif
+    if (compact_kernel_ == nullptr) kernel_ = TreeKernel::kScalar;  // the portable walk
   }
   return Status::ok();
 }
@@ -666,7 +752,7 @@ Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind k
 
 void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept {
   double_acc_ ? init_acc(acc_d, n) : init_acc(acc_f, n);
-  if (layout_ == TreeLayout::kCompact) {
+  if (layout_ == TreeLayout::kCompact && compact_kernel_ == nullptr) {
     double_acc_ ? compact_rows(rows, n, acc_d) : compact_rows(rows, n, acc_f);
     return;
   }
@@ -679,13 +765,19 @@ void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* ac
   b.acc_d = acc_d;
   // The column-compare levels need a feature-major copy of each piece;
   // without the memory the kernel walks every level.
+  const detail::TopLevels& top = layout_ == TreeLayout::kCompact ? compact_pack_.top : heap_.top;
   std::unique_ptr<float[]> scratch;
-  if (const std::size_t floats = detail::top_scratch_floats(heap_); floats > 0) {
+  if (const std::size_t floats = top.built() ? top.scratch_floats() : 0; floats > 0) {
     scratch.reset(new (std::nothrow) float[floats + 16]);
     if (scratch) {
       const auto addr = reinterpret_cast<std::uintptr_t>(scratch.get());
       b.scratch = scratch.get() + ((64 - addr % 64) % 64) / sizeof(float);
     }
+  }
+  if (layout_ == TreeLayout::kCompact) {
+    detail::for_each_piece(b, detail::kHeapBlockRows,
+                           [&](const detail::HeapBlock& sub) { compact_kernel_(compact_pack_, sub); });
+    return;
   }
   detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_, sub); });
 }

@@ -49,6 +49,53 @@ struct LevelRegs {
 constexpr std::size_t kLanes = 16;
 constexpr std::size_t kRegLevelMax = 128;  // levels up to this many nodes use permutes
 
+// The feature-major copy of V vectors of rows for the column compares:
+// xt[(slot * V + v) * 16 + lane].
+template <std::size_t V>
+void copy_columns(const TopLevels& top, const float* rows, const __m512i* rowoff, float* xt) noexcept {
+  for (std::size_t s = 0; s < top.slot_feature.size(); ++s) {
+    const __m512i f = _mm512_set1_epi32(static_cast<int>(top.slot_feature[s]));
+    for (std::size_t v = 0; v < V; ++v) {
+      _mm512_store_ps(xt + (s * V + v) * kLanes, _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], f), rows, 4));
+    }
+  }
+}
+
+// Tree t's top levels for V vectors of rows: every node compared on every
+// row (bit i of a lane: the row goes right at heap node i), then a walk
+// through the bits. j[v] = position in level kTopDepth.
+template <std::size_t V, bool kNan>
+void top_levels(const TopLevels& top, std::size_t t, const float* xt, __m512i* j) noexcept {
+  const std::uint32_t* ts = top.slot.data() + t * kTopNodes;
+  const float* tt = top.thr.data() + t * kTopNodes;
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i bits[V];
+  for (std::size_t v = 0; v < V; ++v) bits[v] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+  for (std::size_t i = 0; i < kTopNodes; ++i) {
+    const float* col = xt + (ts[i] & kFeatureMask) * V * kLanes;
+    const __m512 th = _mm512_set1_ps(tt[i]);
+    const __m512i bit = _mm512_set1_epi32(1 << i);
+    for (std::size_t v = 0; v < V; ++v) {
+      const __m512 x = _mm512_load_ps(col + v * kLanes);
+      __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
+      if constexpr (kNan) {
+        if (ts[i] & kNanRight) right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+      }
+      bits[v] = _mm512_or_si512(bits[v], _mm512_maskz_mov_epi32(right, bit));
+    }
+  }
+  const __m512i base = _mm512_set1_epi32(static_cast<int>(kTopNodes));
+  for (std::size_t v = 0; v < V; ++v) {
+    __m512i n = _mm512_setzero_si512();
+    for (std::size_t l = 0; l < kTopDepth; ++l) {
+      const __m512i r = _mm512_and_si512(_mm512_srlv_epi32(bits[v], n), one);
+      n = _mm512_add_epi32(_mm512_add_epi32(n, n), _mm512_add_epi32(r, one));
+    }
+    j[v] = _mm512_sub_epi32(n, base);
+  }
+}
+
 template <std::size_t V, std::size_t kTop, bool kNan, bool kVecAcc>
 void run(const HeapPack& p, const HeapBlock& b) noexcept {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -69,54 +116,16 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   alignas(64) std::uint32_t jbuf[V * kLanes];
   LevelRegs<std::uint32_t> fr;
   LevelRegs<float> tr;
-  // Feature-major copy of the block for the column-compare levels:
-  // xt[(slot * V + v) * 16 + lane].
-  constexpr std::size_t kTopNodes = (std::size_t{1} << kTop) - 1;
-  const std::size_t slots = p.slot_feature.size();
   float* const xt = b.scratch;
-  if constexpr (kTop > 0) {
-    for (std::size_t s = 0; s < slots; ++s) {
-      const __m512i f = _mm512_set1_epi32(static_cast<int>(p.slot_feature[s]));
-      for (std::size_t v = 0; v < V; ++v) {
-        _mm512_store_ps(xt + (s * V + v) * kLanes, _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], f), b.rows, 4));
-      }
-    }
-  }
-  const __m512i top_base = _mm512_set1_epi32(static_cast<int>(kTopNodes));
+  if constexpr (kTop > 0) copy_columns<V>(p.top, b.rows, rowoff, xt);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
     const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
     const float* thr = p.thr.data() + t * p.node_stride;
     __m512i j[V];
-    for (std::size_t v = 0; v < V; ++v) j[v] = _mm512_setzero_si512();
     if constexpr (kTop > 0) {
-      // Every top node compared on every row: bit i of a lane says whether
-      // the row goes right at heap node i; then a walk through the bits.
-      const std::uint32_t* ts = p.top_slot.data() + t * kTopNodes;
-      const float* tt = p.top_thr.data() + t * kTopNodes;
-      __m512i bits[V];
-      for (std::size_t v = 0; v < V; ++v) bits[v] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-      for (std::size_t i = 0; i < kTopNodes; ++i) {
-        const float* col = xt + (ts[i] & kFeatureMask) * V * kLanes;
-        const __m512 th = _mm512_set1_ps(tt[i]);
-        const __m512i bit = _mm512_set1_epi32(1 << i);
-        for (std::size_t v = 0; v < V; ++v) {
-          const __m512 x = _mm512_load_ps(col + v * kLanes);
-          __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
-          if constexpr (kNan) {
-            if (ts[i] & kNanRight) right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-          }
-          bits[v] = _mm512_or_si512(bits[v], _mm512_maskz_mov_epi32(right, bit));
-        }
-      }
-      for (std::size_t v = 0; v < V; ++v) {
-        __m512i n = _mm512_setzero_si512();
-        for (std::size_t l = 0; l < kTop; ++l) {
-          const __m512i r = _mm512_and_si512(_mm512_srlv_epi32(bits[v], n), one);
-          n = _mm512_add_epi32(_mm512_add_epi32(n, n), _mm512_add_epi32(r, one));
-        }
-        j[v] = _mm512_sub_epi32(n, top_base);
-      }
+      top_levels<V, kNan>(p.top, t, xt, j);
+    } else {
+      for (std::size_t v = 0; v < V; ++v) j[v] = _mm512_setzero_si512();
     }
     for (std::size_t l = kTop; l < p.depth; ++l) {
       const std::size_t lo = (std::size_t{1} << l) - 1;
@@ -178,13 +187,94 @@ struct Avx512Width {
   };
 };
 
+// Deep trees: V vectors of 16 rows walk one tree until every lane sits on a
+// leaf; each step gathers the node's feature, threshold and child, then the
+// feature value. Leaves are added in tree order by scalar code.
+template <std::size_t V, bool kTop, bool kNan>
+void compact_run(const CompactPack& p, const HeapBlock& b) noexcept {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i fmask = _mm512_set1_epi32(static_cast<int>(kFeatureMask));
+  const __m512i nanbit = _mm512_set1_epi32(static_cast<int>(kNanRight));
+  const __m512i leafbit = _mm512_set1_epi32(static_cast<int>(kCompactLeaf));
+  const __m512i one = _mm512_set1_epi32(1);
+  const int last = static_cast<int>(b.n) - 1;
+  __m512i rowoff[V];
+  for (std::size_t v = 0; v < V; ++v) {
+    const __m512i r = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int>(v * kLanes)));
+    rowoff[v] = _mm512_mullo_epi32(_mm512_min_epi32(r, _mm512_set1_epi32(last)),
+                                   _mm512_set1_epi32(static_cast<int>(b.nf)));
+  }
+  const auto* feat = reinterpret_cast<const int*>(p.feat.data());
+  const float* thr = p.thr.data();
+  const auto* next = reinterpret_cast<const int*>(p.next.data());
+  alignas(64) std::uint32_t at_buf[V * kLanes];
+  if constexpr (kTop) copy_columns<V>(p.top, b.rows, rowoff, b.scratch);
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    __m512i at[V];
+    __mmask16 live[V];
+    if constexpr (kTop) {
+      __m512i j[V];
+      top_levels<V, kNan>(p.top, t, b.scratch, j);
+      const __m512i entry = _mm512_loadu_si512(p.entry.data() + t * (std::size_t{1} << kTopDepth));
+      for (std::size_t v = 0; v < V; ++v) at[v] = _mm512_permutexvar_epi32(j[v], entry);
+    } else {
+      for (std::size_t v = 0; v < V; ++v) at[v] = _mm512_set1_epi32(static_cast<int>(p.root[t]));
+    }
+    for (std::size_t v = 0; v < V; ++v) live[v] = 0xffff;
+    for (;;) {
+      __mmask16 any = 0;
+      for (std::size_t v = 0; v < V; ++v) {
+        if (live[v] == 0) continue;
+        const __m512i f = _mm512_i32gather_epi32(at[v], feat, 4);
+        const __m512 th = _mm512_i32gather_ps(at[v], thr, 4);
+        const __m512i nx = _mm512_i32gather_epi32(at[v], next, 4);
+        const __m512 x = _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], _mm512_and_si512(f, fmask)), b.rows, 4);
+        __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
+        if constexpr (kNan) {
+          right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q) & _mm512_test_epi32_mask(f, nanbit);
+        }
+        at[v] = _mm512_mask_add_epi32(nx, right, nx, one);
+        live[v] = _mm512_testn_epi32_mask(f, leafbit);
+        any |= live[v];
+      }
+      if (any == 0) break;
+    }
+    for (std::size_t v = 0; v < V; ++v) _mm512_store_si512(at_buf + v * kLanes, at[v]);
+    const std::size_t o = p.out[t];
+    if (p.double_acc) {
+      for (std::size_t r = 0; r < b.n; ++r) b.acc_d[r * b.outputs + o] += p.leaf_d[at_buf[r]];
+    } else {
+      for (std::size_t r = 0; r < b.n; ++r) b.acc_f[r * b.outputs + o] += p.leaf_f[at_buf[r]];
+    }
+  }
+}
+
+template <std::size_t V>
+void compact_width(const CompactPack& p, const HeapBlock& b, bool nan) noexcept {
+  if (b.scratch != nullptr && p.top.built()) {
+    nan ? compact_run<V, true, true>(p, b) : compact_run<V, true, false>(p, b);
+  } else {
+    nan ? compact_run<V, false, true>(p, b) : compact_run<V, false, false>(p, b);
+  }
+}
+
 }  // namespace
+
+void compact_block_avx512(const CompactPack& p, const HeapBlock& b) noexcept {
+  if (b.n == 0) return;
+  const bool nan = block_has_nan(b.rows, b.n * b.nf);
+  const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
+  if (vecs <= 1) return compact_width<1>(p, b, nan);
+  if (vecs <= 2) return compact_width<2>(p, b, nan);
+  if (vecs <= 4) return compact_width<4>(p, b, nan);
+  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { compact_width<8>(p, sub, nan); });
+}
 
 void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
-  if (b.scratch != nullptr && p.top_depth == kTopDepth) {
+  if (b.scratch != nullptr && p.top.built()) {
     if (vecs <= 1) return run_variant<Avx512Width<1, kTopDepth>::Run>(p, b, nan);
     if (vecs <= 2) return run_variant<Avx512Width<2, kTopDepth>::Run>(p, b, nan);
     if (vecs <= 4) return run_variant<Avx512Width<4, kTopDepth>::Run>(p, b, nan);

@@ -21,6 +21,31 @@ namespace keel::detail {
 inline constexpr std::uint32_t kNanRight = 1u << 31;
 inline constexpr std::uint32_t kFeatureMask = (1u << 24) - 1;
 
+// Rows a kernel call handles at most (the caller splits larger batches).
+inline constexpr std::size_t kHeapBlockRows = 128;
+
+// Gather-free top levels (AVX-512 kernels): the first kTopDepth levels of
+// every tree are decided by comparing whole columns of a feature-major copy
+// of the block (one load + one compare per node for 16 rows, no gather),
+// packing the results into a 15-bit word per row and walking it by shifts.
+// Slots number the distinct features those nodes read. Heap numbering:
+// node i has children 2i+1, 2i+2; a padding node (below a leaf) reads slot
+// 0 against a NaN threshold, so it always goes left.
+inline constexpr std::size_t kTopDepth = 4;  // 15 compares beat 4 gathers; 31 would not beat 5
+inline constexpr std::size_t kTopNodes = (std::size_t{1} << kTopDepth) - 1;
+// Above this many slots the feature-major copy costs more than it saves.
+inline constexpr std::size_t kMaxTopSlots = 1024;
+
+struct TopLevels {
+  std::vector<std::uint32_t> slot;          // [tree][kTopNodes]: slot | kNanRight
+  std::vector<float> thr;                   // [tree][kTopNodes]
+  std::vector<std::uint32_t> slot_feature;  // slot -> feature
+
+  bool built() const noexcept { return !slot_feature.empty(); }
+  // Floats of HeapBlock::scratch that a block of kHeapBlockRows rows needs.
+  std::size_t scratch_floats() const noexcept { return slot_feature.size() * kHeapBlockRows; }
+};
+
 // Implicit heap, every tree padded to `depth` levels. Per tree: nodes
 // [2^l - 1, 2^(l+1) - 1) hold level l in order (node_stride entries, the
 // last one unused), leaves [0, 2^depth). A leaf above full depth is copied
@@ -38,22 +63,8 @@ struct HeapPack {
   bool single_output = true;
   bool double_acc = false;
 
-  // Gather-free top levels (the AVX-512 kernel): the first top_depth levels
-  // of every tree are decided by comparing whole columns of a feature-major
-  // copy of the block (one load + one compare per node for 16 rows, no
-  // gather). Slots number the distinct features those nodes read.
-  std::size_t top_depth = 0;                 // 0: not built
-  std::size_t top_nodes = 0;                 // 2^top_depth - 1 per tree
-  std::vector<std::uint32_t> top_slot;       // [tree][top_nodes]: slot | kNanRight
-  std::vector<float> top_thr;                // [tree][top_nodes]
-  std::vector<std::uint32_t> slot_feature;   // slot -> feature
+  TopLevels top;                    // AVX-512 only; empty when not built
 };
-
-// Levels decided by column compares (15 nodes: one compare each beats the
-// gather of a walk step; 31 would not).
-inline constexpr std::size_t kTopDepth = 4;
-// Above this many slots the feature-major copy costs more than it saves.
-inline constexpr std::size_t kMaxTopSlots = 1024;
 
 // Padding appended to node arrays so that vector loads of a level (up to
 // 16 entries from any level start) never leave the array.
@@ -69,18 +80,10 @@ struct HeapBlock {
   float* acc_f = nullptr;
   double* acc_d = nullptr;
   // 64-byte aligned room for the feature-major copy of up to kHeapBlockRows
-  // rows (top_scratch_floats(p) floats), or null: kernels then skip the
-  // column-compare levels.
+  // rows (TopLevels::scratch_floats()), or null: kernels then walk the top
+  // levels too.
   float* scratch = nullptr;
 };
-
-// Rows a kernel call handles at most (the caller splits larger batches).
-inline constexpr std::size_t kHeapBlockRows = 128;
-
-// Floats of HeapBlock::scratch a block of kHeapBlockRows rows needs.
-inline std::size_t top_scratch_floats(const HeapPack& p) noexcept {
-  return p.top_depth == 0 ? 0 : p.slot_feature.size() * kHeapBlockRows;
-}
 
 bool block_has_nan(const float* p, std::size_t n) noexcept;
 
@@ -112,10 +115,31 @@ void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
   }
 }
 
+// The compact layout as flat arrays for the AVX-512 deep-tree kernel (models
+// whose every split is one float comparison and every leaf a constant).
+// Node i: right child = next[i] + 1; a leaf has kCompactLeaf set, a NaN
+// threshold and next = i, so a finished walk stays put. Leaf values are
+// indexed by node.
+inline constexpr std::uint32_t kCompactLeaf = 1u << 30;
+struct CompactPack {
+  std::size_t num_trees = 0;
+  std::vector<std::uint32_t> feat;  // feature | kNanRight | kCompactLeaf
+  std::vector<float> thr;
+  std::vector<std::uint32_t> next;
+  std::vector<std::uint32_t> root;
+  std::vector<std::uint32_t> out;
+  std::vector<float> leaf_f;        // Arithmetic::kXGBoost
+  std::vector<double> leaf_d;       // Arithmetic::kLightGBM
+  bool double_acc = false;
+  TopLevels top;                    // empty when not built
+  std::vector<std::uint32_t> entry; // [tree][2^kTopDepth]: node where the walk goes on below the top
+};
+
 void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept;
 #if defined(__x86_64__)
 void heap_block_avx2(const HeapPack& p, const HeapBlock& b) noexcept;
 void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept;
+void compact_block_avx512(const CompactPack& p, const HeapBlock& b) noexcept;
 #endif
 
 }  // namespace keel::detail
