@@ -352,6 +352,14 @@ class TreeEnsembleModel final : public Model {
   std::vector<Special> specials_;
 };
 
+// A node reached at heap position j of its level while padding a tree.
+template <class Index>
+struct HeapPos {
+  Index node;
+  std::size_t level;
+  std::size_t j;
+};
+
 bool TreeEnsembleModel::heap_fits() const noexcept {
   if (spec_.info.max_depth > kMaxHeapDepth || spec_.trees.empty()) return false;
   for (const Tree& t : spec_.trees) {
@@ -380,11 +388,7 @@ void TreeEnsembleModel::build_heap() {
   (double_acc_ ? p.leaf_d.resize(p.num_trees * p.leaf_stride + detail::kHeapPad)
                : p.leaf_f.resize(p.num_trees * p.leaf_stride + detail::kHeapPad));
   p.out.resize(p.num_trees);
-  struct Item {
-    std::int32_t node;
-    std::size_t level;
-    std::size_t j;
-  };
+  using Item = HeapPos<std::int32_t>;
   std::vector<Item> stack;
   for (std::size_t ti = 0; ti < p.num_trees; ++ti) {
     const Tree& t = spec_.trees[ti];
@@ -554,11 +558,7 @@ void TreeEnsembleModel::build_compact_top() {
   constexpr std::size_t kEntries = std::size_t{1} << detail::kTopDepth;
   TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
   std::vector<std::uint32_t> entry(p.num_trees * kEntries);
-  struct Item {
-    std::uint32_t node;
-    std::size_t level;
-    std::size_t j;
-  };
+  using Item = HeapPos<std::uint32_t>;
   std::vector<Item> stack;
   for (std::size_t t = 0; t < p.num_trees; ++t) {
     stack.assign(1, Item{p.root[t], 0, 0});
