@@ -38,7 +38,7 @@ bool block_has_nan(const float* p, std::size_t n) noexcept {
 namespace {
 
 template <bool kHasNan, class Acc>
-void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<Acc>& leaves, Acc* acc) noexcept {
+void heap_scalar_impl(const HeapView& p, const HeapBlock& b, const Acc* leaves, Acc* acc) noexcept {
   // 16 walks in lockstep: independent load chains hide each other's latency.
   constexpr std::size_t kG = 16;
   const std::size_t depth = p.depth;
@@ -47,8 +47,8 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
     const float* row[kG];
     for (std::size_t k = 0; k < kG; ++k) row[k] = b.rows + std::min(r0 + k, b.n - 1) * b.nf;
     for (std::size_t t = 0; t < p.num_trees; ++t) {
-      const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
-      const float* thr = p.thr.data() + t * p.node_stride;
+      const std::uint32_t* feat = p.feat + t * p.node_stride;
+      const float* thr = p.thr + t * p.node_stride;
       std::uint32_t j[kG] = {};
       for (std::size_t l = 0; l < depth; ++l) {
         const std::uint32_t* fl = feat + ((std::size_t{1} << l) - 1);
@@ -61,7 +61,7 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
           j[k] = 2 * j[k] + right;
         }
       }
-      const Acc* lv = leaves.data() + t * p.leaf_stride;
+      const Acc* lv = leaves + t * p.leaf_stride;
       const std::size_t o = p.out[t];
       for (std::size_t k = 0; k < g; ++k) acc[(r0 + k) * b.outputs + o] += lv[j[k]];
     }
@@ -70,7 +70,7 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
 
 }  // namespace
 
-void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept {
+void heap_block_scalar(const HeapView& p, const HeapBlock& b) noexcept {
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   if (p.double_acc) {
     nan ? heap_scalar_impl<true>(p, b, p.leaf_d, b.acc_d) : heap_scalar_impl<false>(p, b, p.leaf_d, b.acc_d);
@@ -272,6 +272,9 @@ namespace {
 class TreeEnsembleModel final : public Model {
  public:
   explicit TreeEnsembleModel(TreeEnsembleSpec spec) : spec_(std::move(spec)) {}
+  // The views point into the packs (and Special into spec_): no copies.
+  TreeEnsembleModel(const TreeEnsembleModel&) = delete;
+  TreeEnsembleModel& operator=(const TreeEnsembleModel&) = delete;
 
   // Flattens spec_ (in place: Special points into it). Throws keel::Error or
   // bad_alloc; called once by make_tree_ensemble.
@@ -296,6 +299,7 @@ class TreeEnsembleModel final : public Model {
   void build_compact();
   void build_compact_pack(bool column_top);
   void build_compact_top();
+  void take_views() noexcept;  // after the packs are final
 
   template <class Acc>
   void compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept;
@@ -339,11 +343,13 @@ class TreeEnsembleModel final : public Model {
   TreeLayout layout_ = TreeLayout::kCompact;
   bool double_acc_ = false;
   bool has_linear_ = false;
-  void (*heap_kernel_)(const detail::HeapPack&, const detail::HeapBlock&) noexcept = nullptr;
+  void (*heap_kernel_)(const detail::HeapView&, const detail::HeapBlock&) noexcept = nullptr;
   detail::HeapPack heap_;
+  detail::HeapView heap_view_;  // into heap_
   // AVX-512 deep-tree kernel over compact_pack_, or null (the scalar walk).
-  void (*compact_kernel_)(const detail::CompactPack&, const detail::HeapBlock&) noexcept = nullptr;
+  void (*compact_kernel_)(const detail::CompactView&, const detail::HeapBlock&) noexcept = nullptr;
   detail::CompactPack compact_pack_;
+  detail::CompactView compact_view_;  // into compact_pack_
   std::vector<CNode> nodes_;         // compact: all trees
   std::vector<std::uint32_t> roots_; // compact: root node of each tree
   std::vector<std::uint32_t> out_;   // margin column of each tree
@@ -611,7 +617,51 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
 #endif
     if (compact_kernel_ == nullptr) kernel_ = TreeKernel::kScalar;  // the portable walk
   }
+  take_views();
   return Status::ok();
+}
+
+namespace {
+
+detail::TopView view_of(const detail::TopLevels& t) noexcept {
+  detail::TopView v;
+  v.slot = t.slot.data();
+  v.thr = t.thr.data();
+  v.slot_feature = t.slot_feature.data();
+  v.slots = t.slot_feature.size();
+  return v;
+}
+
+}  // namespace
+
+void TreeEnsembleModel::take_views() noexcept {
+  const detail::HeapPack& h = heap_;
+  detail::HeapView& hv = heap_view_;
+  hv.depth = h.depth;
+  hv.node_stride = h.node_stride;
+  hv.leaf_stride = h.leaf_stride;
+  hv.num_trees = h.num_trees;
+  hv.feat = h.feat.data();
+  hv.thr = h.thr.data();
+  hv.leaf_f = h.leaf_f.data();
+  hv.leaf_d = h.leaf_d.data();
+  hv.out = h.out.data();
+  hv.single_output = h.single_output;
+  hv.double_acc = h.double_acc;
+  hv.top = view_of(h.top);
+  const detail::CompactPack& c = compact_pack_;
+  detail::CompactView& cv = compact_view_;
+  cv.num_trees = c.num_trees;
+  cv.feat = c.feat.data();
+  cv.thr = c.thr.data();
+  cv.next = c.next.data();
+  cv.root = c.root.data();
+  cv.out = c.out.data();
+  cv.leaf_f = c.leaf_f.data();
+  cv.leaf_d = c.leaf_d.data();
+  cv.double_acc = c.double_acc;
+  cv.top = view_of(c.top);
+  cv.entry = c.entry.data();
 }
 
 template <class Acc>
@@ -776,10 +826,10 @@ void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* ac
   }
   if (layout_ == TreeLayout::kCompact) {
     detail::for_each_piece(b, detail::kHeapBlockRows,
-                           [&](const detail::HeapBlock& sub) { compact_kernel_(compact_pack_, sub); });
+                           [&](const detail::HeapBlock& sub) { compact_kernel_(compact_view_, sub); });
     return;
   }
-  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_, sub); });
+  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_view_, sub); });
 }
 
 // Rows per task of a batch: large enough to amortise a task, small enough to

@@ -47,7 +47,7 @@ struct LevelRegs {
 };
 
 template <std::size_t V, bool kNan, bool kVecAcc>
-void run(const HeapPack& p, const HeapBlock& b) noexcept {
+void run(const HeapView& p, const HeapBlock& b) noexcept {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i fmask = _mm256_set1_epi32(static_cast<int>(kFeatureMask));
   const int last = static_cast<int>(b.n) - 1;
@@ -65,8 +65,8 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   LevelRegs fr;
   LevelRegs tr;
   for (std::size_t t = 0; t < p.num_trees; ++t) {
-    const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
-    const float* thr = p.thr.data() + t * p.node_stride;
+    const std::uint32_t* feat = p.feat + t * p.node_stride;
+    const float* thr = p.thr + t * p.node_stride;
     __m256i j[V];
     for (std::size_t v = 0; v < V; ++v) j[v] = _mm256_setzero_si256();
     for (std::size_t l = 0; l < p.depth; ++l) {
@@ -99,7 +99,7 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
       }
     }
     if constexpr (kVecAcc) {
-      const float* lv = p.leaf_f.data() + t * p.leaf_stride;
+      const float* lv = p.leaf_f + t * p.leaf_stride;
       for (std::size_t v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_i32gather_ps(lv, j[v], 4));
     } else {
       for (std::size_t v = 0; v < V; ++v) _mm256_store_si256(reinterpret_cast<__m256i*>(jbuf + v * kLanes), j[v]);
@@ -121,13 +121,13 @@ template <std::size_t V>
 struct Avx2Width {
   template <bool kNan, bool kVecAcc>
   struct Run {
-    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
+    static void go(const HeapView& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
   };
 };
 
 }  // namespace
 
-void heap_block_avx2(const HeapPack& p, const HeapBlock& b) noexcept {
+void heap_block_avx2(const HeapView& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;

@@ -52,8 +52,8 @@ constexpr std::size_t kRegLevelMax = 128;  // levels up to this many nodes use p
 // The feature-major copy of V vectors of rows for the column compares:
 // xt[(slot * V + v) * 16 + lane].
 template <std::size_t V>
-void copy_columns(const TopLevels& top, const float* rows, const __m512i* rowoff, float* xt) noexcept {
-  for (std::size_t s = 0; s < top.slot_feature.size(); ++s) {
+void copy_columns(const TopView& top, const float* rows, const __m512i* rowoff, float* xt) noexcept {
+  for (std::size_t s = 0; s < top.slots; ++s) {
     const __m512i f = _mm512_set1_epi32(static_cast<int>(top.slot_feature[s]));
     for (std::size_t v = 0; v < V; ++v) {
       _mm512_store_ps(xt + (s * V + v) * kLanes, _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], f), rows, 4));
@@ -65,9 +65,9 @@ void copy_columns(const TopLevels& top, const float* rows, const __m512i* rowoff
 // row (bit i of a lane: the row goes right at heap node i), then a walk
 // through the bits. j[v] = position in level kTopDepth.
 template <std::size_t V, bool kNan>
-void top_levels(const TopLevels& top, std::size_t t, const float* xt, __m512i* j) noexcept {
-  const std::uint32_t* ts = top.slot.data() + t * kTopNodes;
-  const float* tt = top.thr.data() + t * kTopNodes;
+void top_levels(const TopView& top, std::size_t t, const float* xt, __m512i* j) noexcept {
+  const std::uint32_t* ts = top.slot + t * kTopNodes;
+  const float* tt = top.thr + t * kTopNodes;
   const __m512i one = _mm512_set1_epi32(1);
   __m512i bits[V];
   for (std::size_t v = 0; v < V; ++v) bits[v] = _mm512_setzero_si512();
@@ -97,7 +97,7 @@ void top_levels(const TopLevels& top, std::size_t t, const float* xt, __m512i* j
 }
 
 template <std::size_t V, std::size_t kTop, bool kNan, bool kVecAcc>
-void run(const HeapPack& p, const HeapBlock& b) noexcept {
+void run(const HeapView& p, const HeapBlock& b) noexcept {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i fmask = _mm512_set1_epi32(static_cast<int>(kFeatureMask));
   const __m512i nanbit = _mm512_set1_epi32(static_cast<int>(kNanRight));
@@ -119,8 +119,8 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   float* const xt = b.scratch;
   if constexpr (kTop > 0) copy_columns<V>(p.top, b.rows, rowoff, xt);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
-    const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
-    const float* thr = p.thr.data() + t * p.node_stride;
+    const std::uint32_t* feat = p.feat + t * p.node_stride;
+    const float* thr = p.thr + t * p.node_stride;
     __m512i j[V];
     if constexpr (kTop > 0) {
       top_levels<V, kNan>(p.top, t, xt, j);
@@ -156,7 +156,7 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
       }
     }
     if constexpr (kVecAcc) {
-      const float* lv = p.leaf_f.data() + t * p.leaf_stride;
+      const float* lv = p.leaf_f + t * p.leaf_stride;
       if (p.leaf_stride <= kLanes) {  // the tree's leaves fit one register
         const __m512 leaves = _mm512_loadu_ps(lv);
         for (std::size_t v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_permutexvar_ps(j[v], leaves));
@@ -183,7 +183,7 @@ template <std::size_t V, std::size_t kTop>
 struct Avx512Width {
   template <bool kNan, bool kVecAcc>
   struct Run {
-    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kTop, kNan, kVecAcc>(p, b); }
+    static void go(const HeapView& p, const HeapBlock& b) noexcept { run<V, kTop, kNan, kVecAcc>(p, b); }
   };
 };
 
@@ -191,7 +191,7 @@ struct Avx512Width {
 // leaf; each step gathers the node's feature, threshold and child, then the
 // feature value. Leaves are added in tree order by scalar code.
 template <std::size_t V, bool kTop, bool kNan>
-void compact_run(const CompactPack& p, const HeapBlock& b) noexcept {
+void compact_run(const CompactView& p, const HeapBlock& b) noexcept {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i fmask = _mm512_set1_epi32(static_cast<int>(kFeatureMask));
   const __m512i nanbit = _mm512_set1_epi32(static_cast<int>(kNanRight));
@@ -204,9 +204,9 @@ void compact_run(const CompactPack& p, const HeapBlock& b) noexcept {
     rowoff[v] = _mm512_mullo_epi32(_mm512_min_epi32(r, _mm512_set1_epi32(last)),
                                    _mm512_set1_epi32(static_cast<int>(b.nf)));
   }
-  const auto* feat = reinterpret_cast<const int*>(p.feat.data());
-  const float* thr = p.thr.data();
-  const auto* next = reinterpret_cast<const int*>(p.next.data());
+  const auto* feat = reinterpret_cast<const int*>(p.feat);
+  const float* thr = p.thr;
+  const auto* next = reinterpret_cast<const int*>(p.next);
   alignas(64) std::uint32_t at_buf[V * kLanes];
   if constexpr (kTop) copy_columns<V>(p.top, b.rows, rowoff, b.scratch);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
@@ -215,7 +215,7 @@ void compact_run(const CompactPack& p, const HeapBlock& b) noexcept {
     if constexpr (kTop) {
       __m512i j[V];
       top_levels<V, kNan>(p.top, t, b.scratch, j);
-      const __m512i entry = _mm512_loadu_si512(p.entry.data() + t * (std::size_t{1} << kTopDepth));
+      const __m512i entry = _mm512_loadu_si512(p.entry + t * (std::size_t{1} << kTopDepth));
       for (std::size_t v = 0; v < V; ++v) at[v] = _mm512_permutexvar_epi32(j[v], entry);
     } else {
       for (std::size_t v = 0; v < V; ++v) at[v] = _mm512_set1_epi32(static_cast<int>(p.root[t]));
@@ -250,8 +250,8 @@ void compact_run(const CompactPack& p, const HeapBlock& b) noexcept {
 }
 
 template <std::size_t V>
-void compact_width(const CompactPack& p, const HeapBlock& b, bool nan) noexcept {
-  if (b.scratch != nullptr && p.top.built()) {
+void compact_width(const CompactView& p, const HeapBlock& b, bool nan) noexcept {
+  if (b.scratch != nullptr && p.top.slots > 0) {
     nan ? compact_run<V, true, true>(p, b) : compact_run<V, true, false>(p, b);
   } else {
     nan ? compact_run<V, false, true>(p, b) : compact_run<V, false, false>(p, b);
@@ -260,7 +260,7 @@ void compact_width(const CompactPack& p, const HeapBlock& b, bool nan) noexcept 
 
 }  // namespace
 
-void compact_block_avx512(const CompactPack& p, const HeapBlock& b) noexcept {
+void compact_block_avx512(const CompactView& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
@@ -270,11 +270,11 @@ void compact_block_avx512(const CompactPack& p, const HeapBlock& b) noexcept {
   for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { compact_width<8>(p, sub, nan); });
 }
 
-void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept {
+void heap_block_avx512(const HeapView& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
-  if (b.scratch != nullptr && p.top.built()) {
+  if (b.scratch != nullptr && p.top.slots > 0) {
     if (vecs <= 1) return run_variant<Avx512Width<1, kTopDepth>::Run>(p, b, nan);
     if (vecs <= 2) return run_variant<Avx512Width<2, kTopDepth>::Run>(p, b, nan);
     if (vecs <= 4) return run_variant<Avx512Width<4, kTopDepth>::Run>(p, b, nan);

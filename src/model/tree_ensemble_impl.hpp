@@ -85,7 +85,54 @@ struct HeapBlock {
   float* scratch = nullptr;
 };
 
+// What the kernels read: plain pointers into a pack, taken once at load.
+// Code in an ISA file (compiled with AVX flags) must call no inline function
+// that portable code also calls -- std::vector members, <algorithm>, the
+// inline members above: GCC emits such a function as a weak copy in every
+// object that uses it out of line (as -O0 builds do) and the linker keeps
+// one, possibly the AVX copy, for all callers, which would fault on a CPU
+// without AVX. So kernels see only these aggregates.
+struct TopView {
+  const std::uint32_t* slot = nullptr;
+  const float* thr = nullptr;
+  const std::uint32_t* slot_feature = nullptr;
+  std::size_t slots = 0;  // 0: no column-compare levels
+};
+
+struct HeapView {
+  std::size_t depth = 0;
+  std::size_t node_stride = 0;
+  std::size_t leaf_stride = 0;
+  std::size_t num_trees = 0;
+  const std::uint32_t* feat = nullptr;
+  const float* thr = nullptr;
+  const float* leaf_f = nullptr;
+  const double* leaf_d = nullptr;
+  const std::uint32_t* out = nullptr;
+  bool single_output = true;
+  bool double_acc = false;
+  TopView top;
+};
+
+struct CompactView {
+  std::size_t num_trees = 0;
+  const std::uint32_t* feat = nullptr;
+  const float* thr = nullptr;
+  const std::uint32_t* next = nullptr;
+  const std::uint32_t* root = nullptr;
+  const std::uint32_t* out = nullptr;
+  const float* leaf_f = nullptr;
+  const double* leaf_d = nullptr;
+  bool double_acc = false;
+  TopView top;
+  const std::uint32_t* entry = nullptr;
+};
+
 bool block_has_nan(const float* p, std::size_t n) noexcept;
+
+// Internal linkage on purpose: each kernel file gets its own copies (see
+// HeapView below on why ISA files share no inline code).
+namespace {
 
 // Calls run(sub_block) on consecutive pieces of at most `rows` rows of b.
 template <class Fn>
@@ -101,12 +148,9 @@ void for_each_piece(const HeapBlock& b, std::size_t rows, Fn&& run) noexcept {
 }
 
 // Picks the kernel instance for the block: NaN handling only when the block
-// has a NaN; vector accumulation only for one float output. Each ISA file
-// passes its own distinctly named Run: GCC gives instantiations with a
-// template template argument from an anonymous namespace weak external
-// linkage, so equal names in two files would be merged by the linker.
+// has a NaN; vector accumulation only for one float output.
 template <template <bool, bool> class Run>
-void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
+void run_variant(const HeapView& p, const HeapBlock& b, bool nan) noexcept {
   const bool vec = !p.double_acc && p.single_output && b.outputs == 1;
   if (nan) {
     vec ? Run<true, true>::go(p, b) : Run<true, false>::go(p, b);
@@ -114,6 +158,8 @@ void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
     vec ? Run<false, true>::go(p, b) : Run<false, false>::go(p, b);
   }
 }
+
+}  // namespace
 
 // The compact layout as flat arrays for the AVX-512 deep-tree kernel (models
 // whose every split is one float comparison and every leaf a constant).
@@ -135,11 +181,11 @@ struct CompactPack {
   std::vector<std::uint32_t> entry; // [tree][2^kTopDepth]: node where the walk goes on below the top
 };
 
-void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept;
+void heap_block_scalar(const HeapView& p, const HeapBlock& b) noexcept;
 #if defined(__x86_64__)
-void heap_block_avx2(const HeapPack& p, const HeapBlock& b) noexcept;
-void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept;
-void compact_block_avx512(const CompactPack& p, const HeapBlock& b) noexcept;
+void heap_block_avx2(const HeapView& p, const HeapBlock& b) noexcept;
+void heap_block_avx512(const HeapView& p, const HeapBlock& b) noexcept;
+void compact_block_avx512(const CompactView& p, const HeapBlock& b) noexcept;
 #endif
 
 }  // namespace keel::detail
