@@ -291,6 +291,12 @@ class TreeEnsembleModel final : public Model {
 
   // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
   void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
+  // The kernel over views hv/cv (whole model or a slice of trees), adding
+  // tree t's leaf to column out[t] of acc rows `outputs` wide.
+  void kernel_rows(const float* rows, std::size_t n, const detail::HeapView& hv, const detail::CompactView& cv,
+                   std::size_t outputs, float* acc_f, double* acc_d) const noexcept;
+  // Views of trees [t0, t1) whose tree t0 + i adds to column i.
+  void tree_slice(std::size_t t0, std::size_t t1, detail::HeapView& hv, detail::CompactView& cv) const noexcept;
 
  private:
   bool heap_fits() const noexcept;
@@ -315,6 +321,9 @@ class TreeEnsembleModel final : public Model {
   Status predict_one(const float* row, float* out, OutputKind kind) const noexcept;
   template <class Acc>
   Status predict_batch(const float* rows, std::size_t n, float* out, const PredictOptions& opts) const noexcept;
+  template <class Acc>
+  Status predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+                            unsigned threads) const noexcept;
 
   template <class Acc>
   const std::vector<Acc>& cleaves() const noexcept {
@@ -353,6 +362,7 @@ class TreeEnsembleModel final : public Model {
   std::vector<CNode> nodes_;         // compact: all trees
   std::vector<std::uint32_t> roots_; // compact: root node of each tree
   std::vector<std::uint32_t> out_;   // margin column of each tree
+  std::vector<std::uint32_t> columns_;  // 0, 1, 2, ...: tree i of a slice adds to column i
   std::vector<float> leaf_f_;        // compact leaf values
   std::vector<double> leaf_d_;
   std::vector<Special> specials_;
@@ -594,6 +604,8 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   double_acc_ = spec_.arithmetic == Arithmetic::kLightGBM;
   out_.reserve(spec_.trees.size());
   for (const Tree& t : spec_.trees) out_.push_back(t.output);
+  columns_.resize(spec_.trees.size());
+  for (std::size_t i = 0; i < columns_.size(); ++i) columns_[i] = static_cast<std::uint32_t>(i);
   const bool fits = heap_fits();
   if (opts.layout == TreeLayout::kHeap && !fits) {
     return invalid_input(fmt::format("heap layout needs numeric splits, no linear leaves and depth <= {} (model: {})",
@@ -806,11 +818,17 @@ void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* ac
     double_acc_ ? compact_rows(rows, n, acc_d) : compact_rows(rows, n, acc_f);
     return;
   }
+  kernel_rows(rows, n, heap_view_, compact_view_, spec_.info.num_margin_outputs, acc_f, acc_d);
+}
+
+void TreeEnsembleModel::kernel_rows(const float* rows, std::size_t n, const detail::HeapView& hv,
+                                    const detail::CompactView& cv, std::size_t outputs, float* acc_f,
+                                    double* acc_d) const noexcept {
   detail::HeapBlock b;
   b.rows = rows;
   b.n = n;
   b.nf = spec_.info.num_features;
-  b.outputs = spec_.info.num_margin_outputs;
+  b.outputs = outputs;
   b.acc_f = acc_f;
   b.acc_d = acc_d;
   // The column-compare levels need a feature-major copy of each piece;
@@ -825,16 +843,53 @@ void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* ac
     }
   }
   if (layout_ == TreeLayout::kCompact) {
-    detail::for_each_piece(b, detail::kHeapBlockRows,
-                           [&](const detail::HeapBlock& sub) { compact_kernel_(compact_view_, sub); });
+    detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { compact_kernel_(cv, sub); });
     return;
   }
-  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_view_, sub); });
+  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(hv, sub); });
 }
 
-// Rows per task of a batch: large enough to amortise a task, small enough to
-// balance two threads.
+namespace {
+
+template <class T>
+T* offset(T* p, std::size_t k) noexcept {
+  return p == nullptr ? p : p + k;
+}
+
+detail::TopView slice(detail::TopView v, std::size_t t0) noexcept {
+  v.slot = offset(v.slot, t0 * detail::kTopNodes);
+  v.thr = offset(v.thr, t0 * detail::kTopNodes);
+  return v;
+}
+
+}  // namespace
+
+void TreeEnsembleModel::tree_slice(std::size_t t0, std::size_t t1, detail::HeapView& hv,
+                                   detail::CompactView& cv) const noexcept {
+  hv = heap_view_;
+  hv.num_trees = t1 - t0;
+  hv.feat = offset(hv.feat, t0 * hv.node_stride);
+  hv.thr = offset(hv.thr, t0 * hv.node_stride);
+  hv.leaf_f = offset(hv.leaf_f, t0 * hv.leaf_stride);
+  hv.leaf_d = offset(hv.leaf_d, t0 * hv.leaf_stride);
+  hv.out = columns_.data();
+  hv.single_output = false;
+  hv.top = slice(hv.top, t0);
+  cv = compact_view_;
+  cv.num_trees = t1 - t0;
+  cv.root = offset(cv.root, t0);
+  cv.out = columns_.data();
+  cv.entry = offset(cv.entry, t0 * (std::size_t{1} << detail::kTopDepth));
+  cv.top = slice(cv.top, t0);
+}
+
+// Batches: rows split among threads in tasks of at most kTaskRows (whole
+// 16-row vectors); batches too small to give each thread kMinTaskRows rows
+// split the trees instead.
 constexpr std::size_t kTaskRows = 512;
+constexpr std::size_t kMinTaskRows = 32;
+// Tree split keeps one value per (row, tree); above this many it row-splits.
+constexpr std::size_t kMaxTreeSplitValues = std::size_t{1} << 20;
 
 template <class Acc>
 Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float* out,
@@ -842,7 +897,18 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
   const std::size_t nf = spec_.info.num_features;
   const std::size_t k = spec_.info.num_margin_outputs;
   const std::size_t w = spec_.info.width(opts.output);
-  const std::size_t tasks = (n + kTaskRows - 1) / kTaskRows;
+  const unsigned want = std::max(1u, opts.threads);
+  const std::size_t trees = spec_.trees.size();
+  const bool kernel_walk = layout_ == TreeLayout::kHeap || compact_kernel_ != nullptr;
+  if (want > 1 && kernel_walk && n < kMinTaskRows * 2 && trees >= 2 * want && n * trees <= kMaxTreeSplitValues) {
+    return predict_tree_split<Acc>(rows, n, out, opts, want);
+  }
+  std::size_t task_rows = kTaskRows;
+  if (want > 1) {
+    const std::size_t share = (n + want - 1) / want;
+    task_rows = std::clamp<std::size_t>((share + 15) / 16 * 16, kMinTaskRows, kTaskRows);
+  }
+  const std::size_t tasks = (n + task_rows - 1) / task_rows;
   std::vector<Acc> acc;
   try {
     acc.resize(n * k);
@@ -852,15 +918,15 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
   struct Ctx {
     const TreeEnsembleModel* self;
     const float* rows;
-    std::size_t n, nf, k, w;
+    std::size_t n, nf, k, w, task_rows;
     Acc* acc;
     float* out;
     OutputKind kind;
-  } ctx{this, rows, n, nf, k, w, acc.data(), out, opts.output};
+  } ctx{this, rows, n, nf, k, w, task_rows, acc.data(), out, opts.output};
   auto task = [](void* p, std::size_t i) noexcept {
     const Ctx& c = *static_cast<const Ctx*>(p);
-    const std::size_t r0 = i * kTaskRows;
-    const std::size_t m = std::min(kTaskRows, c.n - r0);
+    const std::size_t r0 = i * c.task_rows;
+    const std::size_t m = std::min(c.task_rows, c.n - r0);
     Acc* a = c.acc + r0 * c.k;
     if constexpr (std::is_same_v<Acc, float>) {
       c.self->margins_rows(c.rows + r0 * c.nf, m, a, nullptr);
@@ -869,11 +935,59 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
     }
     for (std::size_t r = 0; r < m; ++r) c.self->finish_row(a + r * c.k, c.out + (r0 + r) * c.w, c.kind);
   };
-  const unsigned threads = static_cast<unsigned>(std::min<std::size_t>(std::max(1u, opts.threads), tasks));
+  const unsigned threads = static_cast<unsigned>(std::min<std::size_t>(want, tasks));
   if (threads <= 1) {
     for (std::size_t i = 0; i < tasks; ++i) task(&ctx, i);
   } else {
     detail::ThreadPool::instance().run(tasks, threads, task, &ctx);
+  }
+  return Status::ok();
+}
+
+template <class Acc>
+Status TreeEnsembleModel::predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+                                             unsigned threads) const noexcept {
+  // Each task walks a contiguous range of trees and keeps every leaf value
+  // (one column per tree, starting from -0.0, so x + -0.0 == x exactly);
+  // the leaves are then added in tree order, exactly as one thread would.
+  const std::size_t trees = spec_.trees.size();
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const std::size_t w = spec_.info.width(opts.output);
+  std::vector<Acc> leaves;
+  std::vector<Acc> acc;
+  try {
+    leaves.assign(n * trees, Acc(-0.0));
+    acc.resize(n * k);
+  } catch (...) {
+    return internal_error(fmt::format("predict: cannot allocate leaves for {} rows", n));
+  }
+  struct Ctx {
+    const TreeEnsembleModel* self;
+    const float* rows;
+    std::size_t n, trees, tasks;
+    Acc* leaves;
+  } ctx{this, rows, n, trees, threads, leaves.data()};
+  auto task = [](void* p, std::size_t i) noexcept {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const std::size_t t0 = i * c.trees / c.tasks;
+    const std::size_t t1 = (i + 1) * c.trees / c.tasks;
+    detail::HeapView hv;
+    detail::CompactView cv;
+    c.self->tree_slice(t0, t1, hv, cv);
+    Acc* a = c.leaves + t0;
+    if constexpr (std::is_same_v<Acc, float>) {
+      c.self->kernel_rows(c.rows, c.n, hv, cv, c.trees, a, nullptr);
+    } else {
+      c.self->kernel_rows(c.rows, c.n, hv, cv, c.trees, nullptr, a);
+    }
+  };
+  detail::ThreadPool::instance().run(threads, threads, task, &ctx);
+  init_acc(acc.data(), n);
+  for (std::size_t r = 0; r < n; ++r) {
+    Acc* a = acc.data() + r * k;
+    const Acc* lv = leaves.data() + r * trees;
+    for (std::size_t t = 0; t < trees; ++t) a[out_[t]] += lv[t];
+    finish_row(a, out + r * w, opts.output);
   }
   return Status::ok();
 }
