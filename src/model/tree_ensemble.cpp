@@ -617,10 +617,8 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
     heap_kernel_ = &detail::heap_block_scalar;
 #if defined(__x86_64__)
     if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
-    if (kernel_ == TreeKernel::kAvx512) {
-      heap_kernel_ = &detail::heap_block_avx512;
-      if (opts.column_top_levels) build_heap_top();
-    }
+    if (kernel_ == TreeKernel::kAvx512) heap_kernel_ = &detail::heap_block_avx512;
+    if (kernel_ != TreeKernel::kScalar && opts.column_top_levels) build_heap_top();
 #endif
   } else {
     build_compact();

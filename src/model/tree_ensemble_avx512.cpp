@@ -4,6 +4,7 @@
 // gathered there; deeper levels gather their nodes too.
 
 #include "model/tree_ensemble_impl.hpp"
+#include "model/tree_top_levels.hpp"
 
 #include <immintrin.h>
 
@@ -49,52 +50,27 @@ struct LevelRegs {
 constexpr std::size_t kLanes = 16;
 constexpr std::size_t kRegLevelMax = 128;  // levels up to this many nodes use permutes
 
-// The feature-major copy of V vectors of rows for the column compares:
-// xt[(slot * V + v) * 16 + lane].
-template <std::size_t V>
-void copy_columns(const TopView& top, const float* rows, const __m512i* rowoff, float* xt) noexcept {
-  for (std::size_t s = 0; s < top.slots; ++s) {
-    const __m512i f = _mm512_set1_epi32(static_cast<int>(top.slot_feature[s]));
-    for (std::size_t v = 0; v < V; ++v) {
-      _mm512_store_ps(xt + (s * V + v) * kLanes, _mm512_i32gather_ps(_mm512_add_epi32(rowoff[v], f), rows, 4));
-    }
+// The shared top-level code's operations (tree_top_levels.hpp).
+struct Avx512 {
+  using F = __m512;
+  using I = __m512i;
+  static constexpr std::size_t kLanes = 16;
+  static I zero() noexcept { return _mm512_setzero_si512(); }
+  static F set1f(float x) noexcept { return _mm512_set1_ps(x); }
+  static I set1i(int x) noexcept { return _mm512_set1_epi32(x); }
+  static F load(const float* p) noexcept { return _mm512_load_ps(p); }
+  static void store(float* p, F x) noexcept { _mm512_store_ps(p, x); }
+  static F gather(const float* base, I idx) noexcept { return _mm512_i32gather_ps(idx, base, 4); }
+  static I add(I a, I b) noexcept { return _mm512_add_epi32(a, b); }
+  static I sub(I a, I b) noexcept { return _mm512_sub_epi32(a, b); }
+  static I and_(I a, I b) noexcept { return _mm512_and_si512(a, b); }
+  static I srlv(I a, I n) noexcept { return _mm512_srlv_epi32(a, n); }
+  static I set_right(I bits, F x, F th, bool nan_right, I bit) noexcept {
+    __mmask16 r = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
+    if (nan_right) r |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_or_si512(bits, _mm512_maskz_mov_epi32(r, bit));
   }
-}
-
-// Tree t's top levels for V vectors of rows: every node compared on every
-// row (bit i of a lane: the row goes right at heap node i), then a walk
-// through the bits. j[v] = position in level kTopDepth.
-template <std::size_t V, bool kNan>
-void top_levels(const TopView& top, std::size_t t, const float* xt, __m512i* j) noexcept {
-  const std::uint32_t* ts = top.slot + t * kTopNodes;
-  const float* tt = top.thr + t * kTopNodes;
-  const __m512i one = _mm512_set1_epi32(1);
-  __m512i bits[V];
-  for (std::size_t v = 0; v < V; ++v) bits[v] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-  for (std::size_t i = 0; i < kTopNodes; ++i) {
-    const float* col = xt + (ts[i] & kFeatureMask) * V * kLanes;
-    const __m512 th = _mm512_set1_ps(tt[i]);
-    const __m512i bit = _mm512_set1_epi32(1 << i);
-    for (std::size_t v = 0; v < V; ++v) {
-      const __m512 x = _mm512_load_ps(col + v * kLanes);
-      __mmask16 right = _mm512_cmp_ps_mask(x, th, _CMP_GE_OQ);
-      if constexpr (kNan) {
-        if (ts[i] & kNanRight) right |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-      }
-      bits[v] = _mm512_or_si512(bits[v], _mm512_maskz_mov_epi32(right, bit));
-    }
-  }
-  const __m512i base = _mm512_set1_epi32(static_cast<int>(kTopNodes));
-  for (std::size_t v = 0; v < V; ++v) {
-    __m512i n = _mm512_setzero_si512();
-    for (std::size_t l = 0; l < kTopDepth; ++l) {
-      const __m512i r = _mm512_and_si512(_mm512_srlv_epi32(bits[v], n), one);
-      n = _mm512_add_epi32(_mm512_add_epi32(n, n), _mm512_add_epi32(r, one));
-    }
-    j[v] = _mm512_sub_epi32(n, base);
-  }
-}
+};
 
 template <std::size_t V, std::size_t kTop, bool kNan, bool kVecAcc>
 void run(const HeapView& p, const HeapBlock& b) noexcept {
@@ -117,13 +93,13 @@ void run(const HeapView& p, const HeapBlock& b) noexcept {
   LevelRegs<std::uint32_t> fr;
   LevelRegs<float> tr;
   float* const xt = b.scratch;
-  if constexpr (kTop > 0) copy_columns<V>(p.top, b.rows, rowoff, xt);
+  if constexpr (kTop > 0) copy_columns<Avx512, V>(p.top, b.rows, rowoff, xt);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
     const std::uint32_t* feat = p.feat + t * p.node_stride;
     const float* thr = p.thr + t * p.node_stride;
     __m512i j[V];
     if constexpr (kTop > 0) {
-      top_levels<V, kNan>(p.top, t, xt, j);
+      top_levels<Avx512, V, kNan>(p.top, t, xt, j);
     } else {
       for (std::size_t v = 0; v < V; ++v) j[v] = _mm512_setzero_si512();
     }
@@ -208,13 +184,13 @@ void compact_run(const CompactView& p, const HeapBlock& b) noexcept {
   const float* thr = p.thr;
   const auto* next = reinterpret_cast<const int*>(p.next);
   alignas(64) std::uint32_t at_buf[V * kLanes];
-  if constexpr (kTop) copy_columns<V>(p.top, b.rows, rowoff, b.scratch);
+  if constexpr (kTop) copy_columns<Avx512, V>(p.top, b.rows, rowoff, b.scratch);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
     __m512i at[V];
     __mmask16 live[V];
     if constexpr (kTop) {
       __m512i j[V];
-      top_levels<V, kNan>(p.top, t, b.scratch, j);
+      top_levels<Avx512, V, kNan>(p.top, t, b.scratch, j);
       const __m512i entry = _mm512_loadu_si512(p.entry + t * (std::size_t{1} << kTopDepth));
       for (std::size_t v = 0; v < V; ++v) at[v] = _mm512_permutexvar_epi32(j[v], entry);
     } else {
