@@ -5,7 +5,8 @@
 // (default /work/shared/bench/lightgbm/bench.model.txt) with rows
 // build/bench-models/lgb_deep.csv.
 //
-// Counters: rows_per_s, ns_per_tree_row (time / (rows * trees)).
+// Counters: rows_per_s, ns_per_tree_row (time / (rows * trees)). KeelGatherWalk
+// is Keel with TreeEnsembleOptions::column_top_levels off.
 // Run: build/release/benchmarks/bench_trees --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 #include <keel/model/loaders.hpp>
@@ -61,6 +62,7 @@ Rows read_csv(const std::string& path) {
 
 struct Fixture {
   keel::ModelPtr model;
+  keel::ModelPtr walk_model;  // column_top_levels off: every level walked with gathers
   Rows rows;
   std::size_t trees = 0;
 #ifdef KEEL_HAVE_XGBOOST
@@ -83,6 +85,9 @@ Fixture* fixture(const std::string& name) {
     f->model = *m;
     f->trees = f->model->info().num_trees;
     f->rows = read_csv(models_dir() + "/" + name + ".csv");
+    keel::LoadOptions walk;
+    walk.tree.column_top_levels = false;
+    if (auto w = keel::load_model(model_path, walk); w.ok()) f->walk_model = *w;
   } else {
     std::fprintf(stderr, "%s: %s\n", model_path.c_str(), m.status().to_string().c_str());
   }
@@ -128,21 +133,22 @@ void run_batches(benchmark::State& state, const Fixture& f, std::size_t batch, P
   set_counters(state, batch, f.trees);
 }
 
-void BM_Keel(benchmark::State& state, const std::string& name) {
+void BM_Keel(benchmark::State& state, const std::string& name, bool walk) {
   Fixture* f = fixture(name);
-  if (!f->model || f->rows.n() == 0) {
+  const keel::ModelPtr& model = walk ? f->walk_model : f->model;
+  if (!model || f->rows.n() == 0) {
     state.SkipWithError("model or rows missing (run scripts/bench_models.py)");
     return;
   }
   const auto batch = static_cast<std::size_t>(state.range(0));
   keel::PredictOptions opts;
   opts.threads = static_cast<unsigned>(state.range(1));
-  const std::size_t w = f->model->info().num_outputs;
+  const std::size_t w = model->info().num_outputs;
   std::vector<float> out(batch * w);
-  state.SetLabel(std::string(keel::to_string(keel::tree_kernel_of(*f->model))) + "/" +
-                 std::string(keel::to_string(keel::tree_layout_of(*f->model))));
+  state.SetLabel(std::string(keel::to_string(keel::tree_kernel_of(*model))) + "/" +
+                 std::string(keel::to_string(keel::tree_layout_of(*model))));
   run_batches(state, *f, batch, [&](const float* rows, std::size_t n) {
-    const keel::Status s = f->model->predict(std::span<const float>(rows, n * f->rows.cols), n, out, opts);
+    const keel::Status s = model->predict(std::span<const float>(rows, n * f->rows.cols), n, out, opts);
     benchmark::DoNotOptimize(out.data());
     return s.is_ok();
   });
@@ -183,13 +189,17 @@ void add_args(benchmark::internal::Benchmark* b) {
 
 const bool registered = [] {
   for (const char* name : {"b500_d8_f100", "r1000_d6_f50", "b100_d4_f20"}) {
-    benchmark::RegisterBenchmark((std::string("Keel/") + name).c_str(), BM_Keel, std::string(name))->Apply(add_args);
+    benchmark::RegisterBenchmark((std::string("Keel/") + name).c_str(), BM_Keel, std::string(name), false)->Apply(add_args);
+    // The same kernel walking the top levels with gathers: what the column
+    // compares save.
+    benchmark::RegisterBenchmark((std::string("KeelGatherWalk/") + name).c_str(), BM_Keel, std::string(name), true)
+        ->Args({4096, 1})->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 #ifdef KEEL_HAVE_XGBOOST
     benchmark::RegisterBenchmark((std::string("XGBoost/") + name).c_str(), BM_XGBoost, std::string(name))->Apply(add_args);
 #endif
   }
   // LightGBM's own figures are in /work/shared/bench/lightgbm/README.md.
-  benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"))
+  benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"), false)
       ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
       ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
   return true;

@@ -26,6 +26,7 @@ struct BenchOptions {
   std::size_t batch = 4096;
   std::string kernel = "auto";
   bool json = false;
+  bool gather_walk = false;  // TreeEnsembleOptions::column_top_levels off
   std::size_t max_rows = 100000;
   std::size_t single_calls = 20000;
   double seconds = 2.0;  // total time spent on batch rounds
@@ -66,7 +67,9 @@ int run_bench(const BenchOptions& o) {
     fmt::print(stderr, "keel bench: {}\n", s.message());
     return 2;
   }
-  auto model = load_model(o.model);
+  LoadOptions lopts;
+  lopts.tree.column_top_levels = !o.gather_walk;
+  auto model = load_model(o.model, lopts);
   if (!model) {
     fmt::print(stderr, "keel bench: {}\n", model.status().message());
     return 1;
@@ -160,6 +163,8 @@ KEEL_CLI_COMMAND(bench) {
   sub->add_option("--batch", o->batch, "Rows per predict call")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   sub->add_option("--kernel", o->kernel, "auto, scalar, avx2, avx512 or reference");
   sub->add_flag("--json", o->json, "Print one JSON object");
+  sub->add_flag("--gather-walk", o->gather_walk,
+                "Walk every tree level with gathers (no column-compare top levels), to measure what they save");
   sub->add_option("--max-rows", o->max_rows, "Rows read from the input at most");
   sub->add_option("--single-calls", o->single_calls, "Single-row calls timed (at least 10000)")
       ->check(CLI::Range(std::size_t{10000}, std::size_t{100000000}));

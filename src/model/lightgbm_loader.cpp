@@ -622,7 +622,7 @@ Result<TreeEnsembleSpec> parse_lightgbm_text(std::string_view text, const LoadOp
 Result<ModelPtr> load_lightgbm_text(std::string_view text, const LoadOptions& opts) {
   Result<TreeEnsembleSpec> spec = detail::parse_lightgbm_text(text, opts);
   if (!spec) return spec.status();
-  return make_tree_ensemble(std::move(spec).value());
+  return make_tree_ensemble(std::move(spec).value(), opts.tree);
 }
 
 }  // namespace keel

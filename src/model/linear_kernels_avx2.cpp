@@ -31,7 +31,7 @@ float dot_avx2_fma(const float* x, const float* w, std::size_t n) noexcept {
   float acc = _mm_cvtss_f32(h);
   for (; j < n; ++j) {
     const float xv = x[j];
-    if (xv == xv) acc = std::fma(xv, w[j], acc);
+    if (xv == xv) acc = __builtin_fmaf(xv, w[j], acc);  // not std::fma: see tree_ensemble_impl.hpp
   }
   return acc;
 }

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -25,15 +26,20 @@ namespace keel {
 namespace detail {
 
 bool block_has_nan(const float* p, std::size_t n) noexcept {
-  bool nan = false;
-  for (std::size_t i = 0; i < n; ++i) nan |= p[i] != p[i];
-  return nan;
+  // NaN iff |bits| > the bits of +inf: integer compares, which vectorise.
+  std::int32_t any = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int32_t u;
+    std::memcpy(&u, p + i, sizeof u);
+    any |= static_cast<std::int32_t>((u & 0x7fffffff) > 0x7f800000);
+  }
+  return any != 0;
 }
 
 namespace {
 
 template <bool kHasNan, class Acc>
-void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<Acc>& leaves, Acc* acc) noexcept {
+void heap_scalar_impl(const HeapView& p, const HeapBlock& b, const Acc* leaves, Acc* acc) noexcept {
   // 16 walks in lockstep: independent load chains hide each other's latency.
   constexpr std::size_t kG = 16;
   const std::size_t depth = p.depth;
@@ -42,8 +48,8 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
     const float* row[kG];
     for (std::size_t k = 0; k < kG; ++k) row[k] = b.rows + std::min(r0 + k, b.n - 1) * b.nf;
     for (std::size_t t = 0; t < p.num_trees; ++t) {
-      const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
-      const float* thr = p.thr.data() + t * p.node_stride;
+      const std::uint32_t* feat = p.feat + t * p.node_stride;
+      const float* thr = p.thr + t * p.node_stride;
       std::uint32_t j[kG] = {};
       for (std::size_t l = 0; l < depth; ++l) {
         const std::uint32_t* fl = feat + ((std::size_t{1} << l) - 1);
@@ -56,7 +62,7 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
           j[k] = 2 * j[k] + right;
         }
       }
-      const Acc* lv = leaves.data() + t * p.leaf_stride;
+      const Acc* lv = leaves + t * p.leaf_stride;
       const std::size_t o = p.out[t];
       for (std::size_t k = 0; k < g; ++k) acc[(r0 + k) * b.outputs + o] += lv[j[k]];
     }
@@ -65,7 +71,7 @@ void heap_scalar_impl(const HeapPack& p, const HeapBlock& b, const std::vector<A
 
 }  // namespace
 
-void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept {
+void heap_block_scalar(const HeapView& p, const HeapBlock& b) noexcept {
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
   if (p.double_acc) {
     nan ? heap_scalar_impl<true>(p, b, p.leaf_d, b.acc_d) : heap_scalar_impl<false>(p, b, p.leaf_d, b.acc_d);
@@ -267,6 +273,9 @@ namespace {
 class TreeEnsembleModel final : public Model {
  public:
   explicit TreeEnsembleModel(TreeEnsembleSpec spec) : spec_(std::move(spec)) {}
+  // The views point into the packs (and Special into spec_): no copies.
+  TreeEnsembleModel(const TreeEnsembleModel&) = delete;
+  TreeEnsembleModel& operator=(const TreeEnsembleModel&) = delete;
 
   // Flattens spec_ (in place: Special points into it). Throws keel::Error or
   // bad_alloc; called once by make_tree_ensemble.
@@ -283,11 +292,21 @@ class TreeEnsembleModel final : public Model {
 
   // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
   void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
+  // The kernel over views hv/cv (whole model or a slice of trees), adding
+  // tree t's leaf to column out[t] of acc rows `outputs` wide.
+  void kernel_rows(const float* rows, std::size_t n, const detail::HeapView& hv, const detail::CompactView& cv,
+                   std::size_t outputs, float* acc_f, double* acc_d) const noexcept;
+  // Views of trees [t0, t1) whose tree t0 + i adds to column i.
+  void tree_slice(std::size_t t0, std::size_t t1, detail::HeapView& hv, detail::CompactView& cv) const noexcept;
 
  private:
   bool heap_fits() const noexcept;
   void build_heap();
+  void build_heap_top();
   void build_compact();
+  void build_compact_pack(bool column_top);
+  void build_compact_top();
+  void take_views() noexcept;  // after the packs are final
 
   template <class Acc>
   void compact_rows(const float* rows, std::size_t n, Acc* acc) const noexcept;
@@ -303,6 +322,9 @@ class TreeEnsembleModel final : public Model {
   Status predict_one(const float* row, float* out, OutputKind kind) const noexcept;
   template <class Acc>
   Status predict_batch(const float* rows, std::size_t n, float* out, const PredictOptions& opts) const noexcept;
+  template <class Acc>
+  Status predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+                            unsigned threads) const noexcept;
 
   template <class Acc>
   const std::vector<Acc>& cleaves() const noexcept {
@@ -331,15 +353,29 @@ class TreeEnsembleModel final : public Model {
   TreeLayout layout_ = TreeLayout::kCompact;
   bool double_acc_ = false;
   bool has_linear_ = false;
-  void (*heap_kernel_)(const detail::HeapPack&, const detail::HeapBlock&) noexcept = nullptr;
+  void (*heap_kernel_)(const detail::HeapView&, const detail::HeapBlock&) noexcept = nullptr;
   detail::HeapPack heap_;
-  detail::RowPack row_;              // heap models: the single-row layout
+  detail::RowPack row_;         // heap models: the single-row layout
+  detail::HeapView heap_view_;  // into heap_
+  // AVX-512 deep-tree kernel over compact_pack_, or null (the scalar walk).
+  void (*compact_kernel_)(const detail::CompactView&, const detail::HeapBlock&) noexcept = nullptr;
+  detail::CompactPack compact_pack_;
+  detail::CompactView compact_view_;  // into compact_pack_
   std::vector<CNode> nodes_;         // compact: all trees
   std::vector<std::uint32_t> roots_; // compact: root node of each tree
   std::vector<std::uint32_t> out_;   // margin column of each tree
+  std::vector<std::uint32_t> columns_;  // 0, 1, 2, ...: tree i of a slice adds to column i
   std::vector<float> leaf_f_;        // compact leaf values
   std::vector<double> leaf_d_;
   std::vector<Special> specials_;
+};
+
+// A node reached at heap position j of its level while padding a tree.
+template <class Index>
+struct HeapPos {
+  Index node;
+  std::size_t level;
+  std::size_t j;
 };
 
 bool TreeEnsembleModel::heap_fits() const noexcept {
@@ -370,11 +406,7 @@ void TreeEnsembleModel::build_heap() {
   (double_acc_ ? p.leaf_d.resize(p.num_trees * p.leaf_stride + detail::kHeapPad)
                : p.leaf_f.resize(p.num_trees * p.leaf_stride + detail::kHeapPad));
   p.out.resize(p.num_trees);
-  struct Item {
-    std::int32_t node;
-    std::size_t level;
-    std::size_t j;
-  };
+  using Item = HeapPos<std::int32_t>;
   std::vector<Item> stack;
   for (std::size_t ti = 0; ti < p.num_trees; ++ti) {
     const Tree& t = spec_.trees[ti];
@@ -406,6 +438,52 @@ void TreeEnsembleModel::build_heap() {
       stack.push_back({n.right, it.level + 1, 2 * it.j + 1});
     }
   }
+}
+
+// Collects TopLevels tree by tree; nodes not set stay padding (slot 0,
+// NaN threshold: always left).
+class TopBuilder {
+ public:
+  TopBuilder(std::size_t num_features, std::size_t trees) : slot_of_(num_features, ~0u) {
+    top_.slot.assign(trees * detail::kTopNodes, 0u);
+    top_.thr.assign(trees * detail::kTopNodes, std::numeric_limits<float>::quiet_NaN());
+    (void)slot(0);
+  }
+  void set(std::size_t tree, std::size_t i, std::uint32_t feat, float thr) {
+    top_.slot[tree * detail::kTopNodes + i] = slot(feat & kFeatureMask) | (feat & kNanRight);
+    top_.thr[tree * detail::kTopNodes + i] = thr;
+  }
+  // Moves the result into out unless it needs too many slots to pay off.
+  bool finish(detail::TopLevels& out) {
+    if (top_.slot_feature.size() > detail::kMaxTopSlots) return false;
+    out = std::move(top_);
+    return true;
+  }
+
+ private:
+  std::uint32_t slot(std::uint32_t feature) {
+    std::uint32_t& s = slot_of_[feature];
+    if (s == ~0u) {
+      s = static_cast<std::uint32_t>(top_.slot_feature.size());
+      top_.slot_feature.push_back(feature);
+    }
+    return s;
+  }
+  std::vector<std::uint32_t> slot_of_;
+  detail::TopLevels top_;
+};
+
+void TreeEnsembleModel::build_heap_top() {
+  detail::HeapPack& p = heap_;
+  // Shallower models keep the plain walk (one kernel instance fewer).
+  if (p.depth < detail::kTopDepth) return;
+  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    for (std::size_t i = 0; i < detail::kTopNodes; ++i) {
+      b.set(t, i, p.feat[t * p.node_stride + i], p.thr[t * p.node_stride + i]);
+    }
+  }
+  (void)b.finish(p.top);
 }
 
 void TreeEnsembleModel::build_compact() {
@@ -461,6 +539,64 @@ void TreeEnsembleModel::build_compact() {
   }
 }
 
+void TreeEnsembleModel::build_compact_pack(bool column_top) {
+  static_assert(kLeafFlag == detail::kCompactLeaf);
+  if (!specials_.empty()) return;  // categorical, zero-band or linear nodes: scalar walk
+  detail::CompactPack& p = compact_pack_;
+  const std::size_t n = nodes_.size();
+  p.num_trees = roots_.size();
+  p.root = roots_;
+  p.out = out_;
+  p.double_acc = double_acc_;
+  p.feat.resize(n);
+  p.thr.resize(n);
+  p.next.resize(n);
+  (double_acc_ ? p.leaf_d.assign(n, 0.0) : p.leaf_f.assign(n, 0.0f));
+  for (std::size_t i = 0; i < n; ++i) {
+    const CNode& c = nodes_[i];
+    p.feat[i] = c.feat;
+    p.thr[i] = c.thr;
+    p.next[i] = c.next;
+    if (c.feat & kLeafFlag) {
+      if (double_acc_) {
+        p.leaf_d[i] = leaf_d_[c.aux];
+      } else {
+        p.leaf_f[i] = leaf_f_[c.aux];
+      }
+    }
+  }
+  compact_kernel_ = &detail::compact_block_avx512;
+  if (column_top) build_compact_top();
+}
+
+void TreeEnsembleModel::build_compact_top() {
+  // The top levels padded to a heap of kTopDepth levels; entry[j] is the
+  // compact node at heap position j of level kTopDepth, or the leaf above it.
+  detail::CompactPack& p = compact_pack_;
+  constexpr std::size_t kEntries = std::size_t{1} << detail::kTopDepth;
+  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
+  std::vector<std::uint32_t> entry(p.num_trees * kEntries);
+  using Item = HeapPos<std::uint32_t>;
+  std::vector<Item> stack;
+  for (std::size_t t = 0; t < p.num_trees; ++t) {
+    stack.assign(1, Item{p.root[t], 0, 0});
+    while (!stack.empty()) {
+      const Item it = stack.back();
+      stack.pop_back();
+      const std::uint32_t f = p.feat[it.node];
+      if (it.level == detail::kTopDepth || (f & kLeafFlag)) {
+        const std::size_t span = std::size_t{1} << (detail::kTopDepth - it.level);
+        for (std::size_t k = it.j * span; k < (it.j + 1) * span; ++k) entry[t * kEntries + k] = it.node;
+        continue;
+      }
+      b.set(t, (std::size_t{1} << it.level) - 1 + it.j, f, p.thr[it.node]);
+      stack.push_back({p.next[it.node], it.level + 1, 2 * it.j});
+      stack.push_back({p.next[it.node] + 1, it.level + 1, 2 * it.j + 1});
+    }
+  }
+  if (b.finish(p.top)) p.entry = std::move(entry);
+}
+
 Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
   if (!tree_kernel_supported(k)) {
@@ -470,6 +606,8 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   double_acc_ = spec_.arithmetic == Arithmetic::kLightGBM;
   out_.reserve(spec_.trees.size());
   for (const Tree& t : spec_.trees) out_.push_back(t.output);
+  columns_.resize(spec_.trees.size());
+  for (std::size_t i = 0; i < columns_.size(); ++i) columns_[i] = static_cast<std::uint32_t>(i);
   const bool fits = heap_fits();
   if (opts.layout == TreeLayout::kHeap && !fits) {
     return invalid_input(fmt::format("heap layout needs numeric splits, no linear leaves and depth <= {} (model: {})",
@@ -483,12 +621,60 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
 #if defined(__x86_64__)
     if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
     if (kernel_ == TreeKernel::kAvx512) heap_kernel_ = &detail::heap_block_avx512;
+    if (kernel_ != TreeKernel::kScalar && opts.column_top_levels) build_heap_top();
 #endif
   } else {
     build_compact();
-    kernel_ = TreeKernel::kScalar;  // the compact walk is portable code
+#if defined(__x86_64__)
+    if (kernel_ == TreeKernel::kAvx512) build_compact_pack(opts.column_top_levels);
+#endif
+    if (compact_kernel_ == nullptr) kernel_ = TreeKernel::kScalar;  // the portable walk
   }
+  take_views();
   return Status::ok();
+}
+
+namespace {
+
+detail::TopView view_of(const detail::TopLevels& t) noexcept {
+  detail::TopView v;
+  v.slot = t.slot.data();
+  v.thr = t.thr.data();
+  v.slot_feature = t.slot_feature.data();
+  v.slots = t.slot_feature.size();
+  return v;
+}
+
+}  // namespace
+
+void TreeEnsembleModel::take_views() noexcept {
+  const detail::HeapPack& h = heap_;
+  detail::HeapView& hv = heap_view_;
+  hv.depth = h.depth;
+  hv.node_stride = h.node_stride;
+  hv.leaf_stride = h.leaf_stride;
+  hv.num_trees = h.num_trees;
+  hv.feat = h.feat.data();
+  hv.thr = h.thr.data();
+  hv.leaf_f = h.leaf_f.data();
+  hv.leaf_d = h.leaf_d.data();
+  hv.out = h.out.data();
+  hv.single_output = h.single_output;
+  hv.double_acc = h.double_acc;
+  hv.top = view_of(h.top);
+  const detail::CompactPack& c = compact_pack_;
+  detail::CompactView& cv = compact_view_;
+  cv.num_trees = c.num_trees;
+  cv.feat = c.feat.data();
+  cv.thr = c.thr.data();
+  cv.next = c.next.data();
+  cv.root = c.root.data();
+  cv.out = c.out.data();
+  cv.leaf_f = c.leaf_f.data();
+  cv.leaf_d = c.leaf_d.data();
+  cv.double_acc = c.double_acc;
+  cv.top = view_of(c.top);
+  cv.entry = c.entry.data();
 }
 
 template <class Acc>
@@ -631,23 +817,82 @@ Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind k
 
 void TreeEnsembleModel::margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept {
   double_acc_ ? init_acc(acc_d, n) : init_acc(acc_f, n);
-  if (layout_ == TreeLayout::kCompact) {
+  if (layout_ == TreeLayout::kCompact && compact_kernel_ == nullptr) {
     double_acc_ ? compact_rows(rows, n, acc_d) : compact_rows(rows, n, acc_f);
     return;
   }
+  kernel_rows(rows, n, heap_view_, compact_view_, spec_.info.num_margin_outputs, acc_f, acc_d);
+}
+
+void TreeEnsembleModel::kernel_rows(const float* rows, std::size_t n, const detail::HeapView& hv,
+                                    const detail::CompactView& cv, std::size_t outputs, float* acc_f,
+                                    double* acc_d) const noexcept {
   detail::HeapBlock b;
   b.rows = rows;
   b.n = n;
   b.nf = spec_.info.num_features;
-  b.outputs = spec_.info.num_margin_outputs;
+  b.outputs = outputs;
   b.acc_f = acc_f;
   b.acc_d = acc_d;
-  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(heap_, sub); });
+  // The column-compare levels need a feature-major copy of each piece;
+  // without the memory the kernel walks every level.
+  const detail::TopLevels& top = layout_ == TreeLayout::kCompact ? compact_pack_.top : heap_.top;
+  std::unique_ptr<float[]> scratch;
+  if (const std::size_t floats = top.built() ? top.scratch_floats() : 0; floats > 0) {
+    scratch.reset(new (std::nothrow) float[floats + 16]);
+    if (scratch) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(scratch.get());
+      b.scratch = scratch.get() + ((64 - addr % 64) % 64) / sizeof(float);
+    }
+  }
+  if (layout_ == TreeLayout::kCompact) {
+    detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { compact_kernel_(cv, sub); });
+    return;
+  }
+  detail::for_each_piece(b, detail::kHeapBlockRows, [&](const detail::HeapBlock& sub) { heap_kernel_(hv, sub); });
 }
 
-// Rows per task of a batch: large enough to amortise a task, small enough to
-// balance two threads.
+namespace {
+
+template <class T>
+T* offset(T* p, std::size_t k) noexcept {
+  return p == nullptr ? p : p + k;
+}
+
+detail::TopView slice(detail::TopView v, std::size_t t0) noexcept {
+  v.slot = offset(v.slot, t0 * detail::kTopNodes);
+  v.thr = offset(v.thr, t0 * detail::kTopNodes);
+  return v;
+}
+
+}  // namespace
+
+void TreeEnsembleModel::tree_slice(std::size_t t0, std::size_t t1, detail::HeapView& hv,
+                                   detail::CompactView& cv) const noexcept {
+  hv = heap_view_;
+  hv.num_trees = t1 - t0;
+  hv.feat = offset(hv.feat, t0 * hv.node_stride);
+  hv.thr = offset(hv.thr, t0 * hv.node_stride);
+  hv.leaf_f = offset(hv.leaf_f, t0 * hv.leaf_stride);
+  hv.leaf_d = offset(hv.leaf_d, t0 * hv.leaf_stride);
+  hv.out = columns_.data();
+  hv.single_output = false;
+  hv.top = slice(hv.top, t0);
+  cv = compact_view_;
+  cv.num_trees = t1 - t0;
+  cv.root = offset(cv.root, t0);
+  cv.out = columns_.data();
+  cv.entry = offset(cv.entry, t0 * (std::size_t{1} << detail::kTopDepth));
+  cv.top = slice(cv.top, t0);
+}
+
+// Batches: rows split among threads in tasks of at most kTaskRows (whole
+// 16-row vectors); batches too small to give each thread kMinTaskRows rows
+// split the trees instead.
 constexpr std::size_t kTaskRows = 512;
+constexpr std::size_t kMinTaskRows = 32;
+// Tree split keeps one value per (row, tree); above this many it row-splits.
+constexpr std::size_t kMaxTreeSplitValues = std::size_t{1} << 20;
 
 template <class Acc>
 Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float* out,
@@ -655,7 +900,18 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
   const std::size_t nf = spec_.info.num_features;
   const std::size_t k = spec_.info.num_margin_outputs;
   const std::size_t w = spec_.info.width(opts.output);
-  const std::size_t tasks = (n + kTaskRows - 1) / kTaskRows;
+  const unsigned want = std::max(1u, opts.threads);
+  const std::size_t trees = spec_.trees.size();
+  const bool kernel_walk = layout_ == TreeLayout::kHeap || compact_kernel_ != nullptr;
+  if (want > 1 && kernel_walk && n < kMinTaskRows * 2 && trees >= 2 * want && n * trees <= kMaxTreeSplitValues) {
+    return predict_tree_split<Acc>(rows, n, out, opts, want);
+  }
+  std::size_t task_rows = kTaskRows;
+  if (want > 1) {
+    const std::size_t share = (n + want - 1) / want;
+    task_rows = std::clamp<std::size_t>((share + 15) / 16 * 16, kMinTaskRows, kTaskRows);
+  }
+  const std::size_t tasks = (n + task_rows - 1) / task_rows;
   std::vector<Acc> acc;
   try {
     acc.resize(n * k);
@@ -665,15 +921,15 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
   struct Ctx {
     const TreeEnsembleModel* self;
     const float* rows;
-    std::size_t n, nf, k, w;
+    std::size_t n, nf, k, w, task_rows;
     Acc* acc;
     float* out;
     OutputKind kind;
-  } ctx{this, rows, n, nf, k, w, acc.data(), out, opts.output};
+  } ctx{this, rows, n, nf, k, w, task_rows, acc.data(), out, opts.output};
   auto task = [](void* p, std::size_t i) noexcept {
     const Ctx& c = *static_cast<const Ctx*>(p);
-    const std::size_t r0 = i * kTaskRows;
-    const std::size_t m = std::min(kTaskRows, c.n - r0);
+    const std::size_t r0 = i * c.task_rows;
+    const std::size_t m = std::min(c.task_rows, c.n - r0);
     Acc* a = c.acc + r0 * c.k;
     if constexpr (std::is_same_v<Acc, float>) {
       c.self->margins_rows(c.rows + r0 * c.nf, m, a, nullptr);
@@ -682,11 +938,59 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
     }
     for (std::size_t r = 0; r < m; ++r) c.self->finish_row(a + r * c.k, c.out + (r0 + r) * c.w, c.kind);
   };
-  const unsigned threads = static_cast<unsigned>(std::min<std::size_t>(std::max(1u, opts.threads), tasks));
+  const unsigned threads = static_cast<unsigned>(std::min<std::size_t>(want, tasks));
   if (threads <= 1) {
     for (std::size_t i = 0; i < tasks; ++i) task(&ctx, i);
   } else {
     detail::ThreadPool::instance().run(tasks, threads, task, &ctx);
+  }
+  return Status::ok();
+}
+
+template <class Acc>
+Status TreeEnsembleModel::predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+                                             unsigned threads) const noexcept {
+  // Each task walks a contiguous range of trees and keeps every leaf value
+  // (one column per tree, starting from -0.0, so x + -0.0 == x exactly);
+  // the leaves are then added in tree order, exactly as one thread would.
+  const std::size_t trees = spec_.trees.size();
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const std::size_t w = spec_.info.width(opts.output);
+  std::vector<Acc> leaves;
+  std::vector<Acc> acc;
+  try {
+    leaves.assign(n * trees, Acc(-0.0));
+    acc.resize(n * k);
+  } catch (...) {
+    return internal_error(fmt::format("predict: cannot allocate leaves for {} rows", n));
+  }
+  struct Ctx {
+    const TreeEnsembleModel* self;
+    const float* rows;
+    std::size_t n, trees, tasks;
+    Acc* leaves;
+  } ctx{this, rows, n, trees, threads, leaves.data()};
+  auto task = [](void* p, std::size_t i) noexcept {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const std::size_t t0 = i * c.trees / c.tasks;
+    const std::size_t t1 = (i + 1) * c.trees / c.tasks;
+    detail::HeapView hv;
+    detail::CompactView cv;
+    c.self->tree_slice(t0, t1, hv, cv);
+    Acc* a = c.leaves + t0;
+    if constexpr (std::is_same_v<Acc, float>) {
+      c.self->kernel_rows(c.rows, c.n, hv, cv, c.trees, a, nullptr);
+    } else {
+      c.self->kernel_rows(c.rows, c.n, hv, cv, c.trees, nullptr, a);
+    }
+  };
+  detail::ThreadPool::instance().run(threads, threads, task, &ctx);
+  init_acc(acc.data(), n);
+  for (std::size_t r = 0; r < n; ++r) {
+    Acc* a = acc.data() + r * k;
+    const Acc* lv = leaves.data() + r * trees;
+    for (std::size_t t = 0; t < trees; ++t) a[out_[t]] += lv[t];
+    finish_row(a, out + r * w, opts.output);
   }
   return Status::ok();
 }

@@ -1,8 +1,10 @@
-// AVX2 heap kernel: 8 rows per vector, 8 vectors in flight. Levels with
-// <= 32 nodes select their node fields by permutes and blends; deeper levels
+// AVX2 heap kernel: 8 rows per vector, 8 vectors in flight. The top 4
+// levels are decided by column compares (see TopLevels); then levels with
+// <= 32 nodes select their node fields by permutes and blends, deeper levels
 // gather them.
 
 #include "model/tree_ensemble_impl.hpp"
+#include "model/tree_top_levels.hpp"
 
 #include <immintrin.h>
 
@@ -46,8 +48,29 @@ struct LevelRegs {
   }
 };
 
-template <std::size_t V, bool kNan, bool kVecAcc>
-void run(const HeapPack& p, const HeapBlock& b) noexcept {
+struct Avx2 {
+  using F = __m256;
+  using I = __m256i;
+  static constexpr std::size_t kLanes = 8;
+  static I zero() noexcept { return _mm256_setzero_si256(); }
+  static F set1f(float x) noexcept { return _mm256_set1_ps(x); }
+  static I set1i(int x) noexcept { return _mm256_set1_epi32(x); }
+  static F load(const float* p) noexcept { return _mm256_load_ps(p); }
+  static void store(float* p, F x) noexcept { _mm256_store_ps(p, x); }
+  static F gather(const float* base, I idx) noexcept { return _mm256_i32gather_ps(base, idx, 4); }
+  static I add(I a, I b) noexcept { return _mm256_add_epi32(a, b); }
+  static I sub(I a, I b) noexcept { return _mm256_sub_epi32(a, b); }
+  static I and_(I a, I b) noexcept { return _mm256_and_si256(a, b); }
+  static I srlv(I a, I n) noexcept { return _mm256_srlv_epi32(a, n); }
+  static I set_right(I bits, F x, F th, bool nan_right, I bit) noexcept {
+    F r = _mm256_cmp_ps(x, th, _CMP_GE_OQ);
+    if (nan_right) r = _mm256_or_ps(r, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_or_si256(bits, _mm256_and_si256(_mm256_castps_si256(r), bit));
+  }
+};
+
+template <std::size_t V, bool kTop, bool kNan, bool kVecAcc>
+void run(const HeapView& p, const HeapBlock& b) noexcept {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i fmask = _mm256_set1_epi32(static_cast<int>(kFeatureMask));
   const int last = static_cast<int>(b.n) - 1;
@@ -64,12 +87,17 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   alignas(32) std::uint32_t jbuf[V * kLanes];
   LevelRegs fr;
   LevelRegs tr;
+  if constexpr (kTop) copy_columns<Avx2, V>(p.top, b.rows, rowoff, b.scratch);
   for (std::size_t t = 0; t < p.num_trees; ++t) {
-    const std::uint32_t* feat = p.feat.data() + t * p.node_stride;
-    const float* thr = p.thr.data() + t * p.node_stride;
+    const std::uint32_t* feat = p.feat + t * p.node_stride;
+    const float* thr = p.thr + t * p.node_stride;
     __m256i j[V];
-    for (std::size_t v = 0; v < V; ++v) j[v] = _mm256_setzero_si256();
-    for (std::size_t l = 0; l < p.depth; ++l) {
+    if constexpr (kTop) {
+      top_levels<Avx2, V, kNan>(p.top, t, b.scratch, j);
+    } else {
+      for (std::size_t v = 0; v < V; ++v) j[v] = _mm256_setzero_si256();
+    }
+    for (std::size_t l = kTop ? kTopDepth : 0; l < p.depth; ++l) {
       const std::size_t lo = (std::size_t{1} << l) - 1;
       const std::size_t size = std::size_t{1} << l;
       const bool in_regs = size <= kRegLevelMax;
@@ -99,8 +127,13 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
       }
     }
     if constexpr (kVecAcc) {
-      const float* lv = p.leaf_f.data() + t * p.leaf_stride;
-      for (std::size_t v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_i32gather_ps(lv, j[v], 4));
+      const float* lv = p.leaf_f + t * p.leaf_stride;
+      if (p.leaf_stride <= kRegLevelMax) {  // the tree's leaves fit the registers
+        fr.load(lv, p.leaf_stride);
+        for (std::size_t v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_castsi256_ps(fr.select(j[v])));
+      } else {
+        for (std::size_t v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_i32gather_ps(lv, j[v], 4));
+      }
     } else {
       for (std::size_t v = 0; v < V; ++v) _mm256_store_si256(reinterpret_cast<__m256i*>(jbuf + v * kLanes), j[v]);
       const std::size_t o = p.out[t];
@@ -117,23 +150,29 @@ void run(const HeapPack& p, const HeapBlock& b) noexcept {
   }
 }
 
-template <std::size_t V>
+template <std::size_t V, bool kTop>
 struct Avx2Width {
   template <bool kNan, bool kVecAcc>
   struct Run {
-    static void go(const HeapPack& p, const HeapBlock& b) noexcept { run<V, kNan, kVecAcc>(p, b); }
+    static void go(const HeapView& p, const HeapBlock& b) noexcept { run<V, kTop, kNan, kVecAcc>(p, b); }
   };
 };
 
+template <bool kTop>
+void heap_avx2(const HeapView& p, const HeapBlock& b, bool nan) noexcept {
+  const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
+  if (vecs <= 2) return run_variant<Avx2Width<2, kTop>::template Run>(p, b, nan);
+  if (vecs <= 4) return run_variant<Avx2Width<4, kTop>::template Run>(p, b, nan);
+  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx2Width<8, kTop>::template Run>(p, sub, nan); });
+}
+
 }  // namespace
 
-void heap_block_avx2(const HeapPack& p, const HeapBlock& b) noexcept {
+void heap_block_avx2(const HeapView& p, const HeapBlock& b) noexcept {
   if (b.n == 0) return;
   const bool nan = block_has_nan(b.rows, b.n * b.nf);
-  const std::size_t vecs = (b.n + kLanes - 1) / kLanes;
-  if (vecs <= 2) return run_variant<Avx2Width<2>::Run>(p, b, nan);
-  if (vecs <= 4) return run_variant<Avx2Width<4>::Run>(p, b, nan);
-  for_each_piece(b, 8 * kLanes, [&](const HeapBlock& sub) { run_variant<Avx2Width<8>::Run>(p, sub, nan); });
+  if (b.scratch != nullptr && p.top.slots > 0) return heap_avx2<true>(p, b, nan);
+  heap_avx2<false>(p, b, nan);
 }
 
 }  // namespace keel::detail

@@ -21,6 +21,31 @@ namespace keel::detail {
 inline constexpr std::uint32_t kNanRight = 1u << 31;
 inline constexpr std::uint32_t kFeatureMask = (1u << 24) - 1;
 
+// Rows a kernel call handles at most (the caller splits larger batches).
+inline constexpr std::size_t kHeapBlockRows = 128;
+
+// Gather-free top levels (AVX-512 kernels): the first kTopDepth levels of
+// every tree are decided by comparing whole columns of a feature-major copy
+// of the block (one load + one compare per node for 16 rows, no gather),
+// packing the results into a 15-bit word per row and walking it by shifts.
+// Slots number the distinct features those nodes read. Heap numbering:
+// node i has children 2i+1, 2i+2; a padding node (below a leaf) reads slot
+// 0 against a NaN threshold, so it always goes left.
+inline constexpr std::size_t kTopDepth = 4;  // 15 compares beat 4 gathers; 31 would not beat 5
+inline constexpr std::size_t kTopNodes = (std::size_t{1} << kTopDepth) - 1;
+// Above this many slots the feature-major copy costs more than it saves.
+inline constexpr std::size_t kMaxTopSlots = 1024;
+
+struct TopLevels {
+  std::vector<std::uint32_t> slot;          // [tree][kTopNodes]: slot | kNanRight
+  std::vector<float> thr;                   // [tree][kTopNodes]
+  std::vector<std::uint32_t> slot_feature;  // slot -> feature
+
+  bool built() const noexcept { return !slot_feature.empty(); }
+  // Floats of HeapBlock::scratch that a block of kHeapBlockRows rows needs.
+  std::size_t scratch_floats() const noexcept { return slot_feature.size() * kHeapBlockRows; }
+};
+
 // Implicit heap, every tree padded to `depth` levels. Per tree: nodes
 // [2^l - 1, 2^(l+1) - 1) hold level l in order (node_stride entries, the
 // last one unused), leaves [0, 2^depth). A leaf above full depth is copied
@@ -37,6 +62,8 @@ struct HeapPack {
   std::vector<std::uint32_t> out;   // margin column of each tree
   bool single_output = true;
   bool double_acc = false;
+
+  TopLevels top;                    // AVX-512 only; empty when not built
 };
 
 // Padding appended to node arrays so that vector loads of a level (up to
@@ -52,12 +79,60 @@ struct HeapBlock {
   std::size_t outputs = 1;
   float* acc_f = nullptr;
   double* acc_d = nullptr;
+  // 64-byte aligned room for the feature-major copy of up to kHeapBlockRows
+  // rows (TopLevels::scratch_floats()), or null: kernels then walk the top
+  // levels too.
+  float* scratch = nullptr;
 };
 
-// Rows a kernel call handles at most (the caller splits larger batches).
-inline constexpr std::size_t kHeapBlockRows = 128;
+// What the kernels read: plain pointers into a pack, taken once at load.
+// Code in an ISA file (compiled with AVX flags) must call no inline function
+// that portable code also calls -- std::vector members, <algorithm>, the
+// inline members above: GCC emits such a function as a weak copy in every
+// object that uses it out of line (as -O0 builds do) and the linker keeps
+// one, possibly the AVX copy, for all callers, which would fault on a CPU
+// without AVX. So kernels see only these aggregates.
+struct TopView {
+  const std::uint32_t* slot = nullptr;
+  const float* thr = nullptr;
+  const std::uint32_t* slot_feature = nullptr;
+  std::size_t slots = 0;  // 0: no column-compare levels
+};
+
+struct HeapView {
+  std::size_t depth = 0;
+  std::size_t node_stride = 0;
+  std::size_t leaf_stride = 0;
+  std::size_t num_trees = 0;
+  const std::uint32_t* feat = nullptr;
+  const float* thr = nullptr;
+  const float* leaf_f = nullptr;
+  const double* leaf_d = nullptr;
+  const std::uint32_t* out = nullptr;
+  bool single_output = true;
+  bool double_acc = false;
+  TopView top;
+};
+
+struct CompactView {
+  std::size_t num_trees = 0;
+  const std::uint32_t* feat = nullptr;
+  const float* thr = nullptr;
+  const std::uint32_t* next = nullptr;
+  const std::uint32_t* root = nullptr;
+  const std::uint32_t* out = nullptr;
+  const float* leaf_f = nullptr;
+  const double* leaf_d = nullptr;
+  bool double_acc = false;
+  TopView top;
+  const std::uint32_t* entry = nullptr;
+};
 
 bool block_has_nan(const float* p, std::size_t n) noexcept;
+
+// Internal linkage on purpose: each kernel file gets its own copies (see
+// HeapView below on why ISA files share no inline code).
+namespace {
 
 // Calls run(sub_block) on consecutive pieces of at most `rows` rows of b.
 template <class Fn>
@@ -73,12 +148,9 @@ void for_each_piece(const HeapBlock& b, std::size_t rows, Fn&& run) noexcept {
 }
 
 // Picks the kernel instance for the block: NaN handling only when the block
-// has a NaN; vector accumulation only for one float output. Each ISA file
-// passes its own distinctly named Run: GCC gives instantiations with a
-// template template argument from an anonymous namespace weak external
-// linkage, so equal names in two files would be merged by the linker.
+// has a NaN; vector accumulation only for one float output.
 template <template <bool, bool> class Run>
-void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
+void run_variant(const HeapView& p, const HeapBlock& b, bool nan) noexcept {
   const bool vec = !p.double_acc && p.single_output && b.outputs == 1;
   if (nan) {
     vec ? Run<true, true>::go(p, b) : Run<true, false>::go(p, b);
@@ -87,10 +159,33 @@ void run_variant(const HeapPack& p, const HeapBlock& b, bool nan) noexcept {
   }
 }
 
-void heap_block_scalar(const HeapPack& p, const HeapBlock& b) noexcept;
+}  // namespace
+
+// The compact layout as flat arrays for the AVX-512 deep-tree kernel (models
+// whose every split is one float comparison and every leaf a constant).
+// Node i: right child = next[i] + 1; a leaf has kCompactLeaf set, a NaN
+// threshold and next = i, so a finished walk stays put. Leaf values are
+// indexed by node.
+inline constexpr std::uint32_t kCompactLeaf = 1u << 30;
+struct CompactPack {
+  std::size_t num_trees = 0;
+  std::vector<std::uint32_t> feat;  // feature | kNanRight | kCompactLeaf
+  std::vector<float> thr;
+  std::vector<std::uint32_t> next;
+  std::vector<std::uint32_t> root;
+  std::vector<std::uint32_t> out;
+  std::vector<float> leaf_f;        // Arithmetic::kXGBoost
+  std::vector<double> leaf_d;       // Arithmetic::kLightGBM
+  bool double_acc = false;
+  TopLevels top;                    // empty when not built
+  std::vector<std::uint32_t> entry; // [tree][2^kTopDepth]: node where the walk goes on below the top
+};
+
+void heap_block_scalar(const HeapView& p, const HeapBlock& b) noexcept;
 #if defined(__x86_64__)
-void heap_block_avx2(const HeapPack& p, const HeapBlock& b) noexcept;
-void heap_block_avx512(const HeapPack& p, const HeapBlock& b) noexcept;
+void heap_block_avx2(const HeapView& p, const HeapBlock& b) noexcept;
+void heap_block_avx512(const HeapView& p, const HeapBlock& b) noexcept;
+void compact_block_avx512(const CompactView& p, const HeapBlock& b) noexcept;
 #endif
 
 }  // namespace keel::detail

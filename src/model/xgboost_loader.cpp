@@ -421,7 +421,7 @@ Result<ModelPtr> build_trees(Learner L, std::vector<Tree> trees, std::string boo
   spec.transform = L.objective->transform;
   spec.arithmetic = Arithmetic::kXGBoost;
   spec.category_rule = CategoryRule::kXGBoost;
-  return make_tree_ensemble(std::move(spec));
+  return make_tree_ensemble(std::move(spec), opts.tree);
 }
 
 Result<ModelPtr> build_linear(Learner L, const Json& model, const LoadOptions& opts) {

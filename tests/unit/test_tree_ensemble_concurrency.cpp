@@ -10,27 +10,36 @@ using namespace keel;
 using namespace keel::testing;
 
 TEST_CASE("tree ensemble: results do not depend on the thread count", "[model][tree_ensemble][concurrency]") {
+  // Large batches split rows among threads; batches under 64 rows split the
+  // trees and add the leaves in tree order afterwards. Both must answer as
+  // one thread does, bit for bit.
   std::mt19937_64 rng(11);
-  for (bool lgb : {false, true}) {
+  struct Shape {
+    bool lgb;
+    std::size_t depth, outputs;
+  };
+  for (const Shape& sh : {Shape{false, 7, 1}, Shape{false, 14, 1}, Shape{true, 14, 2}, Shape{true, 6, 1}}) {
     SpecShape s;
-    s.lightgbm = lgb;
+    s.lightgbm = sh.lgb;
     s.features = 10;
     s.trees = 30;
-    s.max_depth = lgb ? 14 : 7;  // compact and heap layouts
-    s.outputs = lgb ? 2 : 1;
+    s.max_depth = sh.depth;  // heap (<= 10) and compact layouts
+    s.outputs = sh.outputs;
     const auto spec = random_spec(rng, s);
-    const std::size_t n = 3000;
-    const auto rows = random_rows(rng, n, s.features);
-    for (TreeKernel k : available_kernels()) {
-      auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
-      REQUIRE(m.ok());
-      std::vector<float> one(n * spec.info.num_outputs);
-      REQUIRE((*m)->predict(rows, n, one, {OutputKind::kTransformed, 1}).is_ok());
-      for (unsigned threads : {2u, 3u, 8u}) {
-        std::vector<float> many(one.size());
-        REQUIRE((*m)->predict(rows, n, many, {OutputKind::kTransformed, threads}).is_ok());
-        INFO("threads " << threads << ", kernel " << to_string(k));
-        CHECK(same_bits(many, one));
+    for (std::size_t n : {3000, 100, 40, 9}) {
+      const auto rows = random_rows(rng, n, s.features);
+      for (TreeKernel k : available_kernels()) {
+        auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
+        REQUIRE(m.ok());
+        std::vector<float> one(n * spec.info.num_outputs);
+        REQUIRE((*m)->predict(rows, n, one, {OutputKind::kTransformed, 1}).is_ok());
+        for (unsigned threads : {2u, 3u, 8u}) {
+          std::vector<float> many(one.size());
+          REQUIRE((*m)->predict(rows, n, many, {OutputKind::kTransformed, threads}).is_ok());
+          INFO("threads " << threads << ", kernel " << to_string(k) << ", layout " << to_string(tree_layout_of(**m))
+                          << ", rows " << n << ", depth " << sh.depth);
+          CHECK(same_bits(many, one));
+        }
       }
     }
   }

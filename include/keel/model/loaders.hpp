@@ -5,6 +5,7 @@
 // offset, never a crash. Each returns a ready, immutable, thread-safe Model.
 
 #include <keel/model/model.hpp>
+#include <keel/model/tree_ensemble.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,9 @@ struct LoadOptions {
   std::size_t max_bytes = std::size_t{1} << 30;
   // LightGBM: score with only the first N iterations (0 = all in the file).
   std::size_t num_iterations = 0;
+  // Tree ensembles: kernel, layout and kernel features (defaults: the best
+  // this CPU runs).
+  TreeEnsembleOptions tree;
 };
 
 // Detects the format from the content (JSON object with "learner" ->

@@ -8,10 +8,18 @@
 // Layouts:
 //  kHeap:    every tree padded to the model's depth as an implicit heap
 //            (child = 2j + (x >= t)); branch-free, SIMD across rows; for
-//            numeric-only models of depth <= kMaxHeapDepth.
-//  kCompact: explicit nodes with adjacent children, several walks in
-//            lockstep; any depth, any split kind (categorical nodes, LightGBM
-//            zero-as-missing bands and linear leaves take a slow branch).
+//            numeric-only models of depth <= kMaxHeapDepth. With AVX-512 and
+//            depth >= 4 the top 4 levels (15 nodes) are decided without
+//            gathers: each node is one compare of a feature column of 16
+//            rows, the results are packed into a 15-bit word per row and
+//            walked with shifts; deeper levels walk with gathers.
+//  kCompact: explicit nodes with adjacent children; any depth, any split
+//            kind. With AVX-512 and only plain numeric splits and constant
+//            leaves (the usual LightGBM and lossguide models), the top 4
+//            levels are padded to a heap and decided by column compares as
+//            above, then 16-row vectors walk the rest with gathers. Otherwise
+//            (categorical nodes, zero-as-missing bands that need two
+//            compares, linear leaves) portable scalar walks in lockstep.
 
 #include <keel/model/model.hpp>
 #include <keel/model/tree_spec.hpp>
@@ -50,6 +58,10 @@ inline constexpr std::size_t kMaxHeapDepth = 10;
 struct TreeEnsembleOptions {
   TreeKernel kernel = TreeKernel::kAuto;  // a forced kernel must be supported
   TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
+  // AVX-512 kernels: decide the top 4 levels of every tree by comparing
+  // whole feature columns of a transposed block (no gathers) instead of
+  // walking them. Same answers either way; false is for measuring the gain.
+  bool column_top_levels = true;
 };
 
 // Validates the spec and builds the fast model. Loaders return this.
