@@ -5,40 +5,48 @@
 #include <catch2/catch.hpp>
 
 #include <thread>
+#include <vector>
 
 using namespace keel;
 using namespace keel::testing;
 
 TEST_CASE("tree ensemble: results do not depend on the thread count", "[model][tree_ensemble][concurrency]") {
-  // Large batches split rows among threads; batches under 64 rows split the
-  // trees and add the leaves in tree order afterwards. Both must answer as
-  // one thread does, bit for bit.
+  // Batches of at least 65536 tree-rows go parallel: large ones split rows
+  // among threads; those under 64 rows split the trees and add the leaves
+  // in tree order afterwards. Both must answer as one thread does, bit for
+  // bit (smaller batches stay on one thread).
   std::mt19937_64 rng(11);
   struct Shape {
     bool lgb;
-    std::size_t depth, outputs;
+    std::size_t depth, outputs, trees;
   };
-  for (const Shape& sh : {Shape{false, 7, 1}, Shape{false, 14, 1}, Shape{true, 14, 2}, Shape{true, 6, 1}}) {
+  for (const Shape& sh : {Shape{false, 7, 1, 30}, Shape{false, 14, 1, 30}, Shape{true, 14, 2, 30}, Shape{true, 6, 1, 30},
+                          Shape{false, 8, 1, 2000}, Shape{true, 12, 1, 2000}}) {
     SpecShape s;
     s.lightgbm = sh.lgb;
     s.features = 10;
-    s.trees = 30;
+    s.trees = sh.trees;
     s.max_depth = sh.depth;  // heap (<= 10) and compact layouts
     s.outputs = sh.outputs;
+    s.max_nodes = 300;
     const auto spec = random_spec(rng, s);
-    for (std::size_t n : {3000, 100, 40, 9}) {
+    for (std::size_t n : sh.trees > 100 ? std::vector<std::size_t>{100, 40, 9} : std::vector<std::size_t>{3000, 40}) {
       const auto rows = random_rows(rng, n, s.features);
       for (TreeKernel k : available_kernels()) {
         auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
         REQUIRE(m.ok());
-        std::vector<float> one(n * spec.info.num_outputs);
-        REQUIRE((*m)->predict(rows, n, one, {OutputKind::kTransformed, 1}).is_ok());
-        for (unsigned threads : {2u, 3u, 8u}) {
-          std::vector<float> many(one.size());
-          REQUIRE((*m)->predict(rows, n, many, {OutputKind::kTransformed, threads}).is_ok());
-          INFO("threads " << threads << ", kernel " << to_string(k) << ", layout " << to_string(tree_layout_of(**m))
-                          << ", rows " << n << ", depth " << sh.depth);
-          CHECK(same_bits(many, one));
+        // Margins: a transform may saturate and hide a different sum.
+        for (OutputKind kind : {OutputKind::kMargin, OutputKind::kTransformed}) {
+          std::vector<float> one(n * spec.info.width(kind));
+          REQUIRE((*m)->predict(rows, n, one, {kind, 1}).is_ok());
+          for (unsigned threads : {2u, 3u, 8u}) {
+            std::vector<float> many(one.size());
+            REQUIRE((*m)->predict(rows, n, many, {kind, threads}).is_ok());
+            INFO("threads " << threads << ", kernel " << to_string(k) << ", layout "
+                            << to_string(tree_layout_of(**m)) << ", rows " << n << ", depth " << sh.depth
+                            << ", trees " << sh.trees);
+            CHECK(same_bits(many, one));
+          }
         }
       }
     }
