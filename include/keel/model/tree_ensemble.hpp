@@ -8,11 +8,18 @@
 // Layouts:
 //  kHeap:    every tree padded to the model's depth as an implicit heap
 //            (child = 2j + (x >= t)); branch-free, SIMD across rows; for
-//            numeric-only models of depth <= kMaxHeapDepth. With AVX-512 and
-//            depth >= 4 the top 4 levels (15 nodes) are decided without
-//            gathers: each node is one compare of a feature column of 16
-//            rows, the results are packed into a 15-bit word per row and
-//            walked with shifts; deeper levels walk with gathers.
+//            numeric-only models of depth <= kMaxHeapDepth. With AVX-512 or
+//            AVX2 and depth >= 4 the top 4 levels (15 nodes) are decided
+//            without gathers: each node is one compare of a feature column
+//            of 16 (8) rows, the results are packed into a 15-bit word per
+//            row and walked with shifts; deeper levels walk with gathers.
+//            Single rows (fewer than 8 per call) of models with >= 16 trees
+//            walk a second copy of the nodes blocked 3 levels per cache
+//            line, 16 trees in lockstep, allocation-free.
+//
+// Threads (PredictOptions::threads): batches of at least 65536 tree-rows
+// use the pool, rows split into tasks, or trees split when there are fewer
+// than 64 rows; results are bit-identical for any thread count.
 //  kCompact: explicit nodes with adjacent children; any depth, any split
 //            kind. With AVX-512 and only plain numeric splits and constant
 //            leaves (the usual LightGBM and lossguide models), the top 4
