@@ -602,6 +602,12 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   if (!tree_kernel_supported(k)) {
     return invalid_input(fmt::format("kernel {} is not supported on this CPU", to_string(k)));
   }
+  // The SIMD kernels index a block's rows with 32-bit offsets (row *
+  // features + feature); models that wide take the scalar walk.
+  if ((k == TreeKernel::kAvx2 || k == TreeKernel::kAvx512) &&
+      spec_.info.num_features >= (std::size_t{1} << 31) / detail::kHeapBlockRows) {
+    k = TreeKernel::kScalar;
+  }
   kernel_ = k;
   double_acc_ = spec_.arithmetic == Arithmetic::kLightGBM;
   out_.reserve(spec_.trees.size());

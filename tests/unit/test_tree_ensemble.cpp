@@ -157,6 +157,39 @@ TEST_CASE("tree ensemble: shallow numeric models choose the heap layout and the 
   CHECK(tree_kernel_of(**m) == default_tree_kernel());
 }
 
+TEST_CASE("tree ensemble: models too wide for the SIMD kernels' 32-bit row offsets take the scalar walk",
+          "[model][tree_ensemble]") {
+  // 128-row blocks of 2^24 features would overflow int32 offsets. (The
+  // spec's feature list alone is 640 MB: few copies.)
+  std::mt19937_64 rng(5);
+  SpecShape s;
+  s.features = 3;
+  s.trees = 4;
+  s.max_depth = 5;
+  auto spec = random_spec(rng, s);
+  spec.info.num_features = std::size_t{1} << 24;
+  spec.info.features.resize(spec.info.num_features);
+  spec.trees[0].nodes[0].feature = static_cast<std::int32_t>((std::size_t{1} << 24) - 1);
+  std::vector<float> rows(2 * spec.info.num_features, 0.25f);
+  rows[spec.info.num_features - 1] = 7.0f;
+  std::vector<double> want(2 * spec.info.num_margin_outputs);
+  for (std::size_t r = 0; r < 2; ++r) {
+    const std::vector<double> row(rows.begin() + static_cast<std::ptrdiff_t>(r * spec.info.num_features),
+                                  rows.begin() + static_cast<std::ptrdiff_t>((r + 1) * spec.info.num_features));
+    reference_margin(spec, row, std::span<double>(want).subspan(r * spec.info.num_margin_outputs, spec.info.num_margin_outputs));
+  }
+  for (TreeKernel k : available_kernels()) {
+    if (k == TreeKernel::kScalar) continue;
+    auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
+    INFO("asked for " << to_string(k) << ": " << m.status().to_string());
+    REQUIRE(m.ok());
+    CHECK(tree_kernel_of(**m) == TreeKernel::kScalar);
+    std::vector<float> got(want.size());
+    REQUIRE((*m)->predict(rows, 2, got, {OutputKind::kMargin, 1}).is_ok());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == static_cast<float>(want[i]));
+  }
+}
+
 TEST_CASE("tree ensemble: single rows through the blocked layout, every heap depth, match the reference",
           "[model][tree_ensemble][row]") {
   // Heap models with >= 16 trees answer single rows from the blocked
