@@ -544,10 +544,6 @@ void TreeEnsembleModel::build_compact_pack(bool column_top) {
   if (!specials_.empty()) return;  // categorical, zero-band or linear nodes: scalar walk
   detail::CompactPack& p = compact_pack_;
   const std::size_t n = nodes_.size();
-  p.num_trees = roots_.size();
-  p.root = roots_;
-  p.out = out_;
-  p.double_acc = double_acc_;
   p.feat.resize(n);
   p.thr.resize(n);
   p.next.resize(n);
@@ -574,12 +570,13 @@ void TreeEnsembleModel::build_compact_top() {
   // compact node at heap position j of level kTopDepth, or the leaf above it.
   detail::CompactPack& p = compact_pack_;
   constexpr std::size_t kEntries = std::size_t{1} << detail::kTopDepth;
-  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), p.num_trees);
-  std::vector<std::uint32_t> entry(p.num_trees * kEntries);
+  const std::size_t trees = roots_.size();
+  TopBuilder b(std::max<std::size_t>(spec_.info.num_features, 1), trees);
+  std::vector<std::uint32_t> entry(trees * kEntries);
   using Item = HeapPos<std::uint32_t>;
   std::vector<Item> stack;
-  for (std::size_t t = 0; t < p.num_trees; ++t) {
-    stack.assign(1, Item{p.root[t], 0, 0});
+  for (std::size_t t = 0; t < trees; ++t) {
+    stack.assign(1, Item{roots_[t], 0, 0});
     while (!stack.empty()) {
       const Item it = stack.back();
       stack.pop_back();
@@ -670,15 +667,15 @@ void TreeEnsembleModel::take_views() noexcept {
   hv.top = view_of(h.top);
   const detail::CompactPack& c = compact_pack_;
   detail::CompactView& cv = compact_view_;
-  cv.num_trees = c.num_trees;
+  cv.num_trees = roots_.size();
   cv.feat = c.feat.data();
   cv.thr = c.thr.data();
   cv.next = c.next.data();
-  cv.root = c.root.data();
-  cv.out = c.out.data();
+  cv.root = roots_.data();
+  cv.out = out_.data();
   cv.leaf_f = c.leaf_f.data();
   cv.leaf_d = c.leaf_d.data();
-  cv.double_acc = c.double_acc;
+  cv.double_acc = double_acc_;
   cv.top = view_of(c.top);
   cv.entry = c.entry.data();
 }

@@ -165,18 +165,15 @@ void run_variant(const HeapView& p, const HeapBlock& b, bool nan) noexcept {
 // whose every split is one float comparison and every leaf a constant).
 // Node i: right child = next[i] + 1; a leaf has kCompactLeaf set, a NaN
 // threshold and next = i, so a finished walk stays put. Leaf values are
-// indexed by node.
+// indexed by node. Roots and output columns are the model's own (the view
+// points at them).
 inline constexpr std::uint32_t kCompactLeaf = 1u << 30;
 struct CompactPack {
-  std::size_t num_trees = 0;
   std::vector<std::uint32_t> feat;  // feature | kNanRight | kCompactLeaf
   std::vector<float> thr;
   std::vector<std::uint32_t> next;
-  std::vector<std::uint32_t> root;
-  std::vector<std::uint32_t> out;
   std::vector<float> leaf_f;        // Arithmetic::kXGBoost
   std::vector<double> leaf_d;       // Arithmetic::kLightGBM
-  bool double_acc = false;
   TopLevels top;                    // empty when not built
   std::vector<std::uint32_t> entry; // [tree][2^kTopDepth]: node where the walk goes on below the top
 };
