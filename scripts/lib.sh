@@ -3,14 +3,21 @@ set -euo pipefail
 KEEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export KEEL_ROOT
 JOBS="${JOBS:-$(nproc)}"
+# ccache keys on paths relative to the checkout, so clones and worktrees share hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$KEEL_ROOT}"
 
 # Debian packages the library, CLI and demo need.
 KEEL_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libeigen3-dev xtensor-dev libfmt-dev
-  nlohmann-json3-dev libcli11-dev libxxhash-dev)
+  nlohmann-json3-dev libcli11-dev libxxhash-dev
+  libboost1.74-dev libssl-dev libsimdjson-dev libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc
+  libhiredis-dev)
 # What the full test suite adds: Catch2 v2, Google Benchmark + XGBoost's C
 # API (benchmarks), clang-14 + its runtime (libFuzzer), promtool (metrics
 # format check).
-KEEL_TEST_PACKAGES=(catch2 python3 libbenchmark-dev libxgboost-dev clang-14 libclang-rt-14-dev prometheus)
+# keel::net's tests add real peers: Redis and Sentinel, HAProxy and nginx,
+# wrk and curl, and Python clients that are not Keel's own.
+KEEL_TEST_PACKAGES=(catch2 python3 libbenchmark-dev libxgboost-dev clang-14 libclang-rt-14-dev prometheus
+  redis-server redis-sentinel haproxy nginx wrk curl python3-requests python3-httpx python3-grpcio)
 
 log() { printf '\n==> %s\n' "$*"; }
 

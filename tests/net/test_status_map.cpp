@@ -1,0 +1,40 @@
+#include <keel/net/status_map.hpp>
+
+#include <catch2/catch.hpp>
+
+using keel::StatusCode;
+using keel::net::GrpcCode;
+
+TEST_CASE("every StatusCode maps to one HTTP status and gRPC code", "[net][status]") {
+  CHECK(keel::net::http_status(StatusCode::kOk) == 200);
+  CHECK(keel::net::http_status(StatusCode::kInvalidInput) == 400);
+  CHECK(keel::net::http_status(StatusCode::kNotFound) == 404);
+  CHECK(keel::net::http_status(StatusCode::kDeadlineExceeded) == 504);
+  CHECK(keel::net::http_status(StatusCode::kOverloaded) == 503);
+  CHECK(keel::net::mapping(StatusCode::kOverloaded).retry_after);
+  CHECK(keel::net::grpc_code(StatusCode::kOverloaded) == GrpcCode::kResourceExhausted);
+  CHECK(keel::net::grpc_code(StatusCode::kDeadlineExceeded) == GrpcCode::kDeadlineExceeded);
+  CHECK(keel::net::grpc_code(StatusCode::kInvalidInput) == GrpcCode::kInvalidArgument);
+  for (int c = 0; c <= static_cast<int>(StatusCode::kInternal); ++c) {
+    const auto code = static_cast<StatusCode>(c);
+    CHECK(keel::net::mapping(code).code == code);
+    CHECK(keel::net::http_reason(keel::net::http_status(code)) != "Unknown");
+  }
+}
+
+TEST_CASE("a peer's answer maps back to a code that keeps shedding apart from failure",
+          "[net][status]") {
+  CHECK(keel::net::from_http_status(200) == StatusCode::kOk);
+  CHECK(keel::net::from_http_status(503) == StatusCode::kOverloaded);
+  CHECK(keel::net::from_http_status(429) == StatusCode::kOverloaded);
+  CHECK(keel::net::from_http_status(502) == StatusCode::kUnavailable);
+  CHECK(keel::net::from_http_status(400) == StatusCode::kInvalidInput);
+  CHECK(keel::net::from_http_status(504) == StatusCode::kDeadlineExceeded);
+  CHECK(keel::net::from_grpc_code(GrpcCode::kResourceExhausted) == StatusCode::kOverloaded);
+  CHECK(keel::net::from_grpc_code(GrpcCode::kUnavailable) == StatusCode::kUnavailable);
+  // A code Keel sends round-trips to itself, except those with no peer meaning.
+  for (auto code : {StatusCode::kOk, StatusCode::kInvalidInput, StatusCode::kDeadlineExceeded,
+                    StatusCode::kOverloaded, StatusCode::kNotFound, StatusCode::kConflict}) {
+    CHECK(keel::net::from_grpc_code(keel::net::grpc_code(code)) == code);
+  }
+}
