@@ -289,6 +289,13 @@ class TreeEnsembleModel final : public Model {
                  const PredictOptions& opts) const noexcept override;
   Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override;
+  // float64 outputs: LightGBM's double results through the reference
+  // evaluator (the kernels round to float); XGBoost's float results widened.
+  Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                 const PredictOptions& opts) const noexcept override {
+    if (spec_.arithmetic == Arithmetic::kLightGBM) return reference_predict(spec_, rows, n_rows, out, opts);
+    return Model::predict(rows, n_rows, out, opts);
+  }
 
   // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
   void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
@@ -1055,7 +1062,8 @@ Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOpt
   if (Status s = validate(spec); !s) return s;
   compute_shape(spec);
   const TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
-  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1) {
+  // Vector leaves (XGBoost multi_output_tree) are not in the kernels' layouts.
+  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1 || has_vector_leaves(spec)) {
     return make_reference_model(std::move(spec));
   }
   if (spec.info.version == 0) spec.info.version = next_model_version();

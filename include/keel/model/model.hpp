@@ -30,7 +30,20 @@ std::string_view to_string(FeatureType t) noexcept;
 struct FeatureInfo {
   std::string name;  // empty when the file has no names
   FeatureType type = FeatureType::kNumeric;
+  // A categorical feature's vocabulary as the training library stored it
+  // (XGBoost >= 3.1 `cats`, LightGBM `pandas_categorical`): the category
+  // code of categories[i] is i. Empty when the file carries none.
+  std::vector<std::string> categories = {};
 };
+
+// What the training library does with a category string absent from the
+// vocabulary when it recodes a DataFrame before predicting.
+//  kError:   XGBoost >= 3.1 raises "Found a category not in the training set"
+//            (src/encoder/ordinal.h, Recode).
+//  kMissing: LightGBM's Python package sets the categories to the stored
+//            pandas_categorical lists, so an unseen value becomes code -1,
+//            which it replaces by NaN (basic.py, _data_from_pandas).
+enum class UnseenCategory : std::uint8_t { kError, kMissing };
 
 // What prediction returns: the raw margin (sum of trees + base, or the
 // linear predictor) or the objective's transformed output.
@@ -49,6 +62,14 @@ struct ModelInfo {
   std::size_t num_trees = 0;           // 0 for linear models
   std::size_t max_depth = 0;           // deepest leaf, root = depth 0
   std::vector<double> base_score;      // in output space, as stored; one per margin output
+  std::size_t num_targets = 0;         // 0 unless multi-target (XGBoost num_target > 1)
+  std::size_t num_iterations = 0;      // boosting rounds scored (after LoadOptions::num_iterations)
+  std::size_t iterations_in_file = 0;  // boosting rounds the file holds
+  // The round count early stopping chose, as the file records it (XGBoost
+  // learner.attributes.best_iteration is 0-based: best_iteration + 1 rounds);
+  // -1 when the file records none. Used only when asked (LoadOptions).
+  std::int64_t best_iteration = -1;
+  UnseenCategory unseen_category = UnseenCategory::kError;
   std::string id;                      // a name for metrics and responses (file stem by default)
   std::uint64_t version = 0;           // distinct for every load in this process
 
@@ -80,6 +101,12 @@ class Model {
   // whose training library compares in double (LightGBM) answers exactly as
   // that library does. The default narrows to float and calls predict().
   [[nodiscard]] virtual Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                                       const PredictOptions& opts = {}) const noexcept;
+
+  // float64 rows and float64 outputs: a model whose library computes in
+  // double (LightGBM) returns its double results unrounded (a linear leaf on
+  // 1e300 gives ~1e300, not inf). The default computes in float and widens.
+  [[nodiscard]] virtual Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
                                        const PredictOptions& opts = {}) const noexcept;
 
   // One row; out must hold info().width(opts.output) floats.
