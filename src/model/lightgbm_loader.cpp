@@ -7,6 +7,7 @@
 
 #include "model/json_doc.hpp"
 
+#include <keel/model/explain.hpp>
 #include <keel/model/tree_ensemble.hpp>
 
 #include <fmt/format.h>
@@ -381,6 +382,18 @@ Tree build_tree(const Block& b, std::size_t first_line, std::size_t num_features
     n.right = child(right[i], *b.find("right_child"), i);
   }
   for (std::size_t j = 0; j < leaves; ++j) t.nodes[internal + j].leaf_value = leaf_value[j];
+  // For explanations (explain.hpp): covers are the data counts LightGBM's
+  // TreeSHAP weighs by; ids are split indices, then leaf indices.
+  const Field* internal_count = b.find("internal_count");
+  const Field* leaf_count = b.find("leaf_count");
+  if (leaf_count != nullptr && (internal_count != nullptr || internal == 0)) {
+    if (internal > 0) t.cover = parse_array<double>(*internal_count, internal, name);
+    const auto lc = parse_array<double>(*leaf_count, leaves, name);
+    t.cover.insert(t.cover.end(), lc.begin(), lc.end());
+  }
+  t.source_id.resize(internal + leaves);
+  for (std::size_t i = 0; i < internal; ++i) t.source_id[i] = static_cast<std::int32_t>(i);
+  for (std::size_t j = 0; j < leaves; ++j) t.source_id[internal + j] = static_cast<std::int32_t>(j);
 
   const Field* lin = b.find("is_linear");
   if (lin != nullptr && parse_scalar<std::int32_t>(*lin, name) != 0) {
@@ -719,6 +732,7 @@ Result<TreeEnsembleSpec> parse_lightgbm_text(std::string_view text, const LoadOp
 Result<ModelPtr> load_lightgbm_text(std::string_view text, const LoadOptions& opts) {
   Result<TreeEnsembleSpec> spec = detail::parse_lightgbm_text(text, opts);
   if (!spec) return spec.status();
+  if (Status s = attach_tree_explainer(*spec); !s) return s;
   return make_tree_ensemble(std::move(spec).value(), opts.tree);
 }
 

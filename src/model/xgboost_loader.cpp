@@ -41,6 +41,7 @@
 #include "model/json_doc.hpp"
 #include "model/loader_util.hpp"
 
+#include <keel/model/explain.hpp>
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
 #include <keel/model/tree_ensemble.hpp>
@@ -418,6 +419,19 @@ Tree read_tree(const Json& jt, std::size_t ti, const std::string& path, const Le
   Tree t;
   t.nodes.resize(reachable);
   if (vector_leaf) t.leaf_width = static_cast<std::uint32_t>(L.k);
+  // For explanations (explain.hpp): covers and XGBoost's own node ids.
+  if (const Json* jh = detail::find_field(jt, "sum_hessian")) {
+    const std::vector<double> hess = detail::as_double_array(*jh, path + ".sum_hessian");
+    if (hess.size() != n) throw_model_error(fmt::format("{}.sum_hessian: {} entries but num_nodes is {}", path, hess.size(), n));
+    t.cover.resize(reachable);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (new_id[i] != -1) t.cover[static_cast<std::size_t>(new_id[i])] = hess[i];
+    }
+  }
+  t.source_id.resize(reachable);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (new_id[i] != -1) t.source_id[static_cast<std::size_t>(new_id[i])] = static_cast<std::int32_t>(i);
+  }
   for (std::size_t i = 0; i < n; ++i) {
     if (new_id[i] == -1) continue;
     TreeNode& nd = t.nodes[static_cast<std::size_t>(new_id[i])];
@@ -665,6 +679,7 @@ Result<ModelPtr> build_trees(Learner L, std::vector<Tree> trees, std::string boo
   spec.transform = L.objective->transform;
   spec.arithmetic = Arithmetic::kXGBoost;
   spec.category_rule = CategoryRule::kXGBoost;
+  if (Status s = attach_tree_explainer(spec); !s) return s;
   return make_tree_ensemble(std::move(spec), opts.tree);
 }
 

@@ -27,6 +27,8 @@ std::string_view to_string(ModelFormat f) noexcept;
 enum class FeatureType : std::uint8_t { kNumeric, kInteger, kIndicator, kCategorical };
 std::string_view to_string(FeatureType t) noexcept;
 
+class Explainer;  // explain.hpp
+
 struct FeatureInfo {
   std::string name;  // empty when the file has no names
   FeatureType type = FeatureType::kNumeric;
@@ -72,6 +74,11 @@ struct ModelInfo {
   UnseenCategory unseen_category = UnseenCategory::kError;
   std::string id;                      // a name for metrics and responses (file stem by default)
   std::uint64_t version = 0;           // distinct for every load in this process
+  // What answers Model::contributions / leaf_indices for a tree ensemble,
+  // built from its spec at load (explain.hpp); null for other models. It
+  // lives here so every Model that reports this info (fast, reference,
+  // wrappers) explains alike.
+  std::shared_ptr<const Explainer> explainer;
 
   [[nodiscard]] std::size_t width(OutputKind k) const noexcept {
     return k == OutputKind::kMargin ? num_margin_outputs : num_outputs;
@@ -114,6 +121,21 @@ class Model {
                                    const PredictOptions& opts = {}) const noexcept {
     return predict(row, 1, out, opts);
   }
+
+  // Explanations (explain.hpp). contributions: per row, num_margin_outputs
+  // blocks of num_features + 1 values, each feature's exact SHAP value for
+  // that margin and then the bias; a block sums to the margin.
+  // leaf_indices: per row, the leaf each tree reaches, numbered as the
+  // training library numbers it. Thread-safe; no allocation once a thread
+  // is warm. The defaults ask info().explainer, else return kModelError.
+  [[nodiscard]] virtual Status contributions(std::span<const float> rows, std::size_t n_rows,
+                                             std::span<float> out) const noexcept;
+  [[nodiscard]] virtual Status contributions(std::span<const double> rows, std::size_t n_rows,
+                                             std::span<float> out) const noexcept;
+  [[nodiscard]] virtual Status leaf_indices(std::span<const float> rows, std::size_t n_rows,
+                                            std::span<std::int32_t> out) const noexcept;
+  [[nodiscard]] virtual Status leaf_indices(std::span<const double> rows, std::size_t n_rows,
+                                            std::span<std::int32_t> out) const noexcept;
 
  protected:
   // Checks span sizes against n_rows and the model's widths, naming what

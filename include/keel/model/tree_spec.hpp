@@ -81,6 +81,14 @@ struct Tree {
   // models to the reference evaluator.
   std::uint32_t leaf_width = 1;
   std::vector<double> leaf_vectors;
+  // Per node (parallel to nodes), for explanations: the training weight that
+  // reached it (XGBoost sum_hessian, LightGBM internal_count / leaf_count);
+  // empty when the file has none, and contributions are then an error.
+  std::vector<double> cover;
+  // Per node, the training library's own number for it (XGBoost node id,
+  // LightGBM leaf index for leaves and split index otherwise), as leaf
+  // indices report it; empty means the index in nodes.
+  std::vector<std::int32_t> source_id;
 };
 
 enum class Transform : std::uint8_t {
