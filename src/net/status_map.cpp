@@ -40,6 +40,17 @@ const StatusMapping& mapping(StatusCode code) noexcept {
   return i < kTable.size() ? kTable[i] : kTable.back();
 }
 
+int http_status(HttpLimit limit) noexcept {
+  switch (limit) {
+    case HttpLimit::kBodyTooLarge: return 413;
+    case HttpLimit::kHeaderTooLarge: return 431;
+    case HttpLimit::kHeaderTimeout:
+    case HttpLimit::kBodyTimeout: return 408;
+    case HttpLimit::kMethodNotAllowed: return 405;
+  }
+  return 400;
+}
+
 StatusCode from_http_status(int http) noexcept {
   if (http >= 200 && http < 300) return StatusCode::kOk;
   switch (http) {

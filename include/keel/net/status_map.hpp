@@ -45,6 +45,17 @@ struct StatusMapping {
 [[nodiscard]] inline int http_status(StatusCode code) noexcept { return mapping(code).http; }
 [[nodiscard]] inline GrpcCode grpc_code(StatusCode code) noexcept { return mapping(code).grpc; }
 
+// HTTP-level failures that have no StatusCode (the request never reached
+// the scoring path), each with its own status.
+enum class HttpLimit : std::uint8_t {
+  kBodyTooLarge,      // 413
+  kHeaderTooLarge,    // 431
+  kHeaderTimeout,     // 408
+  kBodyTimeout,       // 408
+  kMethodNotAllowed,  // 405
+};
+[[nodiscard]] int http_status(HttpLimit limit) noexcept;
+
 // What a RemoteModel makes of a peer's answer. Codes a peer uses for its own
 // overload (429, 503 with Retry-After; RESOURCE_EXHAUSTED) become kOverloaded,
 // which the caller must not count as an endpoint failure; 5xx and transport
