@@ -494,6 +494,28 @@ Result<RedisReply> RedisClient::eval(const RedisScript& script, std::span<const 
   }
 }
 
+Status RedisClient::unlink_matching(std::string_view pattern, Deadline deadline) noexcept {
+  try {
+    std::string cursor = "0";
+    do {
+      Result<RedisReply> r = command({"SCAN", cursor, "MATCH", pattern, "COUNT", "500"}, deadline);
+      if (!r.ok()) return r.status();
+      if (r->type() != RedisReply::Type::kArray || r->size() != 2) {
+        return unavailable(fmt::format("redis: SCAN: {}", r->str()));
+      }
+      cursor = std::string((*r)[0].str());
+      const RedisReply::View keys = (*r)[1];
+      if (keys.size() == 0) continue;
+      std::vector<std::string_view> argv{"UNLINK"};
+      for (std::size_t i = 0; i < keys.size(); ++i) argv.push_back(keys[i].str());
+      if (Result<RedisReply> d = command(argv, deadline); !d.ok()) return d.status();
+    } while (cursor != "0");
+    return Status::ok();
+  } catch (...) {
+    return internal_error("redis: out of memory");
+  }
+}
+
 Status RedisClient::ping(Deadline deadline) noexcept {
   Result<RedisReply> r = command({"PING"}, deadline);
   if (!r.ok()) return r.status();

@@ -193,6 +193,10 @@ class RedisClient {
   [[nodiscard]] Result<RedisReply> eval(const RedisScript& script, std::span<const std::string_view> keys,
                                         std::span<const std::string_view> args, Deadline deadline) noexcept;
 
+  // Deletes every key matching the glob `pattern` (SCAN + UNLINK, in
+  // steps of 500 keys) within the deadline.
+  [[nodiscard]] Status unlink_matching(std::string_view pattern, Deadline deadline) noexcept;
+
   // PING through the pool: the clear error of a wrong password or an
   // unreachable master, for start-up checks.
   [[nodiscard]] Status ping(Deadline deadline) noexcept;
