@@ -142,6 +142,17 @@ keel::Response answer(std::string id, float score) {
   return r;
 }
 
+// The pending record another process leaves for id "r" (model "m", one
+// feature): its claim, in the store's byte format, under another owner.
+std::string foreign_claim(char owner, float feature) {
+  std::string claim = "KI1P" + std::string(32, owner);
+  const std::string payload = std::string("\x01\x00\x00\x00m\x01\x00\x00\x00", 9) +
+                              std::string(reinterpret_cast<const char*>(&feature), sizeof feature);
+  const auto n = static_cast<std::uint32_t>(payload.size());
+  claim.append(reinterpret_cast<const char*>(&n), 4);
+  return claim + payload;
+}
+
 }  // namespace
 
 TEST_CASE("Redis idempotency: replay across stores, 422 for another payload, failures not kept",
@@ -193,12 +204,7 @@ TEST_CASE("a claim left by a crashed owner expires; then the id computes again",
   RedisIdempotencyStore store(client, o);
   const float row[] = {1.f};
   // What a process that claimed "r" and died leaves behind (same payload).
-  std::string claim = "KI1P" + std::string(32, 'a');
-  const std::string payload = std::string("\x01\x00\x00\x00m\x01\x00\x00\x00", 9) +
-                              std::string(reinterpret_cast<const char*>(row), sizeof row);
-  const std::uint32_t n = static_cast<std::uint32_t>(payload.size());
-  claim.append(reinterpret_cast<const char*>(&n), 4);
-  claim += payload;
+  const std::string claim = foreign_claim('a', row[0]);
   REQUIRE(client->command({"SET", "keel:idem:v1:r", claim, "PX", "200"}, Deadline::after(1000ms)).ok());
   int calls = 0;
   auto compute = [&]() noexcept -> keel::Result<keel::Response> {
@@ -217,12 +223,7 @@ TEST_CASE("a request still in flight elsewhere gets a retryable 409 at its deadl
   auto client = client_for(server.port());
   RedisIdempotencyStore store(client);
   const float row[] = {1.f};
-  std::string claim = "KI1P" + std::string(32, 'b');
-  const std::string payload = std::string("\x01\x00\x00\x00m\x01\x00\x00\x00", 9) +
-                              std::string(reinterpret_cast<const char*>(row), sizeof row);
-  const std::uint32_t n = static_cast<std::uint32_t>(payload.size());
-  claim.append(reinterpret_cast<const char*>(&n), 4);
-  claim += payload;
+  const std::string claim = foreign_claim('b', row[0]);
   REQUIRE(client->command({"SET", "keel:idem:v1:r", claim, "PX", "60000"}, Deadline::after(1000ms)).ok());
   int calls = 0;
   auto r = store.run({"r", "m", row}, {}, Deadline::after(50ms), [&]() noexcept -> keel::Result<keel::Response> {
