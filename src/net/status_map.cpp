@@ -17,7 +17,8 @@ constexpr std::array<StatusMapping, 10> kTable{{
     // Shed by admission (the issue: 503 + Retry-After, gRPC RESOURCE_EXHAUSTED).
     {StatusCode::kOverloaded, 503, GrpcCode::kResourceExhausted, true},
     {StatusCode::kNotFound, 404, GrpcCode::kNotFound, false},
-    {StatusCode::kConflict, 409, GrpcCode::kAborted, false},
+    // An idempotency key reused with another payload (the IETF draft's 422).
+    {StatusCode::kConflict, 422, GrpcCode::kAborted, false},
     // 499 is nginx's "client closed request": only ever logged, since the
     // client is gone.
     {StatusCode::kCancelled, 499, GrpcCode::kCancelled, false},
@@ -32,6 +33,9 @@ constexpr bool table_in_order() {
 static_assert(table_in_order(), "kTable rows must follow StatusCode's order");
 static_assert(static_cast<std::size_t>(StatusCode::kInternal) + 1 == kTable.size(),
               "every StatusCode needs a row");
+
+// The first request of an idempotency key is still in flight: retry later.
+constexpr StatusMapping kInFlightConflict{StatusCode::kConflict, 409, GrpcCode::kAborted, true};
 
 }  // namespace
 
@@ -51,12 +55,18 @@ int http_status(HttpLimit limit) noexcept {
   return 400;
 }
 
+const StatusMapping& mapping(const Status& status) noexcept {
+  if (status.code() == StatusCode::kConflict && status.retryable()) return kInFlightConflict;
+  return mapping(status.code());
+}
+
 StatusCode from_http_status(int http) noexcept {
   if (http >= 200 && http < 300) return StatusCode::kOk;
   switch (http) {
     case 404: return StatusCode::kNotFound;
     case 408: return StatusCode::kDeadlineExceeded;
     case 409: return StatusCode::kConflict;
+    case 422: return StatusCode::kConflict;
     case 429: return StatusCode::kOverloaded;
     case 499: return StatusCode::kCancelled;
     case 503: return StatusCode::kOverloaded;

@@ -160,8 +160,8 @@ struct RestService::Impl {
     return r;
   }
   HttpResponse error(const Status& s) {
-    HttpResponse r = error(http_status(s.code()), s.message());
-    if (mapping(s.code()).retry_after) r.retry_after_s = config.retry_after_s;
+    HttpResponse r = error(http_status(s), s.message());
+    if (mapping(s).retry_after) r.retry_after_s = config.retry_after_s;
     return r;
   }
 
