@@ -1,5 +1,6 @@
 #pragma once
 #include <keel/core/clock.hpp>
+#include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>
 #include <keel/core/request.hpp>
 #include <keel/core/result.hpp>

@@ -3,6 +3,8 @@
 // Models are immutable after load; predict() on a const Model may run
 // concurrently from any number of threads (thread-safe).
 
+#include <keel/core/content_id.hpp>
+#include <keel/core/deadline.hpp>
 #include <keel/core/result.hpp>
 #include <keel/core/status.hpp>
 
@@ -73,7 +75,8 @@ struct ModelInfo {
   std::int64_t best_iteration = -1;
   UnseenCategory unseen_category = UnseenCategory::kError;
   std::string id;                      // a name for metrics and responses (file stem by default)
-  std::uint64_t version = 0;           // distinct for every load in this process
+  std::uint64_t version = 0;           // distinct for every load in this process (ordering)
+  ModelContentId content_id;           // the same for the same bytes and options, in any process
   // What answers Model::contributions / leaf_indices for a tree ensemble,
   // built from its spec at load (explain.hpp); null for other models. It
   // lives here so every Model that reports this info (fast, reference,
@@ -90,6 +93,10 @@ struct PredictOptions {
   // Threads a batch may use (1 = the caller's only). Results do not depend
   // on it. Single rows always run on the caller's thread.
   unsigned threads = 1;
+  // The caller's deadline for this call: a model that waits (one over the
+  // network) stops by then and returns kDeadlineExceeded. Local models
+  // finish in microseconds and ignore it.
+  Deadline deadline = Deadline::never();
 };
 
 class Model {
