@@ -297,6 +297,12 @@ void ScoringEngine::Impl::register_metrics() {
     for (const DriftGauge& g : d->snapshot().gauges()) {
       if (std::find(names.begin(), names.end(), g.name) == names.end()) names.push_back(g.name);
     }
+    // The score's PSI is absent from a snapshot until a score is observed;
+    // its family exists from the start all the same.
+    if (d->has_score_reference() &&
+        std::find(names.begin(), names.end(), "keel_drift_score_psi") == names.end()) {
+      names.emplace_back("keel_drift_score_psi");
+    }
     for (const std::string& gname : names) {
       reg.gauge_family_fn(gname, "Input drift against the training profile (PSI, missing rates).",
                           [d, gname, eng] {

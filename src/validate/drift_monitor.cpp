@@ -164,6 +164,8 @@ void DriftMonitor::observe(std::span<const float> rows, std::size_t n_rows, std:
   }
 }
 
+bool DriftMonitor::has_score_reference() const noexcept { return layout_->has_score; }
+
 DriftSnapshot DriftMonitor::snapshot() const {
   const Layout& L = *layout_;
   std::vector<std::uint64_t> total(L.cells, 0);

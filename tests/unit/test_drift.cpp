@@ -33,6 +33,10 @@ void observe_all(DriftMonitor& m, const std::vector<float>& r, bool with_scores)
 TEST_CASE("DriftMonitor: rows from the reference distribution show no drift", "[validate][drift]") {
   const Profile ref = drift_fixture::reference();
   DriftMonitor m(ref, window(20000, 4));
+  CHECK(m.has_score_reference());  // known before any score arrives (metrics register by it)
+  Profile no_score = ref;
+  no_score.score.reset();
+  CHECK_FALSE(DriftMonitor(no_score, window(20000, 4)).has_score_reference());
   observe_all(m, drift_fixture::rows(20000, 2, false), true);
   const DriftSnapshot s = m.snapshot();
   CHECK(s.rows == 20000);

@@ -82,6 +82,9 @@ class DriftMonitor {
   DriftMonitor& operator=(const DriftMonitor&) = delete;
 
   [[nodiscard]] std::size_t num_features() const noexcept;
+  // True when the reference profile has a score histogram, so snapshots
+  // report score_psi once scores are observed.
+  [[nodiscard]] bool has_score_reference() const noexcept;
 
   // One row and, optionally, its score (NaN: none). A row of the wrong
   // length is counted as ignored.
