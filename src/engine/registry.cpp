@@ -36,12 +36,19 @@ bool VersionLess::operator()(std::string_view a, std::string_view b) const noexc
 EngineRegistry::EngineRegistry() : snapshot_(std::make_shared<const Snapshot>()) {}
 EngineRegistry::~EngineRegistry() = default;
 
-std::shared_ptr<const EngineRegistry::Snapshot> EngineRegistry::snapshot() const noexcept {
-  return snapshot_.load(std::memory_order_acquire);
+std::shared_ptr<const EngineRegistry::Snapshot> EngineRegistry::snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
 }
 
 void EngineRegistry::publish(Snapshot next) {
-  snapshot_.store(std::make_shared<const Snapshot>(std::move(next)), std::memory_order_release);
+  std::shared_ptr<const Snapshot> fresh = std::make_shared<const Snapshot>(std::move(next));
+  {
+    std::lock_guard lock(snapshot_mu_);
+    snapshot_.swap(fresh);
+  }
+  // `fresh` now holds the old snapshot: freed here, outside the lock, when
+  // no reader holds it any more.
 }
 
 Status EngineRegistry::add(RegisteredEngine entry) {

@@ -7,11 +7,13 @@
 // draining switch (shutdown: every lookup answers kUnavailable, so callers
 // shed with a retryable status while requests in flight finish).
 //
-// Thread-safe. Lookups read an immutable snapshot through one atomic
-// shared_ptr load (a pointer copy; libstdc++ guards it with a spin bit held
-// for that copy only) and never wait for a writer's work; writers (add,
-// replace, remove, set_ready) serialise on a mutex, copy the snapshot,
-// change the copy and publish it. An entry found before a replace or
+// Thread-safe. Lookups read an immutable snapshot whose shared_ptr they
+// copy under a mutex held for that copy only, so they never wait for a
+// writer's work; writers (add, replace, remove, set_ready) serialise on
+// another mutex, copy the snapshot, change the copy and swap the pointer in.
+// (Not std::atomic<std::shared_ptr>: libstdc++ 12 implements it with a
+// lock bit as well, and its load unlocks relaxed, which TSan reports as a
+// race with the next store.) An entry found before a replace or
 // remove stays valid and keeps its engine alive, so a request finishes on
 // the engine it started with. Writes copy every entry's pointer: fine for
 // tens or hundreds of models changed at human pace, not for per-request
@@ -89,14 +91,15 @@ class EngineRegistry {
   using Versions = std::map<std::string, EntryPtr, VersionLess>;
   using Snapshot = std::map<std::string, Versions, std::less<>>;
 
-  [[nodiscard]] std::shared_ptr<const Snapshot> snapshot() const noexcept;
+  [[nodiscard]] std::shared_ptr<const Snapshot> snapshot() const;
   void publish(Snapshot next);
   // Under write_mu_: copies the snapshot, calls change(versions, it) on
   // (name, version)'s slot in the copy, publishes it. kNotFound if absent.
   template <class Change>
   Status update(std::string_view name, std::string_view version, Change change);
 
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  mutable std::mutex snapshot_mu_;  // guards snapshot_ (the pointer only)
+  std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<bool> draining_{false};
   std::mutex write_mu_;  // serialises writers; readers never take it
 };
