@@ -7,7 +7,7 @@ JOBS="${JOBS:-$(nproc)}"
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$KEEL_ROOT}"
 
 # Debian packages the library, CLI and demo need.
-KEEL_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libeigen3-dev xtensor-dev libfmt-dev
+KEEL_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libeigen3-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libxxhash-dev
   libboost1.74-dev libssl-dev libsimdjson-dev libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc
   libhiredis-dev)

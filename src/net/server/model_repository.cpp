@@ -14,12 +14,12 @@ namespace {
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
-}  // namespace
-
-bool ModelRepository::VersionLess::operator()(const std::string& a, const std::string& b) const {
-  if (all_digits(a) && all_digits(b) && a.size() != b.size()) return a.size() < b.size();
-  return a < b;
+// The registry keeps each entry's ServedModel alive; the set is fixed after
+// start, so the pointer stays valid for the repository's life.
+const ServedModel* served(const EngineRegistry::EntryPtr& e) {
+  return static_cast<const ServedModel*>(e->context.get());
 }
+}  // namespace
 
 ModelRepository::ModelRepository(RepositoryOptions options) : options_(std::move(options)) {
   if (!options_.metrics) options_.metrics = std::make_shared<MetricsRegistry>(4096);
@@ -35,11 +35,9 @@ bool ModelRepository::valid_name(std::string_view name) noexcept {
 }
 
 void ModelRepository::add(std::unique_ptr<ServedModel> model) {
-  auto& versions = models_[model->name];
-  if (versions.count(model->version))
-    throw Error(StatusCode::kInvalidInput, "model '" + model->name + "' version " + model->version + " given twice");
-  std::string version = model->version;
-  versions.emplace(std::move(version), std::move(model));
+  std::shared_ptr<const ServedModel> m = std::move(model);
+  Status s = registry_.add({.name = m->name, .version = m->version, .engine = m->engine, .ready = true, .context = m});
+  if (!s) throw Error(std::move(s));
 }
 
 void ModelRepository::add_file(const std::string& name, const fs::path& file) {
@@ -75,24 +73,20 @@ void ModelRepository::add_directory(const fs::path& dir) {
 }
 
 const ServedModel* ModelRepository::find(std::string_view name, std::string_view version) const {
-  auto it = models_.find(name);
-  if (it == models_.end() || it->second.empty()) return nullptr;
-  if (version.empty()) return it->second.rbegin()->second.get();
-  auto v = it->second.find(std::string(version));
-  return v == it->second.end() ? nullptr : v->second.get();
+  auto r = registry_.find(name, version);
+  return r.ok() ? served(*r) : nullptr;
 }
 
 std::vector<const ServedModel*> ModelRepository::all() const {
   std::vector<const ServedModel*> out;
-  for (const auto& [name, versions] : models_)
-    for (const auto& [v, m] : versions) out.push_back(m.get());
+  for (const auto& e : registry_.list()) out.push_back(served(e));
   return out;
 }
 
 bool ModelRepository::all_ready() const {
   for (const auto* m : all())
     if (!m->ready()) return false;
-  return !models_.empty();
+  return registry_.ready();
 }
 
 std::size_t ModelRepository::reload_changed() {

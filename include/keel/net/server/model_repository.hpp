@@ -5,8 +5,8 @@
 // named by digits) and `--model NAME=FILE`; every model is loaded at once
 // and a bad one fails the start (throws keel::Error naming it). Models are
 // changed only through each engine's checked reload (polling, SIGHUP): a bad
-// file keeps the old model serving. Kept small so that it can later sit on
-// the engine registry.
+// file keeps the old model serving. The models sit in a keel::EngineRegistry
+// (each entry's context is its ServedModel).
 //
 // Thread-safe after construction: the set of models is fixed; each model's
 // engine is thread-safe and its counters are atomics.
@@ -14,13 +14,13 @@
 #include <keel/core/clock.hpp>
 #include <keel/core/deadline.hpp>
 #include <keel/core/result.hpp>
+#include <keel/engine/registry.hpp>
 #include <keel/net/oip/infer.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,7 +49,7 @@ struct ServedModel {
   std::string name;
   std::string version;  // "1" when the folder has no version subfolders
   std::filesystem::path source;
-  std::unique_ptr<ScoringEngine> engine;
+  std::shared_ptr<ScoringEngine> engine;
   std::size_t features = 0;
   std::size_t width = 0;
   mutable ModelStats stats;
@@ -87,7 +87,7 @@ class ModelRepository {
   // Every model, by name then version.
   [[nodiscard]] std::vector<const ServedModel*> all() const;
   [[nodiscard]] bool all_ready() const;
-  [[nodiscard]] bool empty() const noexcept { return models_.empty(); }
+  [[nodiscard]] bool empty() const { return registry_.size() == 0; }
 
   // Reloads every changed model file (SIGHUP); how many were swapped.
   std::size_t reload_changed();
@@ -104,12 +104,7 @@ class ModelRepository {
  private:
   void add(std::unique_ptr<ServedModel> model);
   RepositoryOptions options_;
-  // name -> version -> model; versions compare numerically when both are
-  // numbers.
-  struct VersionLess {
-    bool operator()(const std::string& a, const std::string& b) const;
-  };
-  std::map<std::string, std::map<std::string, std::unique_ptr<ServedModel>, VersionLess>, std::less<>> models_;
+  EngineRegistry registry_;
 };
 
 }  // namespace keel::net
