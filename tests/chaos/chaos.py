@@ -70,16 +70,17 @@ class Cluster:
     def addr(self, name):
         return self.run("addr", name)
 
-    def haproxy_states(self):
-        """{server: status} from HAProxy's stats CSV (UP, DOWN, MAINT, ...)."""
+    def haproxy_stats(self):
+        """{server: row} from HAProxy's stats CSV, each row a {column: value} dict."""
         url = "http://%s/stats;csv" % self.addr("haproxy-stats")
-        text = urllib.request.urlopen(url, timeout=2).read().decode()
-        out = {}
-        for line in text.splitlines():
-            f = line.split(",")
-            if len(f) > 17 and f[0] == "keel" and f[1] not in ("BACKEND", "FRONTEND"):
-                out[f[1]] = f[17]
-        return out
+        lines = urllib.request.urlopen(url, timeout=2).read().decode().splitlines()
+        cols = lines[0].lstrip("# ").split(",")
+        rows = (dict(zip(cols, line.split(","))) for line in lines[1:] if line)
+        return {r["svname"]: r for r in rows if r["pxname"] == "keel" and r["svname"] not in ("BACKEND", "FRONTEND")}
+
+    def haproxy_states(self):
+        """{server: status} (UP, DOWN, MAINT, ...)."""
+        return {k: r["status"] for k, r in self.haproxy_stats().items()}
 
     def all_up(self):
         try:
