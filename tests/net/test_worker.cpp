@@ -85,6 +85,7 @@ TEST_CASE("keel worker: a worker SIGKILLed mid-stream loses no request and dupli
   std::mt19937 g(5);
   std::uniform_real_distribution<float> u(-3.f, 3.f);
   std::map<std::string, float> want;
+  std::string first_json;
   for (int i = 0; i < kRequests; ++i) {
     std::vector<float> row(nf);
     std::string json = "[";
@@ -108,8 +109,15 @@ TEST_CASE("keel worker: a worker SIGKILLed mid-stream loses no request and dupli
       bad += "]";
       redis.cmd({"XADD", "req", "*", "id", "poison-string", "features", bad});
     }
+    if (i == 200) {
+      // The same request sent again gets no second result; the same id with
+      // other features is refused (422 in the IETF draft's terms).
+      redis.cmd({"XADD", "req", "*", "id", "r5", "features", first_json});
+      redis.cmd({"XADD", "req", "*", "id", "r7", "features", first_json});
+    }
+    if (i == 5) first_json = json;
   }
-  const int kDead = 5;  // 4 poison + the ghost
+  const int kDead = 6;  // 4 poison, r7 with other features, the ghost
 
   const auto t0 = std::chrono::steady_clock::now();
   auto a = worker(dir, server.port(), file, "A");
@@ -173,4 +181,5 @@ TEST_CASE("keel worker: a worker SIGKILLed mid-stream loses no request and dupli
   CHECK_THAT(errors["poison-short"], Catch::Contains("has 3 values"));
   CHECK_THAT(errors["poison-string"], Catch::Contains("features[2]"));
   CHECK_THAT(errors["ghost"], Catch::Contains("delivered 6 times"));
+  CHECK_THAT(errors["r7"], Catch::Contains("conflict"));
 }
