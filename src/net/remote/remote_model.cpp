@@ -152,9 +152,11 @@ struct RemoteModel::State {
     observe(e, rtt);
   }
 
+  // A failure counts as a full attempt_timeout of latency (Finagle's
+  // failure penalty): a replica that refuses fast must not look fast.
   void failure(EndpointState& e, Duration rtt) {
     e.failures.fetch_add(1, std::memory_order_relaxed);
-    observe(e, rtt);
+    observe(e, std::max(rtt, opts.attempt_timeout));
     if (e.consecutive.fetch_add(1, std::memory_order_relaxed) + 1 >= opts.outlier.consecutive_failures) eject(e);
   }
 

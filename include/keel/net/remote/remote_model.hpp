@@ -9,7 +9,8 @@
 //     time left) and passes it on as Keel-Timeout-Ms, so the server gives
 //     up when the caller would;
 //   - an endpoint is chosen by power-of-two-choices over a peak-EWMA cost
-//     (latency estimate x (in flight + 1), after Finagle), among the
+//     (latency estimate x (in flight + 1), after Finagle; a failure counts
+//     as attempt_timeout of latency), among the
 //     endpoints available in the first tier that has enough of them:
 //     active endpoints of the local zone (while at least min_local_available
 //     are available), then active endpoints of every zone, then standbys
