@@ -61,6 +61,22 @@ class ChildProcess {
   std::filesystem::path log_;
 };
 
+// The controls a test helper owning one server process forwards (RedisServer,
+// KeelServe, ...). The derived destructor stops the process first.
+class ProcessControls {
+ public:
+  void stop() { proc_.stop(); }
+  void kill() { proc_.kill(); }
+  void pause() { proc_.pause(); }
+  void resume() { proc_.resume(); }
+  [[nodiscard]] bool running() { return proc_.running(); }
+  [[nodiscard]] ChildProcess& process() noexcept { return proc_; }
+  [[nodiscard]] std::string log_tail() const { return proc_.log_tail(); }
+
+ protected:
+  ChildProcess proc_;
+};
+
 // Polls `ready` every few ms until it returns true or `timeout` passes.
 bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds timeout);
 

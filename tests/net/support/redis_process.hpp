@@ -21,7 +21,7 @@ struct RedisServerOptions {
   std::chrono::milliseconds start_timeout{10000};
 };
 
-class RedisServer {
+class RedisServer : public ProcessControls {
  public:
   explicit RedisServer(RedisServerOptions opts = {});
   ~RedisServer();
@@ -32,20 +32,12 @@ class RedisServer {
   // Starts (again) on the same port and directory; throws when it does not
   // answer within start_timeout, with the end of its log.
   void start();
-  void stop() { proc_.stop(); }
-  void kill() { proc_.kill(); }
-  void pause() { proc_.pause(); }
-  void resume() { proc_.resume(); }
-  [[nodiscard]] bool running() { return proc_.running(); }
   // PING answered (+PONG, or -NOAUTH when a password is required).
   [[nodiscard]] bool answers() const;
-  [[nodiscard]] ChildProcess& process() noexcept { return proc_; }
-  [[nodiscard]] std::string log_tail() const { return proc_.log_tail(); }
 
  private:
   RedisServerOptions opts_;
   TempDir dir_{"keel-redis"};
-  ChildProcess proc_;
 };
 
 struct RedisSentinelOptions {

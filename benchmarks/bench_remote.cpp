@@ -1,0 +1,89 @@
+// RemoteModel over loopback against a direct in-process call of the same
+// model file, side by side in one run: one `keel serve` replica started here
+// on a free loopback port (tests/net/support), one row per call. Each
+// benchmark also reports the per-call p50 and p99 (counters p50_us, p99_us).
+//
+//   build/release/benchmarks/bench_remote --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   (KEEL_BENCH_MODEL=path overrides the model: default tests/data/xgboost/depth12_200trees.json)
+
+#include <keel/model/loaders.hpp>
+#include <keel/net/remote/remote_model.hpp>
+
+#include "net/support/keel_serve_process.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <random>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+keel::ModelPtr g_local;
+std::unique_ptr<keel::net::RemoteModel> g_remote;
+
+std::vector<float> rows(std::size_t n, std::size_t features) {
+  std::mt19937 g(11);
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  std::vector<float> v(n * features);
+  for (auto& x : v) x = u(g);
+  return v;
+}
+
+void run(benchmark::State& state, const keel::Model& m) {
+  const std::size_t nf = m.info().num_features;
+  const auto x = rows(256, nf);
+  std::vector<float> out(m.info().num_outputs);
+  std::vector<double> us;
+  us.reserve(1 << 16);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    keel::PredictOptions po;
+    po.deadline = keel::Deadline::after(1s);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto s = m.predict_row(std::span(x).subspan((i++ % 256) * nf, nf), out, po);
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    if (!s) state.SkipWithError(s.to_string().c_str());
+  }
+  std::sort(us.begin(), us.end());
+  if (!us.empty()) {
+    state.counters["p50_us"] = us[us.size() / 2];
+    state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+  }
+}
+
+void BM_Direct_InProcess(benchmark::State& state) { run(state, *g_local); }
+void BM_RemoteModel_Loopback(benchmark::State& state) { run(state, *g_remote); }
+
+}  // namespace
+
+BENCHMARK(BM_Direct_InProcess)->UseRealTime();
+BENCHMARK(BM_RemoteModel_Loopback)->UseRealTime();
+
+int main(int argc, char** argv) {
+  const char* env = std::getenv("KEEL_BENCH_MODEL");
+  const std::string file = env && *env ? env : KEEL_SOURCE_DIR "/tests/data/xgboost/depth12_200trees.json";
+  auto local = keel::load_model(file);
+  if (!local) {
+    std::fprintf(stderr, "%s: %s\n", file.c_str(), local.status().to_string().c_str());
+    return 1;
+  }
+  g_local = *local;
+  keel::test::KeelServeOptions so;
+  so.keel_binary = keel::test::keel_binary(KEEL_BINARY_DIR);
+  so.model_file = file;
+  keel::test::KeelServe replica(so);  // stopped by PID at exit
+  keel::net::RemoteModelOptions ro;
+  ro.model = "m";
+  ro.endpoints = {keel::net::RemoteEndpoint{"127.0.0.1", replica.port(), "", false}};
+  g_remote = std::make_unique<keel::net::RemoteModel>(ro);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  g_remote.reset();
+  return 0;
+}

@@ -1,0 +1,407 @@
+// RemoteModel against real `keel serve` replicas on loopback: answers
+// identical to scoring the same file in process, failover and ejection when
+// a replica is SIGKILLed or SIGSTOPped under load (counts printed: sent,
+// answered, failed, late, wrong), readmission after it comes back, zone
+// preference and active-passive switchover and switchback.
+
+#include <keel/model/loaders.hpp>
+#include <keel/net/remote/remote_model.hpp>
+
+#include "net/support/keel_serve_process.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+using namespace std::chrono_literals;
+using keel::Deadline;
+using keel::Duration;
+using keel::StatusCode;
+using namespace keel::net;
+using keel::test::KeelServe;
+
+namespace {
+
+const std::string kData = KEEL_TEST_DATA_DIR;
+
+
+std::unique_ptr<KeelServe> replica(const std::string& model_file) {
+  keel::test::KeelServeOptions o;
+  o.keel_binary = keel::test::keel_binary(KEEL_BINARY_DIR);
+  o.model_file = model_file;
+  return std::make_unique<KeelServe>(o);
+}
+
+RemoteEndpoint endpoint(const KeelServe& r, std::string zone = {}, bool standby = false) {
+  RemoteEndpoint e;
+  e.port = r.port();
+  e.zone = std::move(zone);
+  e.standby = standby;
+  return e;
+}
+
+// Rows of `n` features: uniform in [-3, 3], about one value in ten missing.
+std::vector<float> random_rows(std::size_t rows, std::size_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  std::vector<float> v(rows * n);
+  for (auto& x : v) x = (g() % 10 == 0) ? std::nanf("") : u(g);
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+struct LoadCounts {
+  std::atomic<std::uint64_t> sent{0}, answered{0}, failed{0}, late{0}, wrong{0};
+  std::string first_error;
+  std::mutex mu;
+  void print(const std::string& scenario) const {
+    fmt::print("{}: sent {} answered {} failed {} late {} wrong {}\n", scenario, sent.load(), answered.load(),
+               failed.load(), late.load(), wrong.load());
+  }
+};
+
+// Calls predict_row from `threads` threads until `stop`, each call with
+// `timeout` as its deadline, checking every answer against `local`.
+class Load {
+ public:
+  Load(const keel::Model& remote, const keel::Model& local, Duration timeout, int threads = 2)
+      : remote_(remote), local_(local), timeout_(timeout) {
+    for (int t = 0; t < threads; ++t) threads_.emplace_back([this, t] { run(static_cast<unsigned>(t)); });
+  }
+  ~Load() { finish(); }
+  void finish() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  LoadCounts counts;
+
+ private:
+  void run(unsigned seed) {
+    const std::size_t nf = local_.info().num_features;
+    const std::size_t w = local_.info().num_outputs;
+    const auto rows = random_rows(64, nf, 100 + seed);
+    std::vector<float> want(64 * w), got(w);
+    REQUIRE(local_.predict(rows, 64, want));
+    for (std::size_t i = 0; !stop_; i = (i + 1) % 64) {
+      keel::PredictOptions po;
+      po.deadline = Deadline::after(timeout_);
+      counts.sent++;
+      const auto s = remote_.predict_row(std::span(rows).subspan(i * nf, nf), got, po);
+      if (po.deadline.expired()) counts.late++;
+      if (!s) {
+        counts.failed++;
+        std::lock_guard lock(counts.mu);
+        if (counts.first_error.empty()) counts.first_error = s.to_string();
+        continue;
+      }
+      counts.answered++;
+      if (std::memcmp(got.data(), want.data() + i * w, w * sizeof(float)) != 0) counts.wrong++;
+    }
+  }
+  const keel::Model& remote_;
+  const keel::Model& local_;
+  Duration timeout_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+std::uint64_t answers(const RemoteModel& m, std::size_t i) { return m.endpoint_stats().at(i).answers; }
+
+// Scores `n` single rows one after another; returns how many failed.
+int score_rows(const RemoteModel& m, int n, Duration timeout = 2s) {
+  const auto rows = random_rows(1, m.info().num_features, 7);
+  std::vector<float> out(m.info().num_outputs);
+  int failed = 0;
+  for (int i = 0; i < n; ++i) {
+    keel::PredictOptions po;
+    po.deadline = Deadline::after(timeout);
+    if (!m.predict_row(rows, out, po)) ++failed;
+  }
+  return failed;
+}
+
+}  // namespace
+
+TEST_CASE("RemoteModel answers exactly what the model file answers in process", "[remote]") {
+  for (const char* name : {"multi_softprob.json", "binary_logistic.json", "missing_nan.json"}) {
+    const std::string file = kData + "/xgboost/" + name;
+    auto local = keel::load_model(file);
+    REQUIRE(local.ok());
+    auto r1 = replica(file);
+    auto r2 = replica(file);
+    RemoteModelOptions o;
+    o.model = "m";
+    o.endpoints = {endpoint(*r1), endpoint(*r2)};
+    RemoteModel remote(o);
+    INFO(name);
+    const auto& li = (*local)->info();
+    REQUIRE(remote.info().num_features == li.num_features);
+    REQUIRE(remote.info().num_outputs == li.num_outputs);
+    for (std::size_t rows : {std::size_t{1}, std::size_t{7}, std::size_t{300}}) {
+      const auto x = random_rows(rows, li.num_features, static_cast<unsigned>(rows));
+      std::vector<float> want(rows * li.num_outputs), got(rows * li.num_outputs, -1.f);
+      REQUIRE((*local)->predict(x, rows, want));
+      keel::PredictOptions po;
+      po.deadline = Deadline::after(5s);
+      const auto s = remote.predict(x, rows, got, po);
+      INFO(s.to_string());
+      REQUIRE(s);
+      CHECK(same_bits(got, want));
+    }
+    // Shapes are checked locally; margins are refused by name.
+    std::vector<float> out(li.num_outputs);
+    std::vector<float> short_row(li.num_features - 1);
+    CHECK(remote.predict_row(short_row, out).code() == StatusCode::kInvalidInput);
+    keel::PredictOptions margin;
+    margin.output = keel::OutputKind::kMargin;
+    const auto m = remote.predict_row(random_rows(1, li.num_features, 1), out, margin);
+    CHECK(m.code() == StatusCode::kInvalidInput);
+    CHECK_THAT(m.message(), Catch::Contains("margin"));
+  }
+}
+
+TEST_CASE("RemoteModel construction names what it could not reach", "[remote]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto r = replica(file);
+  RemoteModelOptions o;
+  o.model = "absent";
+  o.endpoints = {endpoint(*r)};
+  o.metadata_timeout = 2s;
+  try {
+    RemoteModel m(o);
+    FAIL("constructed against a model nobody serves");
+  } catch (const keel::Error& e) {
+    CHECK(e.status().code() == StatusCode::kUnavailable);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("'absent'") && Catch::Contains("404"));
+  }
+  o.model = "m";
+  o.endpoints = {RemoteEndpoint{"127.0.0.1", keel::test::free_port(), "", false}};
+  CHECK_THROWS_WITH(RemoteModel(o), Catch::Contains("127.0.0.1:" + std::to_string(o.endpoints[0].port)));
+  o.endpoints.clear();
+  CHECK_THROWS_WITH(RemoteModel(o), Catch::Contains("endpoints"));
+}
+
+TEST_CASE("RemoteModel stops at the caller's deadline when every replica hangs", "[remote]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto r1 = replica(file);
+  auto r2 = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*r1), endpoint(*r2)};
+  o.attempt_timeout = 10s;  // only the call's deadline bounds the wait
+  o.health_interval = Duration::zero();
+  RemoteModel remote(o);
+  REQUIRE(score_rows(remote, 5) == 0);
+  r1->pause();
+  r2->pause();
+  std::this_thread::sleep_for(100ms);  // SIGSTOP is asynchronous
+  const auto rows = random_rows(1, remote.info().num_features, 3);
+  std::vector<float> out(1);
+  keel::PredictOptions po;
+  po.deadline = Deadline::after(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto s = remote.predict_row(rows, out, po);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  fmt::print("deadline 300 ms, both replicas SIGSTOPped: {} after {} ms\n", s.to_string(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+  CHECK(s.code() == StatusCode::kDeadlineExceeded);
+  CHECK(took < 1s);  // bounded by the deadline, not the 10 s attempt timeout
+  // Cut short by the caller, not the replicas' fault: nothing counted against them.
+  for (const auto& e : remote.endpoint_stats()) CHECK(e.failures == 0);
+  r1->resume();
+  r2->resume();
+  CHECK(score_rows(remote, 5) == 0);
+}
+
+TEST_CASE("RemoteModel under load: a replica SIGKILLed and one SIGSTOPped, ejected and readmitted", "[remote]") {
+  const std::string file = kData + "/xgboost/multi_softprob.json";
+  auto local = keel::load_model(file);
+  REQUIRE(local.ok());
+  auto r0 = replica(file);
+  auto r1 = replica(file);
+  auto r2 = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*r0), endpoint(*r1), endpoint(*r2)};
+  o.attempt_timeout = 150ms;
+  o.outlier.consecutive_failures = 3;
+  o.outlier.base_ejection = 500ms;
+  o.outlier.max_ejection = 2s;
+  o.outlier.max_ejection_percent = 67;  // two of three may be out at once
+  o.health_interval = 200ms;
+  o.health_timeout = 100ms;
+  o.ewma_decay = 1s;
+  RemoteModel remote(o);
+
+  {
+    Load load(remote, **local, 1500ms);
+    std::this_thread::sleep_for(500ms);
+    r0->kill();
+    std::this_thread::sleep_for(1s);
+    r1->pause();
+    std::this_thread::sleep_for(1500ms);
+    const auto st = remote.endpoint_stats();
+    CHECK((st[0].ejected || !st[0].healthy));
+    CHECK((st[1].ejected || !st[1].healthy));
+    load.finish();
+    load.counts.print("3 replicas, one SIGKILLed, one SIGSTOPped, deadline 1500 ms");
+    INFO(load.counts.first_error);
+    CHECK(load.counts.sent > 100);
+    CHECK(load.counts.failed == 0);
+    CHECK(load.counts.late == 0);
+    CHECK(load.counts.wrong == 0);
+    CHECK(st[2].answers > 0);
+    CHECK_FALSE(remote.health().detail.empty());
+  }
+  // Back: the killed one restarted on its port, the paused one resumed.
+  r0->start();
+  r1->resume();
+  const auto a0 = answers(remote, 0), a1 = answers(remote, 1);
+  const bool back = keel::test::wait_until(
+      [&] {
+        if (score_rows(remote, 20) != 0) return false;
+        return answers(remote, 0) > a0 && answers(remote, 1) > a1;
+      },
+      15000ms);
+  const auto st = remote.endpoint_stats();
+  INFO(remote.health().detail);
+  CHECK(back);
+  fmt::print("readmitted: answers {} / {} / {}, ejections {} / {} / {}\n", st[0].answers, st[1].answers,
+             st[2].answers, st[0].ejections, st[1].ejections, st[2].ejections);
+  CHECK(remote.health().state == "up");
+}
+
+TEST_CASE("RemoteModel prefers its own zone and uses the others only when too few local ones are left",
+          "[remote]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto a1 = replica(file);
+  auto a2 = replica(file);
+  auto b1 = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.local_zone = "a";
+  o.endpoints = {endpoint(*a1, "a"), endpoint(*a2, "a"), endpoint(*b1, "b")};
+  o.health_interval = 100ms;
+  o.health_timeout = 100ms;
+  o.outlier.max_ejection_percent = 67;
+  RemoteModel remote(o);
+  REQUIRE(score_rows(remote, 200) == 0);
+  auto st = remote.endpoint_stats();
+  fmt::print("zone a, a/a/b healthy: answers {} / {} / {}\n", st[0].answers, st[1].answers, st[2].answers);
+  CHECK(st[0].answers > 0);
+  CHECK(st[1].answers > 0);
+  CHECK(st[2].answers == 0);
+
+  a1->kill();
+  CHECK(score_rows(remote, 100) == 0);
+  st = remote.endpoint_stats();
+  fmt::print("a1 killed: answers {} / {} / {}\n", st[0].answers, st[1].answers, st[2].answers);
+  const auto b_before = st[2].answers;
+  // One local replica is still enough (min_local_available = 1), once a1 is known down.
+  REQUIRE(keel::test::wait_until([&] { return !remote.endpoint_stats()[0].healthy; }, 5000ms));
+  CHECK(score_rows(remote, 100) == 0);
+  CHECK(remote.endpoint_stats()[2].answers == b_before);
+
+  a2->kill();
+  CHECK(score_rows(remote, 100) == 0);
+  st = remote.endpoint_stats();
+  fmt::print("a1, a2 killed: answers {} / {} / {}\n", st[0].answers, st[1].answers, st[2].answers);
+  CHECK(st[2].answers >= b_before + 100);
+}
+
+TEST_CASE("RemoteModel active-passive: the standby takes over and gives the traffic back", "[remote]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto active = replica(file);
+  auto standby = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*active), endpoint(*standby, "", true)};
+  o.outlier.base_ejection = 300ms;
+  o.health_interval = 100ms;
+  o.health_timeout = 100ms;
+  RemoteModel remote(o);
+  REQUIRE(score_rows(remote, 100) == 0);
+  CHECK(answers(remote, 1) == 0);
+
+  active->kill();
+  CHECK(score_rows(remote, 100) == 0);  // failover inside each call, then the standby by selection
+  const auto s_after = answers(remote, 1);
+  fmt::print("active killed: answers {} / {}\n", answers(remote, 0), s_after);
+  CHECK(s_after == 100);
+
+  active->start();
+  REQUIRE(keel::test::wait_until([&] { return remote.endpoint_stats()[0].healthy && !remote.endpoint_stats()[0].ejected; },
+                                 5000ms));
+  const auto a_before = answers(remote, 0);
+  const auto s_before = answers(remote, 1);
+  CHECK(score_rows(remote, 100) == 0);
+  fmt::print("active back: answers {} / {}\n", answers(remote, 0), answers(remote, 1));
+  CHECK(answers(remote, 0) == a_before + 100);
+  CHECK(answers(remote, 1) == s_before);
+}
+
+TEST_CASE("RemoteModel ejects a failing replica for a growing time, at most the allowed share, and takes it back",
+          "[remote]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto r0 = replica(file);
+  auto r1 = replica(file);
+  auto r2 = replica(file);
+  keel::ManualClock clock;  // ejection times only; sockets use real time
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*r0), endpoint(*r1), endpoint(*r2)};
+  o.outlier.consecutive_failures = 3;
+  o.outlier.base_ejection = 10s;
+  o.outlier.max_ejection = 25s;
+  o.health_interval = Duration::zero();  // passive detection alone
+  o.ewma_decay = 1us;  // forget the failure penalty at once: keep picking the failing ones
+  o.clock = &clock;
+  RemoteModel remote(o);
+  REQUIRE(score_rows(remote, 30) == 0);
+
+  r0->kill();
+  CHECK(score_rows(remote, 60) == 0);  // each failure failed over inside its call
+  auto st = remote.endpoint_stats();
+  CHECK(st[0].ejected);
+  CHECK(st[0].ejections == 1);
+  CHECK(st[0].failures == 3);  // ejected at the third failure in a row, then left alone
+
+  // Envoy's cap: 10% of 3 hosts still allows one ejection, not two.
+  r1->kill();
+  CHECK(score_rows(remote, 60) == 0);
+  st = remote.endpoint_stats();
+  fmt::print("r0, r1 killed: failures {} / {} / {}, ejections {} / {} / {}\n", st[0].failures, st[1].failures,
+             st[2].failures, st[0].ejections, st[1].ejections, st[2].ejections);
+  CHECK(st[1].failures > 3);
+  CHECK(st[1].ejections == 0);
+  CHECK_FALSE(st[1].ejected);
+  CHECK(remote.health().state == "degraded");
+
+  // The ejection ends after base_ejection; the replica is back.
+  r0->start();
+  r1->start();
+  clock.advance(10s);
+  CHECK_FALSE(remote.endpoint_stats()[0].ejected);
+  const auto a0 = answers(remote, 0);
+  CHECK(score_rows(remote, 60) == 0);
+  CHECK(answers(remote, 0) > a0);
+
+  // Ejected again: for twice as long (10 s x 2).
+  r0->kill();
+  CHECK(score_rows(remote, 60) == 0);
+  st = remote.endpoint_stats();
+  CHECK(st[0].ejections == 2);
+  clock.advance(15s);
+  CHECK(remote.endpoint_stats()[0].ejected);
+  clock.advance(5s);
+  CHECK_FALSE(remote.endpoint_stats()[0].ejected);
+}
