@@ -7,6 +7,8 @@
 #include <keel/model/loaders.hpp>
 
 #include <fmt/format.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -94,12 +96,7 @@ Result<ModelPtr> load_json_document(std::span<const std::uint8_t> bytes, const L
                               [&] { return detail::keel_linear_from_document(root, bytes.size(), opts); });
 }
 
-}  // namespace
-
-Result<ModelPtr> load_model_from_memory(std::span<const std::uint8_t> bytes, const LoadOptions& opts) {
-  if (bytes.size() > opts.max_bytes) {
-    return model_error(fmt::format("model: {} bytes exceed the {}-byte limit", bytes.size(), opts.max_bytes));
-  }
+Result<ModelPtr> load_detected(std::span<const std::uint8_t> bytes, const LoadOptions& opts) {
   switch (detect(bytes)) {
     case Detected::kJson: return load_json_document(bytes, opts);
     case Detected::kUbjson: return load_xgboost_ubjson(bytes, opts);
@@ -110,6 +107,36 @@ Result<ModelPtr> load_model_from_memory(std::span<const std::uint8_t> bytes, con
       "unknown model format: the content starts with '{}' ({} bytes); expected XGBoost JSON or UBJSON, LightGBM text "
       "or Keel linear JSON",
       preview(bytes), bytes.size()));
+}
+
+// The bytes, then every load option that changes answers. Options that
+// only pick a kernel or a layout (same answers) and the id stay out.
+ModelContentId content_id_of(std::span<const std::uint8_t> bytes, const LoadOptions& opts) noexcept {
+  XXH3_state_t st;
+  XXH3_128bits_reset(&st);
+  XXH3_128bits_update(&st, bytes.data(), bytes.size());
+  const std::uint64_t iterations = opts.num_iterations;
+  XXH3_128bits_update(&st, &iterations, sizeof iterations);
+  const XXH128_hash_t h = XXH3_128bits_digest(&st);
+  ModelContentId id{h.high64, h.low64};
+  if (id.empty()) id.lo = 1;  // zero means "no content id"
+  return id;
+}
+
+}  // namespace
+
+Result<ModelPtr> load_model_from_memory(std::span<const std::uint8_t> bytes, const LoadOptions& opts) {
+  if (bytes.size() > opts.max_bytes) {
+    return model_error(fmt::format("model: {} bytes exceed the {}-byte limit", bytes.size(), opts.max_bytes));
+  }
+  Result<ModelPtr> r = load_detected(bytes, opts);
+  if (r.ok()) {
+    // The loaders build ModelInfo; the identity is added here, once for every
+    // format, before the model is shared with anyone. The model object itself
+    // was created non-const, so writing through the const view is defined.
+    const_cast<ModelInfo&>((*r)->info()).content_id = content_id_of(bytes, opts);
+  }
+  return r;
 }
 
 Result<ModelPtr> load_model(const std::filesystem::path& path, const LoadOptions& opts) {

@@ -7,6 +7,7 @@
 // missing. Use OwnedRequest when the request must outlive the caller's
 // buffer (queues, retries on another thread).
 
+#include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>
 
 #include <cstdint>
@@ -43,8 +44,12 @@ struct Response {
   std::string id;
   // One score per model output (1 for regression/binary, K for multiclass).
   std::vector<float> scores;
+  // The model that answered: its id, its per-process version and its
+  // content identity (the same in every process; empty for in-memory
+  // models and default stages).
   std::string model_id;
   std::uint64_t model_version = 0;
+  ModelContentId model_content_id;
   // Which stage of the fallback chain answered ("primary", "fallback:0",
   // "default", ...), and whether that makes the answer degraded.
   std::string stage;

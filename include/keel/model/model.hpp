@@ -3,6 +3,8 @@
 // Models are immutable after load; predict() on a const Model may run
 // concurrently from any number of threads (thread-safe).
 
+#include <keel/core/content_id.hpp>
+#include <keel/core/deadline.hpp>
 #include <keel/core/result.hpp>
 #include <keel/core/status.hpp>
 
@@ -50,7 +52,8 @@ struct ModelInfo {
   std::size_t max_depth = 0;           // deepest leaf, root = depth 0
   std::vector<double> base_score;      // in output space, as stored; one per margin output
   std::string id;                      // a name for metrics and responses (file stem by default)
-  std::uint64_t version = 0;           // distinct for every load in this process
+  std::uint64_t version = 0;           // distinct for every load in this process (ordering)
+  ModelContentId content_id;           // the same for the same bytes and options, in any process
 
   [[nodiscard]] std::size_t width(OutputKind k) const noexcept {
     return k == OutputKind::kMargin ? num_margin_outputs : num_outputs;
@@ -62,6 +65,10 @@ struct PredictOptions {
   // Threads a batch may use (1 = the caller's only). Results do not depend
   // on it. Single rows always run on the caller's thread.
   unsigned threads = 1;
+  // The caller's deadline for this call: a model that waits (one over the
+  // network) stops by then and returns kDeadlineExceeded. Local models
+  // finish in microseconds and ignore it.
+  Deadline deadline = Deadline::never();
 };
 
 class Model {
