@@ -6,7 +6,8 @@
 // build/bench-models/lgb_deep.csv.
 //
 // Counters: rows_per_s, ns_per_tree_row (time / (rows * trees)). KeelGatherWalk
-// is Keel with TreeEnsembleOptions::column_top_levels off.
+// is Keel with TreeEnsembleOptions::column_top_levels off; KeelF64 scores the
+// same rows as float64.
 // Run: build/release/benchmarks/bench_trees --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 #include <keel/model/loaders.hpp>
@@ -39,6 +40,7 @@ std::string models_dir() {
 struct Rows {
   std::size_t cols = 0;
   std::vector<float> values;
+  std::vector<double> doubles;  // the same fields parsed as double (float64 rows)
   std::size_t n() const { return cols ? values.size() / cols : 0; }
 };
 
@@ -53,6 +55,7 @@ Rows read_csv(const std::string& path) {
     const char* p = line.c_str();
     for (std::size_t c = 0; c < r.cols; ++c) {
       char* end = nullptr;
+      r.doubles.push_back(std::strtod(p, nullptr));
       r.values.push_back(std::strtof(p, &end));
       p = *end == ',' ? end + 1 : end;
     }
@@ -154,6 +157,26 @@ void BM_Keel(benchmark::State& state, const std::string& name, bool walk) {
   });
 }
 
+// The same rows as float64 (Model::predict(span<const double>)): for
+// LightGBM models, exactly as LightGBM compares.
+void BM_KeelF64(benchmark::State& state, const std::string& name) {
+  Fixture* f = fixture(name);
+  if (!f->model || f->rows.n() == 0) {
+    state.SkipWithError("model or rows missing (run scripts/bench_models.py)");
+    return;
+  }
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  keel::PredictOptions opts;
+  opts.threads = static_cast<unsigned>(state.range(1));
+  std::vector<float> out(batch * f->model->info().num_outputs);
+  run_batches(state, *f, batch, [&](const float* rows, std::size_t n) {
+    const double* d = f->rows.doubles.data() + (rows - f->rows.values.data());
+    const keel::Status s = f->model->predict(std::span<const double>(d, n * f->rows.cols), n, out, opts);
+    benchmark::DoNotOptimize(out.data());
+    return s.is_ok();
+  });
+}
+
 #ifdef KEEL_HAVE_XGBOOST
 void BM_XGBoost(benchmark::State& state, const std::string& name) {
   Fixture* f = fixture(name);
@@ -202,6 +225,13 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"), false)
       ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
       ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("KeelF64/lgb_deep", BM_KeelF64, std::string("lgb_deep"))
+      ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
+      ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  for (const char* name : {"b500_d8_f100", "b100_d4_f20"}) {
+    benchmark::RegisterBenchmark((std::string("KeelF64/") + name).c_str(), BM_KeelF64, std::string(name))
+        ->Args({1, 1})->Args({4096, 1})->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
   return true;
 }();
 

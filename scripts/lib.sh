@@ -18,6 +18,10 @@ KEEL_BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config libeigen3-dev xtens
 # wrk and curl, and Python clients that are not Keel's own.
 KEEL_TEST_PACKAGES=(catch2 python3 libbenchmark-dev libxgboost-dev clang-14 libclang-rt-14-dev prometheus
   redis-server redis-sentinel haproxy nginx wrk curl python3-requests python3-httpx python3-grpcio)
+# tests/deploy runs npm ci (Kubernetes schemas, PromQL grammar). This
+# machine kind ships Node 20 with npm outside dpkg; only where npm is
+# missing do Debian's packages bring it (they conflict with that Node).
+if ! command -v npm >/dev/null 2>&1; then KEEL_TEST_PACKAGES+=(nodejs npm); fi
 
 log() { printf '\n==> %s\n' "$*"; }
 

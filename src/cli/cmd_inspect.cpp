@@ -21,8 +21,12 @@ struct InspectOptions {
 nlohmann::json to_json(const ModelInfo& info) {
   nlohmann::json features = nlohmann::json::array();
   for (const FeatureInfo& f : info.features) {
-    features.push_back({{"name", f.name}, {"type", std::string(to_string(f.type))}});
+    nlohmann::json jf = {{"name", f.name}, {"type", std::string(to_string(f.type))}};
+    if (!f.categories.empty()) jf["categories"] = f.categories.size();
+    features.push_back(std::move(jf));
   }
+  nlohmann::json best = nullptr;
+  if (info.best_iteration >= 0) best = info.best_iteration;
   return {{"id", info.id},
           {"format", std::string(to_string(info.format))},
           {"objective", info.objective},
@@ -33,6 +37,11 @@ nlohmann::json to_json(const ModelInfo& info) {
           {"num_outputs", info.num_outputs},
           {"num_margin_outputs", info.num_margin_outputs},
           {"num_classes", info.num_classes},
+          {"num_targets", info.num_targets},
+          {"num_iterations", info.num_iterations},
+          {"iterations_in_file", info.iterations_in_file},
+          {"best_iteration", best},
+          {"unseen_category", info.unseen_category == UnseenCategory::kMissing ? "missing" : "error"},
           {"num_trees", info.num_trees},
           {"max_depth", info.max_depth},
           {"base_score", info.base_score}};
@@ -56,13 +65,28 @@ int inspect(const InspectOptions& o) {
   fmt::print("features:      {}{}\n", info.num_features, info.has_feature_names ? " (named)" : " (by position)");
   fmt::print("outputs:       {} (margin: {})\n", info.num_outputs, info.num_margin_outputs);
   fmt::print("classes:       {}\n", info.num_classes);
+  fmt::print("targets:       {}\n", info.num_targets);
+  fmt::print("iterations:    {} (of {} in the file)\n", info.num_iterations, info.iterations_in_file);
+  if (info.best_iteration >= 0) {
+    fmt::print("best iteration: {} (0-based; --num-iterations best scores {} rounds)\n", info.best_iteration,
+               info.best_iteration + 1);
+  } else {
+    fmt::print("best iteration: none recorded\n");
+  }
   fmt::print("trees:         {}\n", info.num_trees);
   fmt::print("max depth:     {}\n", info.max_depth);
   fmt::print("base score:    {}\n", fmt::join(info.base_score, " "));
-  fmt::print("\n{:>6}  {:<32} {}\n", "index", "feature", "type");
+  fmt::print("\n{:>6}  {:<32} {:<12} {}\n", "index", "feature", "type", "categories");
   for (std::size_t j = 0; j < info.features.size(); ++j) {
     const FeatureInfo& f = info.features[j];
-    fmt::print("{:>6}  {:<32} {}\n", j, f.name.empty() ? "-" : f.name, to_string(f.type));
+    fmt::print("{:>6}  {:<32} {:<12} {}\n", j, f.name.empty() ? "-" : f.name, to_string(f.type),
+               f.categories.empty() ? std::string("-") : fmt::format("{}", f.categories.size()));
+  }
+  bool any_vocab = false;
+  for (const FeatureInfo& f : info.features) any_vocab = any_vocab || !f.categories.empty();
+  if (any_vocab) {
+    fmt::print("\ncategory strings not in a vocabulary: {}\n",
+               info.unseen_category == UnseenCategory::kMissing ? "missing (LightGBM)" : "an error (XGBoost)");
   }
   return 0;
 }

@@ -5,10 +5,13 @@
 #include "cli/csv.hpp"
 #include "cli/registry.hpp"
 
+#include <keel/model/categories.hpp>
 #include <keel/model/loaders.hpp>
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -25,7 +28,7 @@ struct ScoreOptions {
   bool margin = false;
   unsigned threads = 1;
   std::string on_error = "fail";
-  std::size_t num_iterations = 0;  // LightGBM: use only the first N iterations
+  std::string num_iterations;  // "" = all, N = the first N rounds, "best" = the file's best iteration
   std::size_t batch = 4096;
   std::size_t max_reported = 100;  // skipped rows named on stderr; the rest are counted
 };
@@ -103,7 +106,15 @@ int score(const ScoreOptions& o) {
     return 1;
   };
   LoadOptions lopts;
-  lopts.num_iterations = o.num_iterations;
+  if (o.num_iterations == "best") {
+    lopts.use_best_iteration = true;
+  } else if (!o.num_iterations.empty()) {
+    const std::string& v = o.num_iterations;
+    const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), lopts.num_iterations);
+    if (ec != std::errc{} || p != v.data() + v.size()) {
+      return fail(invalid_input(fmt::format("--num-iterations: '{}' is neither a number nor 'best'", v)));
+    }
+  }
   Result<ModelPtr> model = load_model(o.model, lopts);
   if (!model) return fail(model.status());
   const ModelInfo& info = (*model)->info();
@@ -112,6 +123,18 @@ int score(const ScoreOptions& o) {
   CsvReader& in = **csv;
   Result<std::vector<std::size_t>> column_of = match_columns(info, in);
   if (!column_of) return fail(column_of.status().with_context(o.input));
+  // Category strings in the model's categorical columns become codes, as
+  // the training library recodes a DataFrame (see CategoryEncoder).
+  const CategoryEncoder encoder(info);
+  std::vector<std::size_t> feature_of(in.columns().size(), info.num_features);
+  for (std::size_t j = 0; j < info.num_features; ++j) feature_of[(*column_of)[j]] = j;
+  in.set_text_field_handler([&](std::size_t column, std::string_view field) -> Result<double> {
+    const std::size_t j = feature_of[column];
+    if (j == info.num_features || !encoder.has_vocabulary(j)) {
+      return invalid_input(fmt::format("'{}' is not a number", field.substr(0, 40)));
+    }
+    return encoder.encode(j, field);
+  });
 
   const PredictOptions popts{o.margin ? OutputKind::kMargin : OutputKind::kTransformed, o.threads};
   const std::size_t f = info.num_features, w = info.width(popts.output);
@@ -126,7 +149,7 @@ int score(const ScoreOptions& o) {
 
   const bool skip = o.on_error == "skip";
   std::vector<double> line(in.columns().size()), batch;
-  std::vector<float> scores;
+  std::vector<double> scores;
   batch.reserve(o.batch * f);
   std::size_t rows = 0, skipped = 0, scored = 0;
   auto flush_batch = [&]() -> Status {
@@ -138,7 +161,14 @@ int score(const ScoreOptions& o) {
     for (std::size_t r = 0; r < n; ++r) {
       for (std::size_t k = 0; k < w; ++k) {
         if (k) *it++ = ',';
-        fmt::format_to(it, "{:.9g}", scores[r * w + k]);
+        // float64 outputs: a float result prints as before (9 digits round
+        // trip a float); a double one (LightGBM) with 17 digits.
+        const double v = scores[r * w + k];
+        if (!std::isfinite(v) || static_cast<double>(static_cast<float>(v)) == v) {
+          fmt::format_to(it, "{:.9g}", static_cast<float>(v));
+        } else {
+          fmt::format_to(it, "{:.17g}", v);
+        }
       }
       fmt::format_to(it, "\n");
     }
@@ -199,7 +229,8 @@ KEEL_CLI_COMMAND(score) {
       ->check(CLI::IsMember({"skip", "fail"}))
       ->capture_default_str();
   sub->add_option("--num-iterations", o->num_iterations,
-                  "LightGBM: score with the first N iterations only (0 = all), e.g. the best iteration");
+                  "Score with the first N boosting rounds only (0 = all), or 'best' for the round the file "
+                  "records as best; more rounds than the model has, or a model without rounds, is an error");
   sub->add_option("--batch", o->batch, "Rows per call to the model")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   return [o] { return keel::cli::score(*o); };
 }

@@ -204,6 +204,15 @@ CsvReader::Row CsvReader::next(std::span<double> values) {
   }
   for (std::size_t j = 0; j < fields_.size(); ++j) {
     if (!parse_csv_double(fields_[j], values[j])) {
+      if (text_field_) {
+        Result<double> v = text_field_(j, trim(fields_[j]));
+        if (v.ok()) {
+          values[j] = *v;
+          continue;
+        }
+        return {Row::Kind::kError, line_,
+                invalid_input(fmt::format("line {}, column '{}': {}", line_, columns_[j], v.status().message()))};
+      }
       return {Row::Kind::kError, line_,
               invalid_input(fmt::format("line {}, column '{}': '{}' is not a number", line_, columns_[j],
                                         shown(fields_[j])))};

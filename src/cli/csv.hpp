@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <optional>
@@ -73,6 +74,12 @@ class CsvReader {
   // Reads the next row into `values` (columns().size() doubles).
   [[nodiscard]] Row next(std::span<double> values);
 
+  // A field that is not a number goes to `handler(column, field)` instead of
+  // being an error (keel score maps category strings with it); an error it
+  // returns is the row's error, with the line and column added.
+  using TextField = std::function<Result<double>(std::size_t column, std::string_view field)>;
+  void set_text_field_handler(TextField handler) { text_field_ = std::move(handler); }
+
  private:
   CsvReader(std::istream& in, std::unique_ptr<std::istream> owned, const Options& opts);
   Status read_header();
@@ -94,6 +101,7 @@ class CsvReader {
   std::vector<std::string_view> fields_;
   std::string unquoted_;  // a quoted line's fields, unescaped
   std::vector<std::pair<std::size_t, std::size_t>> spans_;  // (offset, length) in unquoted_
+  TextField text_field_;
 };
 
 // Parses one CSV value as described above; false when it is not a number.

@@ -149,6 +149,8 @@ json parse_json(std::string_view text, std::string_view what) {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(invalid_input(fmt::format("{}: not valid JSON: {}", what, e.what())));
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond double (1e400)
+    throw Error(invalid_input(fmt::format("{}: not valid JSON: {}", what, e.what())));
   }
 }
 

@@ -130,7 +130,10 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
 Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0,
                                          Deadline deadline, bool single, bool& computed) noexcept {
   computed = true;
-  if (id.empty()) return run_stages(v, out, t0, deadline, single);
+  if (id.empty()) {
+    out.id.clear();  // `out` may be reused from an idempotent call
+    return run_stages(v, out, t0, deadline, single);
+  }
   try {
     // The payload compared for a reused id: the rows, densely.
     std::vector<float> dense;
@@ -149,8 +152,7 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
           Status st = run_stages(v, out, t0, deadline, single);
           if (!st) return st;
           out.id.assign(id);
-          // A single request's failure is the request's: not remembered, so a retry tries again.
-          if (single && out.stage[0] == BatchResult::kNoStage) return out.status[0];
+          // The store forgets a batch whose every row failed (remembered()).
           try {
             return StoredBatch(std::make_shared<const BatchResult>(out));
           } catch (...) {

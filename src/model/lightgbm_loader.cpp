@@ -5,6 +5,9 @@
 
 #include "model/lightgbm_text.hpp"
 
+#include "model/json_doc.hpp"
+
+#include <keel/model/explain.hpp>
 #include <keel/model/tree_ensemble.hpp>
 
 #include <fmt/format.h>
@@ -379,6 +382,18 @@ Tree build_tree(const Block& b, std::size_t first_line, std::size_t num_features
     n.right = child(right[i], *b.find("right_child"), i);
   }
   for (std::size_t j = 0; j < leaves; ++j) t.nodes[internal + j].leaf_value = leaf_value[j];
+  // For explanations (explain.hpp): covers are the data counts LightGBM's
+  // TreeSHAP weighs by; ids are split indices, then leaf indices.
+  const Field* internal_count = b.find("internal_count");
+  const Field* leaf_count = b.find("leaf_count");
+  if (leaf_count != nullptr && (internal_count != nullptr || internal == 0)) {
+    if (internal > 0) t.cover = parse_array<double>(*internal_count, internal, name);
+    const auto lc = parse_array<double>(*leaf_count, leaves, name);
+    t.cover.insert(t.cover.end(), lc.begin(), lc.end());
+  }
+  t.source_id.resize(internal + leaves);
+  for (std::size_t i = 0; i < internal; ++i) t.source_id[i] = static_cast<std::int32_t>(i);
+  for (std::size_t j = 0; j < leaves; ++j) t.source_id[internal + j] = static_cast<std::int32_t>(j);
 
   const Field* lin = b.find("is_linear");
   if (lin != nullptr && parse_scalar<std::int32_t>(*lin, name) != 0) {
@@ -438,12 +453,34 @@ Tree build_tree(const Block& b, std::size_t first_line, std::size_t num_features
   return t;
 }
 
-// After `end of trees` LightGBM writes feature importances, the parameters
-// and (from Python) a pandas_categorical line; anything else is garbage.
-void read_trailer(LineReader& r, std::string& booster) {
+// The trees end at `end of trees`. LightGBM v2 files written by older
+// releases may omit that line and go straight to the importances (LightGBM's
+// own GBDT::LoadModelFromString stops at the first line that is not part of
+// a tree, so they load). These lines start the trailer either way.
+bool starts_trailer(std::string_view s) {
+  return s == "end of trees" || s == "feature importances:" || s == "feature_importances:" || s == "parameters:" ||
+         s.starts_with("pandas_categorical:");
+}
+
+// What the trailer says that matters: the booster, the categorical_feature
+// parameter and the pandas_categorical line.
+struct Trailer {
+  std::string booster;
+  std::string categorical_feature;  // "[categorical_feature: 1,2]" value, as written
+  bool have_categorical_feature = false;
+  Line pandas;  // the pandas_categorical line (number 0 when absent)
+};
+
+// After the trees LightGBM writes feature importances, the parameters and
+// (from Python) a pandas_categorical line; anything else is garbage. `first`
+// is the line that ended the trees.
+Trailer read_trailer(LineReader& r, const Line& first) {
+  Trailer t;
   enum class Part { kImportances, kParameters, kDone } part = Part::kImportances;
-  Line l;
-  while (r.next(l)) {
+  Line l = first;
+  bool have = first.text != "end of trees";
+  while (have || r.next(l)) {
+    have = false;
     const std::string_view s = l.text;
     if (is_blank(s)) continue;
     if (part == Part::kImportances) {
@@ -459,15 +496,75 @@ void read_trailer(LineReader& r, std::string& booster) {
         continue;
       }
       if (s.front() == '[' && s.back() == ']') {
-        if (s.starts_with("[boosting: ")) booster = std::string(s.substr(11, s.size() - 12));
+        if (s.starts_with("[boosting: ")) t.booster = std::string(s.substr(11, s.size() - 12));
+        if (s.starts_with("[categorical_feature: ")) {
+          t.categorical_feature = std::string(s.substr(22, s.size() - 23));
+          t.have_categorical_feature = true;
+        }
         continue;
       }
     }
     if (s.starts_with("pandas_categorical:")) {
+      t.pandas = l;
       part = Part::kDone;
       continue;
     }
-    fail(fmt::format("line {}: unexpected content after 'end of trees': '{}'", l.number, s.substr(0, 40)));
+    fail(fmt::format("line {}: unexpected content after the trees: '{}'", l.number, s.substr(0, 40)));
+  }
+  return t;
+}
+
+// pandas_categorical:[[...], ...] (or null): LightGBM's Python package lists
+// the categories of each pandas categorical column in column order
+// (basic.py, _data_from_pandas), and when every categorical feature is
+// such a column they are the categorical_feature parameter; a feature's code is the index in its list.
+void read_pandas_categorical(const Trailer& t, ModelInfo& info) {
+  if (t.pandas.number == 0) return;
+  const std::string ctx = fmt::format("line {} (pandas_categorical)", t.pandas.number);
+  Json doc;
+  try {
+    doc = parse_json_text(t.pandas.text.substr(std::string_view("pandas_categorical:").size()));
+  } catch (const Error& e) {
+    fail(fmt::format("{}: {}", ctx, e.status().message()));
+  }
+  if (doc.is_null()) return;
+  if (!doc.is_array()) fail(fmt::format("{}: not a list of lists", ctx));
+  // Which features the lists belong to: the categorical_feature parameter,
+  // else the features whose feature_infos list categories.
+  std::vector<std::size_t> cat_features;
+  bool by_param = t.have_categorical_feature && !t.categorical_feature.empty();
+  if (by_param) {
+    std::string_view v = t.categorical_feature;
+    while (!v.empty()) {
+      const std::size_t comma = v.find(',');
+      std::string_view tok = v.substr(0, comma);
+      std::size_t idx = 0;
+      const auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), idx);
+      if (ec != std::errc{} || p != tok.data() + tok.size() || idx >= info.num_features) {
+        by_param = false;  // names or garbage: fall back to feature_infos
+        cat_features.clear();
+        break;
+      }
+      cat_features.push_back(idx);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  if (!by_param) {
+    for (std::size_t j = 0; j < info.num_features; ++j) {
+      if (info.features[j].type == FeatureType::kCategorical) cat_features.push_back(j);
+    }
+  }
+  // Lists only for pandas columns: none ([]) when the categoricals were
+  // integer codes, fewer when some were. Then which list is whose is not
+  // recorded, so no vocabulary is attached (codes still score).
+  if (cat_features.size() != doc.size()) return;
+  for (std::size_t i = 0; i < doc.size(); ++i) {
+    if (!doc[i].is_array()) fail(fmt::format("{}: entry {} is not a list", ctx, i));
+    FeatureInfo& f = info.features[cat_features[i]];
+    f.type = FeatureType::kCategorical;
+    f.categories.reserve(doc[i].size());
+    for (const Json& c : doc[i]) f.categories.push_back(c.is_string() ? c.get<std::string>() : c.dump());
   }
 }
 
@@ -490,7 +587,7 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
       average_output = true;
       continue;
     }
-    if (l.text.starts_with("Tree=") || l.text == "end of trees") {
+    if (l.text.starts_with("Tree=") || starts_trailer(l.text)) {
       stop = l;
       have_stop = true;
       break;
@@ -546,7 +643,7 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
   while (have_stop) {
     const Line at = stop;
     have_stop = false;
-    if (at.text == "end of trees") {
+    if (starts_trailer(at.text)) {
       ended = true;
       break;
     }
@@ -560,7 +657,7 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
     bool more = read_block(r, b, next);
     // Skip blank lines to the next tree or the end marker.
     while (more && is_blank(next.text)) more = r.next(next);
-    if (more && !next.text.starts_with("Tree=") && next.text != "end of trees") {
+    if (more && !next.text.starts_with("Tree=") && !starts_trailer(next.text)) {
       fail(fmt::format("tree {}, line {}: unexpected line '{}'", index, next.number, next.text.substr(0, 40)));
     }
     if (!more) fail(fmt::format("truncated model: the file ends in tree {} (line {}) before 'end of trees'", index, at.number));
@@ -587,15 +684,28 @@ TreeEnsembleSpec parse(std::string_view text, const LoadOptions& opts) {
   info.num_classes = num_class > 1 ? num_class : 0;
   spec.base_margin.assign(per_iter, 0.0);
   info.base_score.assign(per_iter, 0.0);
-  std::string booster;
-  read_trailer(r, booster);
+  const Trailer trailer = read_trailer(r, stop);
+  read_pandas_categorical(trailer, info);
+  info.unseen_category = UnseenCategory::kMissing;
 
+  // LightGBM's num_iteration at predict time: the first N iterations
+  // (GBDT::InitPredict). The text file records no best iteration (Python
+  // saves the best iteration's trees instead), so "best" cannot apply.
   std::size_t iterations = spec.trees.size() / per_iter;
-  if (opts.num_iterations > 0 && opts.num_iterations < iterations) {
+  info.iterations_in_file = iterations;
+  if (opts.use_best_iteration) {
+    fail("the file records no best iteration (LightGBM saves only the trees up to it); pass a number of iterations");
+  }
+  if (opts.num_iterations > iterations) {
+    fail(fmt::format("num_iterations {} exceeds the {} iterations in the file", opts.num_iterations, iterations));
+  }
+  if (opts.num_iterations > 0) {
     iterations = opts.num_iterations;
     spec.trees.resize(iterations * per_iter);
   }
   spec.num_iterations = iterations;
+  info.num_iterations = iterations;
+  const std::string& booster = trailer.booster;
   info.booster = average_output ? "rf" : (booster.empty() ? "gbdt" : booster);
   compute_shape(spec);
   return spec;
@@ -622,6 +732,7 @@ Result<TreeEnsembleSpec> parse_lightgbm_text(std::string_view text, const LoadOp
 Result<ModelPtr> load_lightgbm_text(std::string_view text, const LoadOptions& opts) {
   Result<TreeEnsembleSpec> spec = detail::parse_lightgbm_text(text, opts);
   if (!spec) return spec.status();
+  if (Status s = attach_tree_explainer(*spec); !s) return s;
   return make_tree_ensemble(std::move(spec).value(), opts.tree);
 }
 

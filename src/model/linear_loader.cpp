@@ -41,6 +41,9 @@ float finite_float(const Json& v, const std::string& path) {
 
 Result<ModelPtr> detail::keel_linear_from_document(const Json& root, std::size_t input_bytes, const LoadOptions& opts) {
   if (!root.is_object()) throw_model_error("document: expected an object");
+  if (opts.num_iterations != 0 || opts.use_best_iteration) {
+    throw_model_error("an iteration limit cannot apply: a linear model has no boosting rounds");
+  }
   for (const auto& [key, value] : root.items()) {
     bool known = false;
     for (std::string_view k : kFields) known = known || key == k;

@@ -283,6 +283,43 @@ Status LinearModel::predict_sparse(std::span<const std::uint32_t> idx, std::span
   }
 }
 
+template <class T>
+Status LinearModel::contrib(std::span<const T> rows, std::size_t n_rows, std::span<float> out) const noexcept {
+  const std::size_t f = spec_.info.num_features;
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const std::size_t w = k * (f + 1);
+  if (rows.size() != n_rows * f || out.size() != n_rows * w) {
+    try {
+      return invalid_input(fmt::format("contributions: expected {} rows x {} features and {} x {} outputs, got {} and {}",
+                                       n_rows, f, n_rows, w, rows.size(), out.size()));
+    } catch (...) {
+      return invalid_input("contributions: sizes disagree");
+    }
+  }
+  for (std::size_t r = 0; r < n_rows; ++r) {
+    const T* x = rows.data() + r * f;
+    float* o = out.data() + r * w;
+    for (std::size_t c = 0; c < k; ++c) {
+      for (std::size_t j = 0; j < f; ++j) {
+        const float xv = static_cast<float>(x[j]);
+        o[c * (f + 1) + j] = xv == xv ? xv * spec_.weights[j * k + c] : 0.0f;
+      }
+      o[c * (f + 1) + f] = spec_.intercept[c];
+    }
+  }
+  return Status::ok();
+}
+
+Status LinearModel::contributions(std::span<const float> rows, std::size_t n_rows,
+                                  std::span<float> out) const noexcept {
+  return contrib(rows, n_rows, out);
+}
+
+Status LinearModel::contributions(std::span<const double> rows, std::size_t n_rows,
+                                  std::span<float> out) const noexcept {
+  return contrib(rows, n_rows, out);
+}
+
 Result<std::shared_ptr<const LinearModel>> make_linear_model(LinearSpec spec) {
   spec.info.num_trees = 0;
   spec.info.max_depth = 0;

@@ -109,13 +109,15 @@ Result<ModelPtr> load_detected(std::span<const std::uint8_t> bytes, const LoadOp
       preview(bytes), bytes.size()));
 }
 
-// The bytes, then every load option that changes answers. Options that
-// only pick a kernel or a layout (same answers) and the id stay out.
-ModelContentId content_id_of(std::span<const std::uint8_t> bytes, const LoadOptions& opts) noexcept {
+// The bytes, then what the load options changed in the answers: the rounds
+// scored, as the model resolved them (num_iterations or use_best_iteration;
+// "all" and "N = all" give one identity). Options that only pick a kernel
+// or a layout, and the id, stay out.
+ModelContentId content_id_of(std::span<const std::uint8_t> bytes, const ModelInfo& info) noexcept {
   XXH3_state_t st;
   XXH3_128bits_reset(&st);
   XXH3_128bits_update(&st, bytes.data(), bytes.size());
-  const std::uint64_t iterations = opts.num_iterations;
+  const std::uint64_t iterations = info.num_iterations;
   XXH3_128bits_update(&st, &iterations, sizeof iterations);
   const XXH128_hash_t h = XXH3_128bits_digest(&st);
   ModelContentId id{h.high64, h.low64};
@@ -134,7 +136,7 @@ Result<ModelPtr> load_model_from_memory(std::span<const std::uint8_t> bytes, con
     // The loaders build ModelInfo; the identity is added here, once for every
     // format, before the model is shared with anyone. The model object itself
     // was created non-const, so writing through the const view is defined.
-    const_cast<ModelInfo&>((*r)->info()).content_id = content_id_of(bytes, opts);
+    const_cast<ModelInfo&>((*r)->info()).content_id = content_id_of(bytes, (*r)->info());
   }
   return r;
 }

@@ -62,4 +62,16 @@ Status Model::predict(std::span<const double> rows, std::size_t n_rows, std::spa
   }
 }
 
+Status Model::predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                      const PredictOptions& opts) const noexcept {
+  try {
+    std::vector<float> narrow(out.size());
+    if (Status s = predict(rows, n_rows, std::span<float>(narrow), opts); !s) return s;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = narrow[i];
+    return Status::ok();
+  } catch (...) {
+    return internal_error("predict(double -> double): allocation failed");
+  }
+}
+
 }  // namespace keel

@@ -5,7 +5,9 @@
 
 #include <keel/model/tree_ensemble.hpp>
 
+#include "model/small_buffer.hpp"
 #include "model/thread_pool.hpp"
+#include "model/tree_double_rows.hpp"
 #include "model/tree_ensemble_impl.hpp"
 #include "model/tree_row.hpp"
 
@@ -112,12 +114,7 @@ struct Special {
 
 float next_up(float f) noexcept { return std::nextafter(f, std::numeric_limits<float>::infinity()); }
 
-// The largest float <= t (t not NaN).
-float float_floor(double t) noexcept {
-  float f = static_cast<float>(t);
-  if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
-  return f;
-}
+using detail::float_floor;
 
 // A numeric split as (thr, NaN goes right); false when the node needs the
 // reference test (categorical; a zero band that does not fit one threshold).
@@ -289,6 +286,20 @@ class TreeEnsembleModel final : public Model {
                  const PredictOptions& opts) const noexcept override;
   Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override;
+  // float64 outputs: LightGBM's double results through the reference
+  // evaluator (the kernels round to float); XGBoost's float results widened.
+  Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                 const PredictOptions& opts) const noexcept override {
+    if (spec_.arithmetic == Arithmetic::kLightGBM) return reference_predict(spec_, rows, n_rows, out, opts);
+    return Model::predict(rows, n_rows, out, opts);
+  }
+  // Float64 rows of a LightGBM model: mapped exactly onto float rows
+  // (tree_double_rows.hpp); rows that do not map take reference_row.
+  // Throws bad_alloc.
+  Status predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                        const PredictOptions& opts) const;
+  // Row r of rows by the reference evaluator, into row r of out.
+  void reference_row(const double* rows, std::size_t r, float* out, OutputKind kind) const;
 
   // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
   void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
@@ -368,6 +379,7 @@ class TreeEnsembleModel final : public Model {
   std::vector<float> leaf_f_;        // compact leaf values
   std::vector<double> leaf_d_;
   std::vector<Special> specials_;
+  detail::DoubleRowMap double_rows_;  // LightGBM models without linear leaves
 };
 
 // A node reached at heap position j of its level while padding a tree.
@@ -633,6 +645,7 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
 #endif
     if (compact_kernel_ == nullptr) kernel_ = TreeKernel::kScalar;  // the portable walk
   }
+  if (double_acc_ && !has_linear_) double_rows_ = detail::DoubleRowMap(spec_);
   take_views();
   return Status::ok();
 }
@@ -1028,23 +1041,51 @@ Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_ro
   // XGBoost compares float(x): narrowing first is exact, unless a linear
   // leaf reads x in double.
   if (spec_.arithmetic == Arithmetic::kXGBoost && !has_linear_) return Model::predict(rows, n_rows, out, opts);
-  // Double comparisons (LightGBM): the reference evaluator, row by row.
   try {
-    const std::size_t nf = spec_.info.num_features;
-    const std::size_t k = spec_.info.num_margin_outputs;
-    const std::size_t w = spec_.info.width(opts.output);
-    std::vector<double> margin(k);
-    for (std::size_t r = 0; r < n_rows; ++r) {
-      reference_margin(spec_, rows.subspan(r * nf, nf), margin);
-      if (opts.output == OutputKind::kMargin) {
-        for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
-      } else {
-        apply_transform(spec_, margin, out.subspan(r * w, w));
-      }
-    }
+    if (!has_linear_) return predict_mapped(rows, n_rows, out, opts);
+    // Linear leaves read x itself: the reference evaluator, row by row.
+    for (std::size_t r = 0; r < n_rows; ++r) reference_row(rows.data(), r, out.data(), opts.output);
     return Status::ok();
   } catch (...) {
     return internal_error("predict: allocation failed");
+  }
+}
+
+Status TreeEnsembleModel::predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                                         const PredictOptions& opts) const {
+  const std::size_t nf = spec_.info.num_features;
+  const std::size_t w = spec_.info.width(opts.output);
+  if (n_rows < 8) {
+    detail::SmallBuffer<float, 256> y(nf);
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      if (!double_rows_.map_row(rows.data() + r * nf, y.data())) {
+        reference_row(rows.data(), r, out.data(), opts.output);
+        continue;
+      }
+      if (Status s = predict(std::span<const float>(y.data(), nf), 1, out.subspan(r * w, w), opts); !s) return s;
+    }
+    return Status::ok();
+  }
+  std::vector<float> y(n_rows * nf);
+  std::vector<std::size_t> unmapped;
+  for (std::size_t r = 0; r < n_rows; ++r) {
+    if (!double_rows_.map_row(rows.data() + r * nf, y.data() + r * nf)) unmapped.push_back(r);
+  }
+  if (Status s = predict(std::span<const float>(y), n_rows, out, opts); !s) return s;
+  for (std::size_t r : unmapped) reference_row(rows.data(), r, out.data(), opts.output);
+  return Status::ok();
+}
+
+void TreeEnsembleModel::reference_row(const double* rows, std::size_t r, float* out, OutputKind kind) const {
+  const std::size_t nf = spec_.info.num_features;
+  const std::size_t k = spec_.info.num_margin_outputs;
+  const std::size_t w = spec_.info.width(kind);
+  detail::SmallBuffer<double, 64> margin(k);
+  reference_margin(spec_, std::span<const double>(rows + r * nf, nf), std::span<double>(margin.data(), k));
+  if (kind == OutputKind::kMargin) {
+    for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
+  } else {
+    apply_transform(spec_, std::span<const double>(margin.data(), k), std::span<float>(out + r * w, w));
   }
 }
 
@@ -1055,7 +1096,8 @@ Result<ModelPtr> make_tree_ensemble(TreeEnsembleSpec spec, const TreeEnsembleOpt
   if (Status s = validate(spec); !s) return s;
   compute_shape(spec);
   const TreeKernel k = opts.kernel == TreeKernel::kAuto ? default_tree_kernel() : opts.kernel;
-  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1) {
+  // Vector leaves (XGBoost multi_output_tree) are not in the kernels' layouts.
+  if (k == TreeKernel::kReference || spec.info.num_features > kFeatureMask + 1 || has_vector_leaves(spec)) {
     return make_reference_model(std::move(spec));
   }
   if (spec.info.version == 0) spec.info.version = next_model_version();

@@ -124,9 +124,10 @@ Status validate(const TreeEnsembleSpec& spec) {
   for (std::size_t ti = 0; ti < spec.trees.size(); ++ti) {
     const Tree& t = spec.trees[ti];
     if (t.nodes.empty()) return model_error(fmt::format("tree {}: has no nodes", ti));
-    if (t.output >= mi.num_margin_outputs) {
-      return model_error(fmt::format("tree {}: output {} out of range (model has {})", ti, t.output,
-                                     mi.num_margin_outputs));
+    if (t.leaf_width == 0 || t.output >= mi.num_margin_outputs ||
+        t.leaf_width > mi.num_margin_outputs - t.output) {
+      return model_error(fmt::format("tree {}: outputs [{}, +{}) out of range (model has {})", ti, t.output,
+                                     t.leaf_width, mi.num_margin_outputs));
     }
     if (!std::isfinite(t.weight)) return model_error(fmt::format("tree {}: weight is not finite", ti));
     const std::size_t n = t.nodes.size();
@@ -143,6 +144,18 @@ Status validate(const TreeEnsembleSpec& spec) {
       ++visited;
       const TreeNode& nd = t.nodes[static_cast<std::size_t>(i)];
       if (nd.kind == SplitKind::kLeaf) {
+        if (t.leaf_width > 1) {
+          if (nd.linear) return model_error(fmt::format("tree {} node {}: a vector leaf cannot be linear", ti, i));
+          if (static_cast<std::size_t>(nd.leaf_vector_offset) + t.leaf_width > t.leaf_vectors.size()) {
+            return model_error(fmt::format("tree {} node {}: leaf vector out of range", ti, i));
+          }
+          for (std::uint32_t c = 0; c < t.leaf_width; ++c) {
+            if (!std::isfinite(t.leaf_vectors[nd.leaf_vector_offset + c])) {
+              return model_error(fmt::format("tree {} node {}: leaf value {} is not finite", ti, i, c));
+            }
+          }
+          continue;
+        }
         if (!std::isfinite(nd.leaf_value)) return model_error(fmt::format("tree {} node {}: leaf value is not finite", ti, i));
         if (nd.linear) {
           if (!std::isfinite(nd.linear_const)) return model_error(fmt::format("tree {} node {}: leaf constant is not finite", ti, i));
@@ -225,6 +238,15 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
     for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<float>(spec.base_margin[o]);
     for (const Tree& t : spec.trees) {
       const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
+      if (t.leaf_width > 1) {
+        // XGBoost's multi-target predictor adds each float leaf value to its target.
+        for (std::uint32_t c = 0; c < t.leaf_width; ++c) {
+          float v = static_cast<float>(t.leaf_vectors[leaf.leaf_vector_offset + c]);
+          if (t.weight != 1.0) v *= static_cast<float>(t.weight);
+          m[t.output + c] += v;
+        }
+        continue;
+      }
       float v = static_cast<float>(leaf_output(spec, t, leaf, row));
       if (t.weight != 1.0) v *= static_cast<float>(t.weight);
       m[t.output] += v;
@@ -235,26 +257,30 @@ void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row,
   for (std::size_t o = 0; o < k; ++o) margin[o] = spec.base_margin[o];
   for (const Tree& t : spec.trees) {
     const TreeNode& leaf = t.nodes[static_cast<std::size_t>(find_leaf(spec, t, row))];
+    if (t.leaf_width > 1) {
+      for (std::uint32_t c = 0; c < t.leaf_width; ++c) {
+        margin[t.output + c] += t.leaf_vectors[leaf.leaf_vector_offset + c] * t.weight;
+      }
+      continue;
+    }
     margin[t.output] += leaf_output(spec, t, leaf, row) * t.weight;
   }
 }
 
-void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept {
-  const std::size_t k = spec.info.num_margin_outputs;
-  if (spec.arithmetic == Arithmetic::kLightGBM && spec.average_output) {
-    // LightGBM rf: transform(sum / iterations).
-    detail::SmallBuffer<double, 64> buf(k);
-    double* m = buf.data();
-    const double div = static_cast<double>(spec.num_iterations);
-    for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
-    apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, std::span<const double>(m, k), out);
-    return;
+bool has_vector_leaves(const TreeEnsembleSpec& spec) noexcept {
+  for (const Tree& t : spec.trees) {
+    if (t.leaf_width > 1) return true;
   }
-  apply_transform(spec.transform, spec.arithmetic, spec.sigmoid_scale, margin.first(k), out);
+  return false;
 }
 
-void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
-                     std::span<float> out) noexcept {
+namespace {
+
+// The transforms, writing Out (float or double). XGBoost computes in float
+// (a double output is the float result widened); LightGBM in double.
+template <class Out>
+void transform_into(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                    std::span<Out> out) noexcept {
   const std::size_t k = margin.size();
   if (arithmetic == Arithmetic::kXGBoost) {
     switch (transform) {
@@ -275,10 +301,11 @@ void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_
         for (std::size_t o = 1; o < k; ++o) mx = std::max(mx, static_cast<float>(margin[o]));
         double sum = 0.0;
         for (std::size_t o = 0; o < k; ++o) {
-          out[o] = std::exp(static_cast<float>(margin[o]) - mx);
-          sum += out[o];
+          const float e = std::exp(static_cast<float>(margin[o]) - mx);
+          out[o] = e;
+          sum += e;
         }
-        for (std::size_t o = 0; o < k; ++o) out[o] /= static_cast<float>(sum);
+        for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(out[o]) / static_cast<float>(sum);
         return;
       }
       case Transform::kSoftmaxArgmax: {
@@ -307,13 +334,13 @@ void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_
   for (std::size_t o = 0; o < k; ++o) m[o] = margin[o];
   switch (transform) {
     case Transform::kIdentity:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o]);
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(m[o]);
       return;
     case Transform::kSigmoid:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(1.0 / (1.0 + std::exp(-sigmoid_scale * m[o])));
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(1.0 / (1.0 + std::exp(-sigmoid_scale * m[o])));
       return;
     case Transform::kExp:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::exp(m[o]));
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(std::exp(m[o]));
       return;
     case Transform::kHinge:
       for (std::size_t o = 0; o < k; ++o) out[o] = m[o] > 0.0 ? 1.0f : 0.0f;
@@ -330,19 +357,54 @@ void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_
       if (transform == Transform::kSoftmaxArgmax) {
         std::size_t best = 0;
         for (std::size_t o = 1; o < k; ++o) if (m[o] > m[best]) best = o;
-        out[0] = static_cast<float>(best);
+        out[0] = static_cast<Out>(best);
         return;
       }
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(m[o] / sum);
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(m[o] / sum);
       return;
     }
     case Transform::kLog1pExp:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(std::log1p(std::exp(m[o])));
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(std::log1p(std::exp(m[o])));
       return;
     case Transform::kSignedSquare:
-      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>((m[o] < 0 ? -1.0 : 1.0) * m[o] * m[o]);
+      for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>((m[o] < 0 ? -1.0 : 1.0) * m[o] * m[o]);
       return;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The transform of spec (with LightGBM rf's average_output division).
+template <class Out>
+void transform_spec(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<Out> out) noexcept {
+  const std::size_t k = spec.info.num_margin_outputs;
+  if (spec.arithmetic == Arithmetic::kLightGBM && spec.average_output) {
+    // LightGBM rf: transform(sum / iterations).
+    detail::SmallBuffer<double, 64> buf(k);
+    double* m = buf.data();
+    const double div = static_cast<double>(spec.num_iterations);
+    for (std::size_t o = 0; o < k; ++o) m[o] = margin[o] / div;
+    transform_into(spec.transform, spec.arithmetic, spec.sigmoid_scale, std::span<const double>(m, k), out);
+    return;
+  }
+  transform_into(spec.transform, spec.arithmetic, spec.sigmoid_scale, margin.first(k), out);
+}
+
+}  // namespace
+
+void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept {
+  transform_spec(spec, margin, out);
+}
+
+void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<double> out) noexcept {
+  transform_spec(spec, margin, out);
+}
+
+void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
+                     std::span<float> out) noexcept {
+  transform_into(transform, arithmetic, sigmoid_scale, margin, out);
 }
 
 namespace {
@@ -354,29 +416,36 @@ class ReferenceTreeModel final : public Model {
 
   Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override {
-    return run(rows, n_rows, out, opts);
+    if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+    return run(spec_, rows, n_rows, out, opts);
   }
   Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override {
-    return run(rows, n_rows, out, opts);
+    if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+    return run(spec_, rows, n_rows, out, opts);
+  }
+  Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                 const PredictOptions& opts) const noexcept override {
+    return reference_predict(spec_, rows, n_rows, out, opts);
   }
 
- private:
-  template <class T>
-  Status run(std::span<const T> rows, std::size_t n_rows, std::span<float> out, const PredictOptions& opts) const noexcept {
-    if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  // One row at a time through the reference evaluator; shapes already checked.
+  template <class T, class Out>
+  static Status run(const TreeEnsembleSpec& spec, std::span<const T> rows, std::size_t n_rows, std::span<Out> out,
+                    const PredictOptions& opts) noexcept {
     try {
-      const std::size_t f = spec_.info.num_features;
-      const std::size_t k = spec_.info.num_margin_outputs;
-      const std::size_t w = spec_.info.width(opts.output);
+      const std::size_t f = spec.info.num_features;
+      const std::size_t k = spec.info.num_margin_outputs;
+      const std::size_t w = spec.info.width(opts.output);
       std::vector<double> row(f), margin(k);
       for (std::size_t r = 0; r < n_rows; ++r) {
         for (std::size_t j = 0; j < f; ++j) row[j] = static_cast<double>(rows[r * f + j]);
-        reference_margin(spec_, row, margin);
+        reference_margin(spec, row, margin);
         if (opts.output == OutputKind::kMargin) {
-          for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
+          // XGBoost margins are float sums already; LightGBM's are double.
+          for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<Out>(margin[o]);
         } else {
-          apply_transform(spec_, margin, out.subspan(r * w, w));
+          apply_transform(spec, margin, out.subspan(r * w, w));
         }
       }
       return Status::ok();
@@ -385,10 +454,26 @@ class ReferenceTreeModel final : public Model {
     }
   }
 
+ private:
   TreeEnsembleSpec spec_;
 };
 
 }  // namespace
+
+Status reference_predict(const TreeEnsembleSpec& spec, std::span<const double> rows, std::size_t n_rows,
+                         std::span<double> out, const PredictOptions& opts) noexcept {
+  const std::size_t f = spec.info.num_features;
+  const std::size_t w = spec.info.width(opts.output);
+  if (rows.size() != n_rows * f) {
+    return invalid_input(fmt::format("rows: expected {} rows x {} features = {} values, got {}", n_rows, f,
+                                     n_rows * f, rows.size()));
+  }
+  if (out.size() != n_rows * w) {
+    return invalid_input(fmt::format("out: expected {} rows x {} outputs = {} values, got {}", n_rows, w, n_rows * w,
+                                     out.size()));
+  }
+  return ReferenceTreeModel::run(spec, rows, n_rows, out, opts);
+}
 
 Result<ModelPtr> make_reference_model(TreeEnsembleSpec spec) {
   compute_shape(spec);

@@ -17,7 +17,8 @@ constexpr std::array<StatusMapping, 10> kTable{{
     // Shed by admission (the issue: 503 + Retry-After, gRPC RESOURCE_EXHAUSTED).
     {StatusCode::kOverloaded, 503, GrpcCode::kResourceExhausted, true},
     {StatusCode::kNotFound, 404, GrpcCode::kNotFound, false},
-    {StatusCode::kConflict, 409, GrpcCode::kAborted, false},
+    // An idempotency key reused with another payload (the IETF draft's 422).
+    {StatusCode::kConflict, 422, GrpcCode::kAborted, false},
     // 499 is nginx's "client closed request": only ever logged, since the
     // client is gone.
     {StatusCode::kCancelled, 499, GrpcCode::kCancelled, false},
@@ -33,11 +34,30 @@ static_assert(table_in_order(), "kTable rows must follow StatusCode's order");
 static_assert(static_cast<std::size_t>(StatusCode::kInternal) + 1 == kTable.size(),
               "every StatusCode needs a row");
 
+// The first request of an idempotency key is still in flight: retry later.
+constexpr StatusMapping kInFlightConflict{StatusCode::kConflict, 409, GrpcCode::kAborted, true};
+
 }  // namespace
 
 const StatusMapping& mapping(StatusCode code) noexcept {
   const auto i = static_cast<std::size_t>(code);
   return i < kTable.size() ? kTable[i] : kTable.back();
+}
+
+int http_status(HttpLimit limit) noexcept {
+  switch (limit) {
+    case HttpLimit::kBodyTooLarge: return 413;
+    case HttpLimit::kHeaderTooLarge: return 431;
+    case HttpLimit::kHeaderTimeout:
+    case HttpLimit::kBodyTimeout: return 408;
+    case HttpLimit::kMethodNotAllowed: return 405;
+  }
+  return 400;
+}
+
+const StatusMapping& mapping(const Status& status) noexcept {
+  if (status.code() == StatusCode::kConflict && status.retryable()) return kInFlightConflict;
+  return mapping(status.code());
 }
 
 StatusCode from_http_status(int http) noexcept {
@@ -46,6 +66,7 @@ StatusCode from_http_status(int http) noexcept {
     case 404: return StatusCode::kNotFound;
     case 408: return StatusCode::kDeadlineExceeded;
     case 409: return StatusCode::kConflict;
+    case 422: return StatusCode::kConflict;
     case 429: return StatusCode::kOverloaded;
     case 499: return StatusCode::kCancelled;
     case 503: return StatusCode::kOverloaded;

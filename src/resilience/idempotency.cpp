@@ -34,9 +34,7 @@ struct InMemoryIdempotencyStore::Record {
   }
 };
 
-namespace {
-
-}  // namespace
+bool remembered(const Result<StoredBatch>& r) noexcept { return r.ok() && *r && (*r)->failed < (*r)->rows; }
 
 std::size_t stored_bytes(const BatchResult& b) noexcept {
   std::size_t n = sizeof(BatchResult) + b.id.size() + b.scores.size() * sizeof(float) +
@@ -170,7 +168,7 @@ Result<StoredBatch> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& k
     auto present = s.map.find(rec->id);
     if (present == s.map.end() || present->second != rec) {
       // clear() ran meanwhile: hand the answer out, remember nothing.
-    } else if (result.ok() && *result && opts_.ttl > Duration::zero()) {
+    } else if (remembered(result) && opts_.ttl > Duration::zero()) {
       const std::size_t extra = stored_bytes(**result);
       rec->bytes += extra;
       s.bytes += extra;

@@ -155,6 +155,8 @@ Profile Profile::from_json(std::string_view text) {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     profile_error(fmt::format("not JSON at byte {}", e.byte));
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond double (1e400)
+    profile_error(fmt::format("not JSON: {}", e.what()));
   }
   if (!doc.is_object() || doc.value("format", "") != "keel-profile") profile_error("not a keel-profile document");
   if (doc.value("version", 0) != 1) profile_error("unsupported version (expected 1)");

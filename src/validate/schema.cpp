@@ -35,6 +35,18 @@ T get(const json& obj, const char* key, std::string_view where) {
   }
 }
 
+// An integer key within [lo, hi]. Not get<T>(): nlohmann converts a float
+// such as 1e30 to an integer type with an out-of-range cast (undefined).
+std::int64_t get_int(const json& v, std::int64_t lo, std::int64_t hi, std::string_view where, const char* key) {
+  const bool in_range = v.is_number_unsigned()  ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(hi)
+                        : v.is_number_integer() ? v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi
+                                                : false;
+  if (!v.is_number_integer() || !in_range) {
+    schema_error(fmt::format("{}: key '{}' must be an integer in [{}, {}]", where, key, lo, hi));
+  }
+  return v.get<std::int64_t>();
+}
+
 // A float key: a number within float's range (a double beyond it would not
 // convert).
 float get_float(const json& obj, const char* key, std::string_view where) {
@@ -82,7 +94,13 @@ void apply_feature(const json& jf, FeatureSchema& f, std::size_t index, const Pr
     } else if (key == "allow_inf") {
       f.allow_inf = get<bool>(jf, "allow_inf", where);
     } else if (key == "categories") {
-      f.categories = get<std::vector<std::int32_t>>(jf, "categories", where);
+      if (!value.is_array()) schema_error(fmt::format("{}: key 'categories' must be an array", where));
+      f.categories.clear();
+      for (const json& c : value) {
+        f.categories.push_back(static_cast<std::int32_t>(get_int(c, std::numeric_limits<std::int32_t>::min(),
+                                                                 std::numeric_limits<std::int32_t>::max(), where,
+                                                                 "categories")));
+      }
     } else if (key == "impute") {
       if (value.is_string() && value.get<std::string>() == "median") {
         if (profile == nullptr || index >= profile->features.size()) {
@@ -152,6 +170,8 @@ Schema parse_schema(std::string_view json_text, Schema base, const Profile* prof
     doc = json::parse(json_text);
   } catch (const json::parse_error& e) {
     schema_error(fmt::format("not JSON at byte {}: {}", e.byte, e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond double (1e400)
+    schema_error(fmt::format("not JSON: {}", e.what()));
   }
   if (!doc.is_object()) schema_error("the document must be an object");
   const bool from_file = base.features.empty();
@@ -182,7 +202,7 @@ Schema parse_schema(std::string_view json_text, Schema base, const Profile* prof
       if (it == base.features.end()) schema_error(fmt::format("{}: the model has no feature '{}'", where, name));
       index = static_cast<std::size_t>(it - base.features.begin());
     } else if (jf.contains("index")) {
-      index = get<std::size_t>(jf, "index", where);
+      index = static_cast<std::size_t>(get_int(jf.at("index"), 0, std::numeric_limits<std::int64_t>::max(), where, "index"));
       if (index >= base.features.size()) {
         schema_error(fmt::format("{}: index {} out of range (model has {} features)", where, index, base.features.size()));
       }

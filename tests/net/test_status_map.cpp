@@ -22,6 +22,19 @@ TEST_CASE("every StatusCode maps to one HTTP status and gRPC code", "[net][statu
   }
 }
 
+TEST_CASE("idempotency conflicts: another payload is 422, a request still in flight is 409", "[net][status]") {
+  const keel::Status mismatch = keel::conflict("request id 'a': reused with a different payload");
+  const keel::Status in_flight(StatusCode::kConflict, "request id 'a': still in flight", /*retryable=*/true);
+  CHECK(keel::net::http_status(mismatch) == 422);
+  CHECK_FALSE(keel::net::mapping(mismatch).retry_after);
+  CHECK(keel::net::http_status(in_flight) == 409);
+  CHECK(keel::net::mapping(in_flight).retry_after);
+  CHECK(keel::net::grpc_code(StatusCode::kConflict) == GrpcCode::kAborted);
+  CHECK(keel::net::from_http_status(422) == StatusCode::kConflict);
+  CHECK(keel::net::from_http_status(409) == StatusCode::kConflict);
+  CHECK(keel::net::http_status(keel::unavailable("x")) == 503);  // other codes: as by code
+}
+
 TEST_CASE("a peer's answer maps back to a code that keeps shedding apart from failure",
           "[net][status]") {
   CHECK(keel::net::from_http_status(200) == StatusCode::kOk);

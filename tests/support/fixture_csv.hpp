@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -47,10 +48,12 @@ inline float parse_field(const std::string& s, std::size_t row, std::size_t col)
   return v;
 }
 
-inline Table read_csv(const std::string& path) {
+// Tab is Table or Table64; parse(field, row, col) gives one value.
+template <class Tab, class Parse>
+Tab read_table(const std::string& path, Parse&& parse) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
-  Table t;
+  Tab t;
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error("empty CSV " + path);
   t.header = split_csv_line(line);
@@ -61,10 +64,34 @@ inline Table read_csv(const std::string& path) {
       throw std::runtime_error(path + ": row " + std::to_string(t.rows) + " has " + std::to_string(fields.size()) +
                                " fields");
     }
-    for (std::size_t c = 0; c < fields.size(); ++c) t.values.push_back(parse_field(fields[c], t.rows, c));
+    for (std::size_t c = 0; c < fields.size(); ++c) t.values.push_back(parse(fields[c], t.rows, c));
     ++t.rows;
   }
   return t;
+}
+
+inline Table read_csv(const std::string& path) { return read_table<Table>(path, parse_field); }
+
+// The same read as float64 (strtod), for inputs written as doubles
+// (LightGBM's fixtures compare in double).
+struct Table64 {
+  std::vector<std::string> header;
+  std::vector<double> values;  // row-major
+  std::size_t rows = 0;
+  [[nodiscard]] std::size_t cols() const { return header.size(); }
+};
+
+inline Table64 read_csv64(const std::string& path) {
+  return read_table<Table64>(path, [&](const std::string& f, std::size_t row, std::size_t col) {
+    if (f.empty()) return std::numeric_limits<double>::quiet_NaN();
+    char* end = nullptr;
+    const double v = std::strtod(f.c_str(), &end);
+    if (*end != '\0') {
+      throw std::runtime_error(path + ": bad field '" + f + "' at row " + std::to_string(row) + " column " +
+                               std::to_string(col));
+    }
+    return v;
+  });
 }
 
 inline std::string read_file(const std::string& path) {

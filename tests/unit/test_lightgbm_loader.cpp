@@ -371,7 +371,7 @@ TEST_CASE("malformed LightGBM models are rejected naming tree and line", "[light
       {"truncated before end of trees", s.substr(0, s.find("Tree=1")), {"truncated"}},
       {"truncated inside a tree", s.substr(0, s.find("leaf_value=0.125")), {"truncated"}},
       {"truncated header", s.substr(0, s.find("feature_names")), {"feature_names"}},
-      {"trailing garbage", s + "tree\nversion=v4\n", {"line 63", "after 'end of trees'"}},
+      {"trailing garbage", s + "tree\nversion=v4\n", {"line 63", "after the trees"}},
       {"garbage inside a tree", replaced(s, "num_cat=1\n", "num_cat=1\nhello\n"), {"tree 0", "line 15", "hello"}},
       {"duplicate key", replaced(s, "num_cat=1\n", "num_cat=1\nnum_cat=1\n"), {"tree 0", "line 15", "duplicate"}},
       {"trees out of order", replaced(s, "Tree=1", "Tree=7"), {"line 33", "Tree=1"}},

@@ -191,6 +191,7 @@ TEST_CASE("Profile: JSON round trip, file save/load, malformed documents", "[val
   CHECK_THROWS_AS(Profile::load(path), Error);
 
   CHECK_THROWS_AS(Profile::from_json("{"), Error);
+  CHECK_THROWS_WITH(Profile::from_json(R"({"rows": 1e400})"), Catch::Contains("not JSON"));  // out_of_range, not parse_error
   CHECK_THROWS_AS(Profile::from_json(R"({"format": "other"})"), Error);
   CHECK_THROWS_AS(Profile::from_json(R"({"format": "keel-profile", "version": 1, "rows": 1, "features": [{}]})"), Error);
   std::string bad = p.to_json();

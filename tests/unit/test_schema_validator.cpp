@@ -352,8 +352,19 @@ TEST_CASE("Schema: JSON file refines the model's schema", "[validate][schema]") 
   CHECK_THROWS_AS(parse_schema(R"({"defaults": {"range": "explode"}})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema(R"({"features": [{"index": 9}]})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema("{", test_schema()), Error);
+  CHECK_THROWS_WITH(parse_schema(R"({"features": [{"name": "age", "max": 1e400}]})", test_schema()),
+                    Catch::Contains("not JSON"));  // out_of_range, not parse_error (found by fuzz_schema)
   CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "max": 1e300}]})", test_schema()), Error);
   CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "impute": "median"}]})", test_schema()), Error);
+  // Integer keys take integers only: a float used to be cast (truncated, or
+  // undefined beyond the type's range; found by fuzz_schema).
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"index": 1.5}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"index": 1e30}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"index": -1}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "categories": [1.5]}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "categories": [1e30]}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "categories": [4294967296]}]})", test_schema()), Error);
+  CHECK_THROWS_AS(parse_schema(R"({"features": [{"name": "age", "categories": 3}]})", test_schema()), Error);
 }
 
 TEST_CASE("Schema: a file alone defines the features", "[validate][schema]") {

@@ -378,13 +378,6 @@ std::vector<double> read_rows(const std::string& path, std::size_t& cols) {
   return v;
 }
 
-Result<ModelPtr> load_with(const std::string& path, TreeKernel k) {
-  REQUIRE(set_default_tree_kernel(k).is_ok());
-  auto m = load_model(path);
-  REQUIRE(set_default_tree_kernel(TreeKernel::kAuto).is_ok());
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("tree ensemble: every XGBoost and LightGBM fixture, every kernel, matches the reference bit for bit",

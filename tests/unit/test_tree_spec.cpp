@@ -166,7 +166,7 @@ TEST_CASE("validate: names the tree and node of what is wrong", "[model][referen
 
   s.trees[0].nodes = {leaf(1)};
   s.trees[0].output = 3;
-  CHECK_THAT(validate(s).message(), Catch::Contains("output 3 out of range"));
+  CHECK_THAT(validate(s).message(), Catch::Contains("outputs [3, +1) out of range"));
 }
 
 TEST_CASE("reference model: predicts batches and rejects wrong shapes", "[model][reference]") {

@@ -404,10 +404,15 @@ TEST_CASE("xgboost: malformed files name the tree, node or field", "[model][xgbo
     j["learner"]["learner_model_param"]["base_score"] = "half";
     expect_error(j.dump(), {"base_score", "'half' is not a number"});
   }
-  SECTION("multi-target models are refused clearly") {
+  SECTION("multi-target with the wrong base_score or tree outputs") {
     Json j = tiny();
+    j["learner"]["learner_model_param"]["num_target"] = "3";
+    j["learner"]["learner_model_param"]["base_score"] = "[1E0,2E0]";
+    expect_error(j.dump(), {"base_score: 2 values for 3 outputs"});
+    j = tiny();
     j["learner"]["learner_model_param"]["num_target"] = "2";
-    expect_error(j.dump(), {"multi-target"});
+    j["learner"]["learner_model_param"]["num_class"] = "2";
+    expect_error(j.dump(), {"num_class 2 and num_target 2 are both > 1"});
   }
   SECTION("max_bytes") {
     LoadOptions o;

@@ -2,14 +2,18 @@
 // Shared by the tree-ensemble tests: random specs that exercise every split
 // kind, missing rule and arithmetic, awkward rows, and bit-exact comparison.
 
+#include <keel/model/loaders.hpp>
 #include <keel/model/tree_ensemble.hpp>
 #include <keel/model/tree_spec.hpp>
+
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace keel::testing {
@@ -159,6 +163,14 @@ inline std::vector<TreeKernel> available_kernels() {
     if (tree_kernel_supported(k)) ks.push_back(k);
   }
   return ks;
+}
+
+// Loads a model file with kernel k as the process default.
+inline Result<ModelPtr> load_with(const std::string& path, TreeKernel k) {
+  REQUIRE(set_default_tree_kernel(k).is_ok());
+  auto m = load_model(path);
+  REQUIRE(set_default_tree_kernel(TreeKernel::kAuto).is_ok());
+  return m;
 }
 
 }  // namespace keel::testing

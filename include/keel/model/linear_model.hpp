@@ -59,6 +59,14 @@ class LinearModel final : public Model {
                                const PredictOptions& opts = {}) const noexcept override;
   using Model::predict;
 
+  // Exact attribution of the margin (explain.hpp): contribution j of output
+  // k is x_j * w[j][k] (0 when x_j is missing), the bias is intercept[k].
+  [[nodiscard]] Status contributions(std::span<const float> rows, std::size_t n_rows,
+                                     std::span<float> out) const noexcept override;
+  [[nodiscard]] Status contributions(std::span<const double> rows, std::size_t n_rows,
+                                     std::span<float> out) const noexcept override;
+  using Model::leaf_indices;
+
   // One sparse row for wide (e.g. hashed) models: pairs (idx[i], val[i]),
   // any order, absent features contribute nothing, NaN values are skipped.
   // out holds info().width(opts.output) floats. kInvalidInput when the spans
@@ -69,6 +77,8 @@ class LinearModel final : public Model {
  private:
   void margin_row(const float* x, float* m) const noexcept;
   void finish_row(float* m, float* out, const PredictOptions& opts) const noexcept;
+  template <class T>
+  Status contrib(std::span<const T> rows, std::size_t n_rows, std::span<float> out) const noexcept;
 
   LinearSpec spec_;
 };

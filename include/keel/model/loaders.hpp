@@ -20,8 +20,17 @@ struct LoadOptions {
   std::string id;
   // Upper bound on the bytes a loader accepts (and so on what it allocates).
   std::size_t max_bytes = std::size_t{1} << 30;
-  // LightGBM: score with only the first N iterations (0 = all in the file).
+  // Score with only the first N boosting rounds (0 = all in the file), as
+  // the training library's own limit does: XGBoost iteration_range (0, N)
+  // (trees [iteration_indptr[0], iteration_indptr[N])), LightGBM
+  // num_iteration (the first N * num_tree_per_iteration trees), DART
+  // included. More rounds than the file holds, or any limit on a model
+  // without rounds (gblinear, Keel linear), is an error, never ignored.
   std::size_t num_iterations = 0;
+  // Score with the rounds up to the file's recorded best iteration
+  // (ModelInfo::best_iteration); an error when the file records none.
+  // Excludes num_iterations.
+  bool use_best_iteration = false;
   // Tree ensembles: kernel, layout and kernel features (defaults: the best
   // this CPU runs).
   TreeEnsembleOptions tree;

@@ -58,6 +58,9 @@ struct TreeNode {
   double linear_const = 0.0;
   std::uint32_t linear_offset = 0;
   std::uint32_t linear_count = 0;
+  // kLeaf of a vector-leaf tree (Tree::leaf_width > 1): the leaf's values are
+  // Tree::leaf_vectors[leaf_vector_offset, + leaf_width); leaf_value unused.
+  std::uint32_t leaf_vector_offset = 0;
 };
 
 struct LinearTerm {
@@ -69,9 +72,23 @@ struct Tree {
   std::vector<TreeNode> nodes;  // nodes[0] is the root
   std::vector<std::uint32_t> category_bits;
   std::vector<LinearTerm> linear_terms;
-  std::uint32_t output = 0;  // margin column this tree adds to
+  std::uint32_t output = 0;  // margin column this tree adds to (the first, for vector leaves)
   // XGBoost DART weight_drop: leaf * weight in float32 before adding. 1 otherwise.
   double weight = 1.0;
+  // XGBoost multi_strategy=multi_output_tree: every leaf holds leaf_width
+  // values, value c added to margin column output + c. 1 = scalar leaves.
+  // The SIMD kernels do not walk these; make_tree_ensemble routes such
+  // models to the reference evaluator.
+  std::uint32_t leaf_width = 1;
+  std::vector<double> leaf_vectors;
+  // Per node (parallel to nodes), for explanations: the training weight that
+  // reached it (XGBoost sum_hessian, LightGBM internal_count / leaf_count);
+  // empty when the file has none, and contributions are then an error.
+  std::vector<double> cover;
+  // Per node, the training library's own number for it (XGBoost node id,
+  // LightGBM leaf index for leaves and split index otherwise), as leaf
+  // indices report it; empty means the index in nodes.
+  std::vector<std::int32_t> source_id;
 };
 
 enum class Transform : std::uint8_t {
@@ -130,6 +147,19 @@ void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row,
 // Applies the output transform to one row's margins (num_margin_outputs
 // values) writing info.num_outputs values.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept;
+// The same in double: for Arithmetic::kLightGBM the transform's double
+// result unrounded (LightGBM returns doubles); for kXGBoost the float
+// result widened.
+void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<double> out) noexcept;
+
+// True when some tree has vector leaves (leaf_width > 1).
+[[nodiscard]] bool has_vector_leaves(const TreeEnsembleSpec& spec) noexcept;
+
+// The reference evaluator over a batch of float64 rows with float64
+// outputs, for Model::predict(double rows, double out). Checks shapes like
+// Model::check_shapes.
+[[nodiscard]] Status reference_predict(const TreeEnsembleSpec& spec, std::span<const double> rows, std::size_t n_rows,
+                                       std::span<double> out, const PredictOptions& opts) noexcept;
 // The same transform without a spec, for other model kinds that share the
 // objectives (linear models): margin.size() columns in, 1 (kSoftmaxArgmax)
 // or margin.size() out. No average_output division.

@@ -44,6 +44,23 @@ struct StatusMapping {
 [[nodiscard]] const StatusMapping& mapping(StatusCode code) noexcept;
 [[nodiscard]] inline int http_status(StatusCode code) noexcept { return mapping(code).http; }
 [[nodiscard]] inline GrpcCode grpc_code(StatusCode code) noexcept { return mapping(code).grpc; }
+// The mapping for a Status. kConflict is split by retryability, after the
+// IETF Idempotency-Key draft: an id reused with another payload (not
+// retryable) is 422; an id whose first request is still in flight
+// (retryable) is 409. Servers answer with this one.
+[[nodiscard]] const StatusMapping& mapping(const Status& status) noexcept;
+[[nodiscard]] inline int http_status(const Status& status) noexcept { return mapping(status).http; }
+
+// HTTP-level failures that have no StatusCode (the request never reached
+// the scoring path), each with its own status.
+enum class HttpLimit : std::uint8_t {
+  kBodyTooLarge,      // 413
+  kHeaderTooLarge,    // 431
+  kHeaderTimeout,     // 408
+  kBodyTimeout,       // 408
+  kMethodNotAllowed,  // 405
+};
+[[nodiscard]] int http_status(HttpLimit limit) noexcept;
 
 // What a RemoteModel makes of a peer's answer. Codes a peer uses for its own
 // overload (429, 503 with Retry-After; RESOURCE_EXHAUSTED) become kOverloaded,

@@ -6,9 +6,12 @@
 // the first caller computes, the others wait for it (up to their own
 // deadline, on the store's Clock: the engine's) and all get its answer. The
 // same id with a different payload (model or feature bytes) is kConflict,
-// never a silent overwrite. Only successful computations are remembered: a
-// failed one is handed to the callers that joined it and then forgotten, so
-// that a client's retry with the same id tries again.
+// never a silent overwrite. Only computations that answered are remembered
+// (remembered(): ok, and at least one row answered; a batch's per-row
+// errors are part of its answer): a failed one, or a batch whose every row
+// failed, is handed to the callers that joined it and then forgotten, so
+// that a client's retry with the same id tries again. For a batch of one
+// this is "the row answered".
 //
 // The interface is small so that a shared backend (Redis) can implement it;
 // InMemoryIdempotencyStore is the in-process one, bounded in entries and
@@ -84,6 +87,10 @@ struct IdempotencyOptions {
   std::size_t max_bytes = 64u << 20;  // approximate: ids, payloads, responses
   std::size_t shards = 8;             // rounded up to a power of two
 };
+
+// Whether a store keeps this result for replays (see above). Every store
+// uses it, so that replicas agree on what is replayed.
+[[nodiscard]] bool remembered(const Result<StoredBatch>& r) noexcept;
 
 // Approximate memory a stored batch holds (for byte bounds).
 [[nodiscard]] std::size_t stored_bytes(const BatchResult& b) noexcept;

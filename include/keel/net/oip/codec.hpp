@@ -1,0 +1,81 @@
+#pragma once
+// The Open Inference Protocol REST codec: infer request bytes → InferRequest
+// and InferResult → response bytes, JSON or with Triton's binary-tensor
+// extension. It knows no sockets; tests drive it with byte buffers alone.
+//
+// Request rules (every error is kInvalidInput naming the field, row or byte
+// offset):
+//   - one input tensor, shape [rows, features] or [features];
+//   - `data` flat or nested, row-major; its element count must match shape;
+//   - FP32 as sent; FP64 rounded to the nearest float (Keel's models score
+//     float); INT8..INT64, UINT8..UINT64 and BOOL converted exactly, so an
+//     integer that no float represents exactly is an error; a JSON null is
+//     a missing value (NaN), which the engine's validator may refuse;
+//   - with `Inference-Header-Content-Length: N` the first N bytes are the
+//     JSON header and the rest holds each input carrying
+//     `parameters.binary_data_size` in order, little-endian;
+//   - `outputs` selects outputs by name (Keel models have one, "output-0");
+//     `parameters.binary_data` on an output, or `binary_data_output` on the
+//     request, asks for it in binary.
+//
+// Response: `id`, `model_name`, `model_version`, one FP32 output of shape
+// [rows, width] ([width] for a one-dimensional request), and in
+// `parameters` Keel's answer fields: `degraded`, `stage`,
+// `degraded_reason` (when degraded), `cache_hit`, `anomaly`, and for a batch
+// where some rows failed `rows_failed` and `row_errors`
+// ([{"row": i, "code": "invalid_input", "error": "..."}]) with those rows'
+// values null in JSON (NaN in binary). Floats are written shortest
+// round-trip (std::to_chars).
+//
+// RequestDecoder reuses its parser and buffers: not thread-safe, keep one
+// per thread. The free functions are thread-safe.
+
+#include <keel/core/result.hpp>
+#include <keel/net/oip/infer.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace keel::net::oip {
+
+// Bytes the JSON parser may read past a document's end. A body whose
+// buffer has this much readable space after it is parsed in place.
+inline constexpr std::size_t kJsonPadding = 64;
+
+class RequestDecoder {
+ public:
+  RequestDecoder();
+  ~RequestDecoder();
+  RequestDecoder(const RequestDecoder&) = delete;
+  RequestDecoder& operator=(const RequestDecoder&) = delete;
+
+  // `body` is the whole request body; `capacity` is how many bytes from
+  // body.data() may be read (>= body.size(); in place when it leaves
+  // kJsonPadding spare, copied otherwise). `json_length` is the
+  // Inference-Header-Content-Length header, when present. `out` is
+  // overwritten (its buffers reused).
+  [[nodiscard]] Status decode(std::string_view body, std::size_t capacity, std::optional<std::size_t> json_length,
+                              InferRequest& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Encodes `result` as `request` asked (outputs selection, binary). Returns
+// the length of the JSON part: body.size() when nothing is binary, else the
+// value of the Inference-Header-Content-Length response header.
+std::size_t encode_infer_response(const InferResult& result, const InferRequest& request, std::string& body);
+
+// {"error": "<message>"}
+[[nodiscard]] std::string error_json(std::string_view message);
+
+// Appends `s` as a JSON string literal (quoted, escaped).
+void append_json_string(std::string& out, std::string_view s);
+// Appends a float, shortest round-trip; NaN and infinities as null.
+void append_json_float(std::string& out, float v);
+
+}  // namespace keel::net::oip

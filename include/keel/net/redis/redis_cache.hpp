@@ -1,0 +1,62 @@
+#pragma once
+// RedisCache: keel's Cache shared by replicas through Redis.
+//
+// Key:   <prefix>:v1:<model part>:<16 hex digits of the feature hash>
+// Value: "KC1" | u32 feature count | feature bytes | u32 score count | scores
+// The exact feature bytes are stored beside the scores and compared on
+// read, so a hash collision is a miss (counted), never another row's score.
+// Redis expires entries itself (SET ... PX ttl).
+//
+// Redis down, slow or its breaker open: a lookup is a miss and an insert is
+// skipped, each bounded by the client's command timeout (and the caller's
+// deadline), and counted in the client's fallbacks ("cache"); the client's
+// health says degraded or open. When Redis is back the breaker closes and
+// the cache is used again.
+//
+// Thread-safe.
+
+#include <keel/net/redis/redis_client.hpp>
+#include <keel/resilience/cache.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace keel::net {
+
+struct RedisCacheOptions {
+  std::string prefix = "keel:cache";
+  Duration ttl = std::chrono::minutes(5);
+  CacheHashFn hash = &default_cache_hash;  // tests force collisions with a constant hash
+};
+
+// The model part of a cache key: CacheKey::model, which the engine fills
+// with the primary's content identity and output kind (the same in every
+// replica loading the same file), so replicas share entries.
+std::string_view cache_model_part(const CacheKey& key);
+
+class RedisCache final : public Cache {
+ public:
+  RedisCache(std::shared_ptr<RedisClient> client, RedisCacheOptions opts = {});
+
+  // Each within the caller's deadline and the client's command timeout.
+  bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept override;
+  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
+              Deadline deadline) noexcept override;
+  // Deletes every key under the prefix (SCAN + UNLINK), within 5 s.
+  void clear() noexcept override;
+  [[nodiscard]] CacheStats stats() const noexcept override;
+
+  // Whether the last call reached Redis (false: serving as a NoopCache).
+  [[nodiscard]] bool degraded() const noexcept { return !client_->up(); }
+  [[nodiscard]] RedisClient& client() noexcept { return *client_; }
+  [[nodiscard]] std::string redis_key(const CacheKey& key) const;
+
+ private:
+  std::shared_ptr<RedisClient> client_;
+  RedisCacheOptions opts_;
+  std::string ttl_ms_;
+  std::atomic<std::uint64_t> hits_{0}, misses_{0}, insertions_{0}, collisions_{0};
+};
+
+}  // namespace keel::net

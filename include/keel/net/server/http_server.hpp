@@ -1,0 +1,143 @@
+#pragma once
+// HttpServer: an asynchronous HTTP/1.1 server on Boost.Asio with Beast's
+// parser. Each I/O thread runs its own io_context and holds any number of
+// connections; an idle keep-alive connection costs a socket and a few KB,
+// never a thread. A request reaches the handler only when its header and
+// whole body are in, so a slow client holds no worker. Every phase of a
+// connection has a bound, enforced by a per-thread sweep (no timer per
+// request):
+//
+//   limit              default    on breach
+//   max_header_bytes   16 KiB     431, close
+//   max_body_bytes     64 MiB     413, close
+//   header_timeout     10 s       408, close (from a request's first byte)
+//   body_timeout       30 s       408, close (from the end of its header)
+//   idle_timeout       60 s       close (keep-alive wait)
+//   write_timeout      30 s       close (client not reading its answer)
+//   max_connections    10000      503 + Retry-After, close
+//
+// The handler answers through a Reply, at once on the I/O thread or later
+// from any thread; while an answer is pending the connection keeps
+// reading, so a client that disconnects sets Reply::cancelled().
+//
+// Thread-safe: start(), begin_drain(), stop() and the accessors may be
+// called from any thread.
+
+#include <keel/core/clock.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keel {
+class MetricsRegistry;
+}
+
+namespace keel::net {
+
+struct HttpLimits {
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 64 * 1024 * 1024;
+  Duration header_timeout = std::chrono::seconds(10);
+  Duration body_timeout = std::chrono::seconds(30);
+  Duration idle_timeout = std::chrono::seconds(60);
+  Duration write_timeout = std::chrono::seconds(30);
+  std::size_t max_connections = 10000;
+};
+
+struct HttpServerConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;  // 0: a free port
+  unsigned io_threads = 1;
+  HttpLimits limits;
+};
+
+// What the handler sees of a request. Views into the connection's buffers,
+// valid until the Reply is sent.
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;  // path and query
+  std::string_view content_type;
+  std::string_view idempotency_key;        // Idempotency-Key
+  std::string_view timeout_ms;             // Keel-Timeout-Ms
+  std::string_view traceparent;            // W3C traceparent
+  std::string_view request_id;             // X-Request-Id
+  std::string_view inference_header_length;  // Inference-Header-Content-Length
+  std::string_view body;
+  std::size_t body_capacity = 0;  // readable bytes from body.data() (>= body.size())
+  TimePoint received{};           // when the body was complete
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::optional<std::size_t> inference_header_length;
+  int retry_after_s = -1;  // >= 0: a Retry-After header
+};
+
+class Reply {
+ public:
+  struct State;
+  Reply() = default;
+  explicit Reply(std::shared_ptr<State> s) : state_(std::move(s)) {}
+  // Sends the answer (once). From any thread.
+  void send(HttpResponse&& response);
+  // The client went away while the answer was pending.
+  [[nodiscard]] bool cancelled() const noexcept;
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// Routes requests. handle() runs on an I/O thread and must not block: it
+// answers at once or hands the work to a bounded pool.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  virtual void handle(const HttpRequest& request, Reply reply) = 0;
+};
+
+struct HttpServerStats {
+  std::uint64_t connections = 0;
+  std::uint64_t in_flight = 0;
+};
+
+class HttpServer {
+ public:
+  // Registers the server metrics (keel_server_connections,
+  // keel_server_bytes_*_total, keel_server_shed_total{reason="connections"},
+  // keel_server_request_phase_seconds{phase="write"}) in `metrics`.
+  HttpServer(HttpServerConfig config, HttpHandler& handler, MetricsRegistry& metrics);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts the I/O threads. Throws keel::Error when it cannot bind.
+  void start();
+  // "127.0.0.1:8000" as bound.
+  [[nodiscard]] std::string bound_address() const;
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  // Stops accepting, closes idle connections and answers the rest with
+  // Connection: close. Returns at once.
+  void stop_accepting();
+  // Connections with a request being read, scored or written.
+  [[nodiscard]] std::size_t busy_connections() const noexcept;
+  [[nodiscard]] std::size_t connections() const noexcept;
+  // Closes everything and joins the I/O threads.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel::net

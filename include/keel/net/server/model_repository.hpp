@@ -1,0 +1,115 @@
+#pragma once
+// ModelRepository: the models `keel serve` answers for, by name and
+// version. Built at start from `--models DIR` (one folder per model holding
+// the model file and an optional engine.json; optional version subfolders
+// named by digits) and `--model NAME=FILE`; every model is loaded at once
+// and a bad one fails the start (throws keel::Error naming it). Models are
+// changed only through each engine's checked reload (polling, SIGHUP): a bad
+// file keeps the old model serving. Kept small so that it can later sit on
+// the engine registry.
+//
+// Thread-safe after construction: the set of models is fixed; each model's
+// engine is thread-safe and its counters are atomics.
+
+#include <keel/core/clock.hpp>
+#include <keel/core/deadline.hpp>
+#include <keel/core/result.hpp>
+#include <keel/net/oip/infer.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace keel {
+class ScoringEngine;
+class MetricsRegistry;
+}  // namespace keel
+
+namespace keel::net {
+
+// Counters for Triton's statistics extension. Thread-safe (atomics).
+struct ModelStats {
+  std::atomic<std::uint64_t> success_count{0}, success_ns{0};
+  std::atomic<std::uint64_t> fail_count{0}, fail_ns{0};
+  std::atomic<std::uint64_t> queue_count{0}, queue_ns{0};
+  std::atomic<std::uint64_t> parse_ns{0}, score_ns{0}, write_ns{0};
+  std::atomic<std::uint64_t> inference_count{0};  // rows
+  std::atomic<std::uint64_t> execution_count{0};  // engine calls
+  std::atomic<std::int64_t> last_inference_ms{0};  // Unix epoch ms
+};
+
+// One (name, version) and the engine that scores it.
+struct ServedModel {
+  std::string name;
+  std::string version;  // "1" when the folder has no version subfolders
+  std::filesystem::path source;
+  std::unique_ptr<ScoringEngine> engine;
+  std::size_t features = 0;
+  std::size_t width = 0;
+  mutable ModelStats stats;
+
+  ServedModel();
+  ~ServedModel();
+  ServedModel(ServedModel&&) = delete;
+
+  // The engine calls the server makes, all in engine_adapter.cpp.
+  [[nodiscard]] bool ready() const;
+  // Scores `request` into `result` (scores, Keel's answer fields, per-row
+  // errors). A Status that is not ok fails the request as a whole.
+  [[nodiscard]] Status score(const oip::InferRequest& request, std::string_view idempotency_key, Deadline deadline,
+                             oip::InferResult& result) const;
+};
+
+struct RepositoryOptions {
+  std::shared_ptr<MetricsRegistry> metrics;  // shared by every engine (one /metrics)
+};
+
+class ModelRepository {
+ public:
+  explicit ModelRepository(RepositoryOptions options);
+  ~ModelRepository();
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
+
+  // Loads every model folder below `dir`. Throws keel::Error.
+  void add_directory(const std::filesystem::path& dir);
+  // Loads one model file as version "1" of `name`. Throws keel::Error.
+  void add_file(const std::string& name, const std::filesystem::path& file);
+
+  // `version` empty: the highest version. Null when unknown.
+  [[nodiscard]] const ServedModel* find(std::string_view name, std::string_view version = {}) const;
+  // Every model, by name then version.
+  [[nodiscard]] std::vector<const ServedModel*> all() const;
+  [[nodiscard]] bool all_ready() const;
+  [[nodiscard]] bool empty() const noexcept { return models_.empty(); }
+
+  // Reloads every changed model file (SIGHUP); how many were swapped.
+  std::size_t reload_changed();
+  // Polls for changed files every `interval` (engine watchers).
+  void watch(Duration interval);
+
+  // The Prometheus text of every engine's registry.
+  [[nodiscard]] std::string metrics_text() const;
+
+  // A model or version name a URL may carry: [A-Za-z0-9_.-], not "." or
+  // "..", at most 128 bytes.
+  [[nodiscard]] static bool valid_name(std::string_view name) noexcept;
+
+ private:
+  void add(std::unique_ptr<ServedModel> model);
+  RepositoryOptions options_;
+  // name -> version -> model; versions compare numerically when both are
+  // numbers.
+  struct VersionLess {
+    bool operator()(const std::string& a, const std::string& b) const;
+  };
+  std::map<std::string, std::map<std::string, std::unique_ptr<ServedModel>, VersionLess>, std::less<>> models_;
+};
+
+}  // namespace keel::net

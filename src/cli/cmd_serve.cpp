@@ -1,0 +1,257 @@
+// keel serve: the OIP REST server over a model repository.
+#include "cli/registry.hpp"
+
+#ifdef KEEL_HAVE_NET
+#include <keel/engine/metrics.hpp>
+#include <keel/net/server/http_server.hpp>
+#include <keel/net/server/model_repository.hpp>
+#include <keel/net/server/rest_service.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+namespace {
+
+using keel::Duration;
+using ms = std::chrono::milliseconds;
+
+struct ServeOptions {
+  std::string models_dir;
+  std::map<std::string, std::string> models;  // name -> file
+  keel::net::HttpServerConfig http;
+  keel::net::ServiceConfig service;
+  Duration poll = ms(0);
+  Duration drain_delay = ms(5000);
+  Duration drain_timeout = ms(30000);
+};
+
+[[noreturn]] void bad(const std::string& path, const std::string& why) {
+  throw keel::Error(keel::StatusCode::kInvalidInput, path + ": " + why);
+}
+
+template <class T>
+T number(const nlohmann::json& v, const std::string& path, double lo, double hi) {
+  if (!v.is_number()) bad(path, "expected a number, got " + v.dump());
+  const double d = v.get<double>();
+  if (d < lo || d > hi) bad(path, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.dump());
+  if (std::is_integral_v<T> && d != static_cast<double>(static_cast<long long>(d))) bad(path, "must be a whole number");
+  return static_cast<T>(d);
+}
+
+Duration millis(const nlohmann::json& v, const std::string& path) {
+  return ms(number<long long>(v, path, 0, 1e9));
+}
+
+bool boolean(const nlohmann::json& v, const std::string& path) {
+  if (!v.is_boolean()) bad(path, "expected true or false, got " + v.dump());
+  return v.get<bool>();
+}
+
+std::string string(const nlohmann::json& v, const std::string& path) {
+  if (!v.is_string()) bad(path, "expected a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+// serve.json: every option; unknown keys are errors naming their path.
+void apply_config(const std::string& file, ServeOptions& o) {
+  std::ifstream in(file);
+  if (!in) bad(file, "cannot read");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    bad(file, std::string("not JSON: ") + e.what());
+  }
+  if (!j.is_object()) bad(file, "expected a JSON object");
+  const auto base = std::filesystem::path(file).parent_path();
+  const auto rel = [&](const std::string& p) {
+    return std::filesystem::path(p).is_absolute() ? p : (base / p).string();
+  };
+  auto& L = o.http.limits;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "host") o.http.host = string(v, k);
+    else if (k == "http_port") o.http.port = number<std::uint16_t>(v, k, 0, 65535);
+    else if (k == "io_threads") o.http.io_threads = number<unsigned>(v, k, 1, 256);
+    else if (k == "models") o.models_dir = rel(string(v, k));
+    else if (k == "model") {
+      if (!v.is_object()) bad(k, "expected an object of name: file");
+      for (const auto& [name, f] : v.items()) o.models[name] = rel(string(f, k + "." + name));
+    } else if (k == "poll_ms") o.poll = millis(v, k);
+    else if (k == "drain_delay_ms") o.drain_delay = millis(v, k);
+    else if (k == "drain_timeout_ms") o.drain_timeout = millis(v, k);
+    else if (k == "default_timeout_ms") o.service.default_timeout = millis(v, k);
+    else if (k == "max_timeout_ms") o.service.max_timeout = millis(v, k);
+    else if (k == "retry_after_s") o.service.retry_after_s = number<int>(v, k, 0, 3600);
+    else if (k == "access_log") o.service.access_log = boolean(v, k);
+    else if (k == "limits") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [lk, lv] : v.items()) {
+        const std::string p = "limits." + lk;
+        if (lk == "max_header_bytes") L.max_header_bytes = number<std::size_t>(lv, p, 256, 1 << 24);
+        else if (lk == "max_body_bytes") L.max_body_bytes = number<std::size_t>(lv, p, 1, 1ull << 32);
+        else if (lk == "header_timeout_ms") L.header_timeout = millis(lv, p);
+        else if (lk == "body_timeout_ms") L.body_timeout = millis(lv, p);
+        else if (lk == "idle_timeout_ms") L.idle_timeout = millis(lv, p);
+        else if (lk == "write_timeout_ms") L.write_timeout = millis(lv, p);
+        else if (lk == "max_connections") L.max_connections = number<std::size_t>(lv, p, 1, 1e7);
+        else bad(p, "unknown key");
+      }
+    } else if (k == "admission") {
+      if (!v.is_object()) bad(k, "expected an object");
+      auto& a = o.service.admission;
+      for (const auto& [ak, av] : v.items()) {
+        const std::string p = "admission." + ak;
+        if (ak == "initial_limit") a.initial_limit = number<std::uint32_t>(av, p, 1, 1e6);
+        else if (ak == "min_limit") a.min_limit = number<std::uint32_t>(av, p, 1, 1e6);
+        else if (ak == "max_limit") a.max_limit = number<std::uint32_t>(av, p, 1, 1e6);
+        else if (ak == "backoff_ratio") a.backoff_ratio = number<double>(av, p, 0.5, 0.999);
+        else if (ak == "latency_threshold_ms") a.latency_threshold = millis(av, p);
+        else bad(p, "unknown key");
+      }
+    } else {
+      bad(k, "unknown key");
+    }
+  }
+}
+
+void log_line(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+int serve(ServeOptions o, bool check) {
+  // Signals are taken by sigwait on this thread only: block them before
+  // any thread starts, so every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto registry = std::make_shared<keel::MetricsRegistry>(4096);
+  keel::net::ModelRepository repo({registry});
+  if (!o.models_dir.empty()) repo.add_directory(o.models_dir);
+  for (const auto& [name, file] : o.models) repo.add_file(name, file);
+  if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
+  if (check) {
+    for (const auto* m : repo.all())
+      std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
+    return 0;
+  }
+  keel::net::RestService service(repo, *registry, o.service);
+  keel::net::HttpServer server(o.http, service, *registry);
+  server.start();
+  if (o.poll > Duration::zero()) repo.watch(o.poll);
+  log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\",\"models\":" +
+           std::to_string(repo.all().size()) + "}");
+
+  const auto wait = [&](Duration d) {  // next signal within d, flushing the access log meanwhile
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (true) {
+      const auto left = until - std::chrono::steady_clock::now();
+      if (left <= Duration::zero()) return 0;
+      const auto step = std::min<Duration>(left, ms(200));
+      timespec ts{static_cast<time_t>(step.count() / 1000000000), static_cast<long>(step.count() % 1000000000)};
+      const int sig = sigtimedwait(&sigs, nullptr, &ts);
+      std::fflush(stdout);
+      if (sig > 0) return sig;
+    }
+  };
+  int sig = 0;
+  while (true) {
+    sig = wait(std::chrono::hours(24 * 365));
+    if (sig == SIGHUP) {
+      const auto n = repo.reload_changed();
+      log_line("{\"event\":\"reload\",\"swapped\":" + std::to_string(n) + "}");
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) break;
+  }
+  // Drain: not ready at once, keep accepting for drain_delay so load
+  // balancers notice, then finish what is in flight within drain_timeout.
+  service.set_draining();
+  log_line("{\"event\":\"draining\",\"signal\":" + std::to_string(sig) + "}");
+  if (int s2 = wait(o.drain_delay); s2 == SIGTERM || s2 == SIGINT) {
+    log_line("{\"event\":\"exit\",\"reason\":\"second signal\"}");
+    std::_Exit(1);
+  }
+  server.stop_accepting();
+  const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
+  while (server.busy_connections() > 0 || service.in_flight() > 0) {
+    if (std::chrono::steady_clock::now() >= until) {
+      log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" + std::to_string(server.busy_connections()) + "}");
+      break;
+    }
+    if (int s2 = wait(ms(10)); s2 == SIGTERM || s2 == SIGINT) {
+      log_line("{\"event\":\"exit\",\"reason\":\"second signal\"}");
+      std::_Exit(1);
+    }
+  }
+  server.stop();
+  log_line("{\"event\":\"stopped\"}");
+  return 0;
+}
+
+}  // namespace
+
+KEEL_CLI_COMMAND(serve) {
+  auto* sub = app.add_subcommand("serve", "Serve models over the Open Inference Protocol (KServe v2 REST)");
+  auto opts = std::make_shared<ServeOptions>();
+  auto model_args = std::make_shared<std::vector<std::string>>();
+  auto config = std::make_shared<std::string>();
+  auto check = std::make_shared<bool>(false);
+  auto port = std::make_shared<int>(-1);
+  auto host = std::make_shared<std::string>();
+  auto io = std::make_shared<unsigned>(0);
+  auto drain_delay = std::make_shared<long>(-1);
+  auto drain_timeout = std::make_shared<long>(-1);
+  auto poll = std::make_shared<long>(-1);
+  auto models_dir = std::make_shared<std::string>();
+  sub->add_option("--models", *models_dir, "Model repository: one folder per model");
+  sub->add_option("--model", *model_args, "NAME=FILE: serve one model file");
+  sub->add_option("--http-port,--port", *port, "HTTP port (0: a free one; default 8000)");
+  sub->add_option("--host", *host, "Address to bind (default 127.0.0.1)");
+  sub->add_option("--config", *config, "serve.json with every option; flags override it");
+  sub->add_option("--io-threads", *io, "I/O threads (default 1)");
+  sub->add_option("--poll-ms", *poll, "Reload changed model files every this many ms (0: only on SIGHUP)");
+  sub->add_option("--drain-delay-ms", *drain_delay, "After SIGTERM, keep accepting this long (default 5000)");
+  sub->add_option("--drain-timeout-ms", *drain_timeout, "Then finish in-flight requests within this (default 30000)");
+  sub->add_flag("--check", *check, "Validate the config and every model, then exit");
+  return [=] {
+    try {
+      ServeOptions o;
+      if (!config->empty()) apply_config(*config, o);
+      if (!models_dir->empty()) o.models_dir = *models_dir;
+      for (const auto& m : *model_args) {
+        const auto eq = m.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == m.size()) bad("--model " + m, "expected NAME=FILE");
+        o.models[m.substr(0, eq)] = m.substr(eq + 1);
+      }
+      if (*port >= 0) {
+        if (*port > 65535) bad("--http-port", "must be in [0, 65535]");
+        o.http.port = static_cast<std::uint16_t>(*port);
+      }
+      if (!host->empty()) o.http.host = *host;
+      if (*io > 0) o.http.io_threads = *io;
+      if (*poll >= 0) o.poll = ms(*poll);
+      if (*drain_delay >= 0) o.drain_delay = ms(*drain_delay);
+      if (*drain_timeout >= 0) o.drain_timeout = ms(*drain_timeout);
+      return serve(std::move(o), *check);
+    } catch (const keel::Error& e) {
+      std::cerr << "keel serve: " << e.what() << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "keel serve: " << e.what() << "\n";
+      return 2;
+    }
+  };
+}
+#endif  // KEEL_HAVE_NET

@@ -1,0 +1,646 @@
+#include <keel/net/oip/codec.hpp>
+
+#include <simdjson.h>
+
+#include <array>
+#include <bit>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace keel::net::oip {
+
+static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING, "kJsonPadding must cover simdjson's padding");
+static_assert(std::endian::native == std::endian::little, "binary tensors are read as little-endian");
+
+namespace {
+
+struct TypeName {
+  DataType type;
+  std::string_view name;
+  std::size_t size;
+};
+constexpr std::array<TypeName, 13> kTypes{{
+    {DataType::kBool, "BOOL", 1},    {DataType::kInt8, "INT8", 1},     {DataType::kInt16, "INT16", 2},
+    {DataType::kInt32, "INT32", 4},  {DataType::kInt64, "INT64", 8},   {DataType::kUint8, "UINT8", 1},
+    {DataType::kUint16, "UINT16", 2}, {DataType::kUint32, "UINT32", 4}, {DataType::kUint64, "UINT64", 8},
+    {DataType::kFp16, "FP16", 2},    {DataType::kFp32, "FP32", 4},     {DataType::kFp64, "FP64", 8},
+    {DataType::kBytes, "BYTES", 0},
+}};
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string type_name(element_type t) {
+  switch (t) {
+    case element_type::ARRAY: return "array";
+    case element_type::OBJECT: return "object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "number";
+    case element_type::STRING: return "string";
+    case element_type::BOOL: return "boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "value";
+}
+
+Status wrong_type(std::string_view field, std::string_view want, element e) {
+  return invalid_input(std::string(field) + ": expected " + std::string(want) + ", got " + type_name(e.type()));
+}
+
+std::size_t offset_of(simdjson::ondemand::document& doc, const char* base) {
+  const char* at = nullptr;
+  if (doc.current_location().get(at) != simdjson::SUCCESS || at == nullptr) return std::string_view::npos;
+  return static_cast<std::size_t>(at - base);
+}
+
+// Walks a document with simdjson's on-demand parser until it stops being
+// valid JSON (only on the error path, to name the byte offset).
+bool walk(simdjson::ondemand::value v, int depth) {
+  if (depth > 64) return false;
+  simdjson::ondemand::json_type t;
+  if (v.type().get(t)) return false;
+  switch (t) {
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array a;
+      if (v.get_array().get(a)) return false;
+      for (auto item : a) {
+        simdjson::ondemand::value iv;
+        if (item.get(iv) || !walk(iv, depth + 1)) return false;
+      }
+      return true;
+    }
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object o;
+      if (v.get_object().get(o)) return false;
+      for (auto field : o) {
+        simdjson::ondemand::value fv;
+        if (field.value().get(fv) || !walk(fv, depth + 1)) return false;
+      }
+      return true;
+    }
+    case simdjson::ondemand::json_type::number: {
+      double d;
+      return v.get_double().get(d) == simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::string: {
+      std::string_view s;
+      return v.get_string().get(s) == simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b) == simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::null: return v.is_null();
+  }
+  return false;
+}
+
+std::string malformed(const simdjson::padded_string_view& json, simdjson::error_code parse_error) {
+  std::string msg = "malformed JSON";
+  simdjson::ondemand::parser od;
+  simdjson::ondemand::document doc;
+  std::size_t at = std::string_view::npos;
+  if (od.iterate(json).get(doc) == simdjson::SUCCESS) {
+    simdjson::ondemand::value root;
+    bool ok = doc.get_value().get(root) == simdjson::SUCCESS && walk(root, 0);
+    if (!ok) at = offset_of(doc, json.data());
+  }
+  if (at != std::string_view::npos && at <= json.size()) msg += " at byte " + std::to_string(at);
+  msg += ": ";
+  msg += simdjson::error_message(parse_error);
+  return msg;
+}
+
+std::string element_field(std::size_t input, std::size_t k, std::size_t cols) {
+  return "inputs[" + std::to_string(input) + "].data: row " + std::to_string(k / cols) + ", feature " +
+         std::to_string(k % cols);
+}
+
+// An integer that a float holds exactly (every |v| <= 2^24 does; above,
+// only those with enough trailing zero bits).
+template <class I>
+bool float_exact(I v) {
+  const auto f = static_cast<float>(v);
+  if (!std::isfinite(f)) return false;
+  if constexpr (std::is_signed_v<I>) {
+    if (f >= 9223372036854775808.0f || f < -9223372036854775808.0f) return false;
+  } else {
+    if (f >= 18446744073709551616.0f) return false;
+  }
+  return static_cast<I>(f) == v;
+}
+
+// Converts one JSON element of `type` into a float, or says why not.
+Status convert_json(element e, DataType type, float& out, std::size_t input, std::size_t k, std::size_t cols) {
+  const auto bad = [&](std::string why) { return invalid_input(element_field(input, k, cols) + ": " + why); };
+  if (e.is_null() && (type == DataType::kFp32 || type == DataType::kFp64)) {
+    out = std::numeric_limits<float>::quiet_NaN();
+    return {};
+  }
+  switch (type) {
+    case DataType::kFp32:
+    case DataType::kFp64: {
+      double d = 0;
+      if (e.get_double().get(d)) return bad("expected a number, got " + type_name(e.type()));
+      const auto f = static_cast<float>(d);
+      if (std::isinf(f)) return bad(std::to_string(d) + " overflows FP32");
+      out = f;
+      return {};
+    }
+    case DataType::kBool: {
+      bool b = false;
+      if (e.get_bool().get(b)) return bad("expected true or false, got " + type_name(e.type()));
+      out = b ? 1.0f : 0.0f;
+      return {};
+    }
+    case DataType::kUint8:
+    case DataType::kUint16:
+    case DataType::kUint32:
+    case DataType::kUint64: {
+      std::uint64_t u = 0;
+      if (e.get_uint64().get(u)) return bad("expected an unsigned integer, got " + type_name(e.type()));
+      const std::uint64_t max = type == DataType::kUint8    ? 0xFFu
+                                : type == DataType::kUint16 ? 0xFFFFu
+                                : type == DataType::kUint32 ? 0xFFFFFFFFu
+                                                            : ~std::uint64_t{0};
+      if (u > max) return bad(std::to_string(u) + " out of range for " + std::string(to_string(type)));
+      if (!float_exact(u)) return bad(std::to_string(u) + " has no exact FP32 value");
+      out = static_cast<float>(u);
+      return {};
+    }
+    default: {  // signed integers
+      std::int64_t i = 0;
+      if (e.get_int64().get(i)) return bad("expected an integer, got " + type_name(e.type()));
+      const std::int64_t lim = type == DataType::kInt8 ? 0x7F : type == DataType::kInt16 ? 0x7FFF
+                               : type == DataType::kInt32 ? 0x7FFFFFFF : std::numeric_limits<std::int64_t>::max();
+      if (i > lim || i < -lim - 1) return bad(std::to_string(i) + " out of range for " + std::string(to_string(type)));
+      if (!float_exact(i)) return bad(std::to_string(i) + " has no exact FP32 value");
+      out = static_cast<float>(i);
+      return {};
+    }
+  }
+}
+
+template <class T>
+T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Converts one binary element (little-endian) of `type` into a float.
+Status convert_binary(const char* p, DataType type, float& out, std::size_t input, std::size_t k, std::size_t cols) {
+  const auto bad = [&](std::string why) { return invalid_input(element_field(input, k, cols) + ": " + why); };
+  const auto integer = [&](auto v) -> Status {
+    if (!float_exact(v)) return bad(std::to_string(v) + " has no exact FP32 value");
+    out = static_cast<float>(v);
+    return {};
+  };
+  switch (type) {
+    case DataType::kFp32: out = load<float>(p); return {};
+    case DataType::kFp64: {
+      const double d = load<double>(p);
+      const auto f = static_cast<float>(d);
+      if (std::isinf(f) && !std::isinf(d)) return bad(std::to_string(d) + " overflows FP32");
+      out = f;
+      return {};
+    }
+    case DataType::kBool: {
+      const auto b = load<std::uint8_t>(p);
+      if (b > 1) return bad("BOOL byte " + std::to_string(b) + " is neither 0 nor 1");
+      out = static_cast<float>(b);
+      return {};
+    }
+    case DataType::kInt8: out = load<std::int8_t>(p); return {};
+    case DataType::kInt16: out = load<std::int16_t>(p); return {};
+    case DataType::kUint8: out = load<std::uint8_t>(p); return {};
+    case DataType::kUint16: out = load<std::uint16_t>(p); return {};
+    case DataType::kInt32: return integer(load<std::int32_t>(p));
+    case DataType::kInt64: return integer(load<std::int64_t>(p));
+    case DataType::kUint32: return integer(load<std::uint32_t>(p));
+    case DataType::kUint64: return integer(load<std::uint64_t>(p));
+    default: return bad("datatype " + std::string(to_string(type)) + " is not supported");
+  }
+}
+
+Status read_parameter(element v, std::string_view field, Parameter& p) {
+  switch (v.type()) {
+    case element_type::BOOL: p.kind = Parameter::Kind::kBool; p.b = v.get_bool().value_unsafe(); return {};
+    case element_type::INT64: p.kind = Parameter::Kind::kInt; p.i = v.get_int64().value_unsafe(); return {};
+    case element_type::UINT64:
+    case element_type::DOUBLE: p.kind = Parameter::Kind::kDouble; p.d = v.get_double().value_unsafe(); return {};
+    case element_type::STRING:
+      p.kind = Parameter::Kind::kString;
+      p.s = std::string(v.get_string().value_unsafe());
+      return {};
+    default: return wrong_type(field, "a boolean, number or string", v);
+  }
+}
+
+Status read_parameters(element e, std::string_view field, Parameters& out) {
+  simdjson::dom::object obj;
+  if (e.get_object().get(obj)) return wrong_type(field, "an object", e);
+  for (auto [key, value] : obj) {
+    Parameter p;
+    if (Status s = read_parameter(value, std::string(field) + "." + std::string(key), p); !s) return s;
+    out.emplace_back(std::string(key), std::move(p));
+  }
+  return {};
+}
+
+const Parameter* find(const Parameters& ps, std::string_view key) {
+  for (const auto& [k, v] : ps)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+// Flattens `data` (nested arrays allowed) into out, converting each element.
+Status flatten(element e, DataType type, std::vector<float>& out, std::size_t expected, std::size_t input,
+               std::size_t cols, int depth) {
+  simdjson::dom::array arr;
+  if (e.get_array().get(arr)) {
+    if (depth == 0) return wrong_type("inputs[" + std::to_string(input) + "].data", "an array", e);
+    const std::size_t k = out.size();
+    if (k >= expected)
+      return invalid_input("inputs[" + std::to_string(input) + "].data: more than the " + std::to_string(expected) +
+                           " elements its shape holds");
+    float f = 0;
+    if (Status s = convert_json(e, type, f, input, k, cols); !s) return s;
+    out.push_back(f);
+    return {};
+  }
+  if (depth > 8) return invalid_input("inputs[" + std::to_string(input) + "].data: nested deeper than 8 levels");
+  for (element item : arr)
+    if (Status s = flatten(item, type, out, expected, input, cols, depth + 1); !s) return s;
+  return {};
+}
+
+}  // namespace
+
+std::string_view to_string(DataType t) noexcept {
+  for (const auto& n : kTypes)
+    if (n.type == t) return n.name;
+  return "?";
+}
+
+std::optional<DataType> parse_datatype(std::string_view s) noexcept {
+  for (const auto& n : kTypes)
+    if (n.name == s) return n.type;
+  return std::nullopt;
+}
+
+std::size_t element_size(DataType t) noexcept {
+  for (const auto& n : kTypes)
+    if (n.type == t) return n.size;
+  return 0;
+}
+
+struct RequestDecoder::Impl {
+  simdjson::dom::parser parser;
+  std::string copy;  // a padded copy, for bodies without spare bytes
+
+  Status decode_input(element in, std::size_t index, InferRequest& out, std::string_view binary,
+                      std::size_t& binary_used, bool has_binary);
+  Status decode(std::string_view body, std::size_t capacity, std::optional<std::size_t> json_length,
+                InferRequest& out);
+};
+
+Status RequestDecoder::Impl::decode_input(element in, std::size_t index, InferRequest& out, std::string_view binary,
+                                          std::size_t& binary_used, bool has_binary) {
+  const std::string field = "inputs[" + std::to_string(index) + "]";
+  simdjson::dom::object obj;
+  if (in.get_object().get(obj)) return wrong_type(field, "an object", in);
+
+  element name, shape, datatype, data, params;
+  bool has_name = false, has_shape = false, has_type = false, has_data = false, has_params = false;
+  for (auto [key, value] : obj) {
+    if (key == "name") name = value, has_name = true;
+    else if (key == "shape") shape = value, has_shape = true;
+    else if (key == "datatype") datatype = value, has_type = true;
+    else if (key == "data") data = value, has_data = true;
+    else if (key == "parameters") params = value, has_params = true;
+  }
+  if (!has_name) return invalid_input(field + ".name: missing");
+  if (!has_shape) return invalid_input(field + ".shape: missing");
+  if (!has_type) return invalid_input(field + ".datatype: missing");
+
+  std::string_view sv;
+  if (name.get_string().get(sv)) return wrong_type(field + ".name", "a string", name);
+  out.input_name = std::string(sv);
+  if (datatype.get_string().get(sv)) return wrong_type(field + ".datatype", "a string", datatype);
+  const auto type = parse_datatype(sv);
+  if (!type) return invalid_input(field + ".datatype: unknown datatype '" + std::string(sv) + "'");
+  if (*type == DataType::kBytes || *type == DataType::kFp16)
+    return invalid_input(field + ".datatype: " + std::string(sv) +
+                         " is not supported (Keel takes FP32, FP64, BOOL and integer features)");
+  out.datatype = *type;
+
+  simdjson::dom::array dims;
+  if (shape.get_array().get(dims)) return wrong_type(field + ".shape", "an array", shape);
+  std::array<std::uint64_t, 2> d{};
+  std::size_t n = 0;
+  for (element dim : dims) {
+    std::int64_t v = 0;
+    if (dim.get_int64().get(v)) return wrong_type(field + ".shape[" + std::to_string(n) + "]", "an integer", dim);
+    if (v < 0) return invalid_input(field + ".shape[" + std::to_string(n) + "]: negative (" + std::to_string(v) + ")");
+    if (n < 2) d[n] = static_cast<std::uint64_t>(v);
+    ++n;
+  }
+  if (n != 1 && n != 2)
+    return invalid_input(field + ".shape: expected [rows, features] or [features], got " + std::to_string(n) +
+                         " dimensions");
+  out.one_dimensional = n == 1;
+  out.rows = n == 1 ? 1 : d[0];
+  out.cols = n == 1 ? d[0] : d[1];
+  if (out.rows == 0 || out.cols == 0) return invalid_input(field + ".shape: has a zero dimension");
+  // Bound the element count before multiplying into an allocation.
+  constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 32;
+  if (out.cols > kMaxElements || out.rows > kMaxElements / out.cols)
+    return invalid_input(field + ".shape: more than 2^32 elements");
+  const std::size_t expected = out.rows * out.cols;
+
+  std::optional<std::uint64_t> binary_size;
+  if (has_params) {
+    simdjson::dom::object pobj;
+    if (params.get_object().get(pobj)) return wrong_type(field + ".parameters", "an object", params);
+    for (auto [key, value] : pobj) {
+      if (key != "binary_data_size") continue;
+      std::uint64_t v = 0;
+      if (value.get_uint64().get(v))
+        return wrong_type(field + ".parameters.binary_data_size", "a non-negative integer", value);
+      binary_size = v;
+    }
+  }
+
+  out.values.clear();
+  if (binary_size) {
+    if (!has_binary)
+      return invalid_input(field + ".parameters.binary_data_size: set, but the request has no "
+                           "Inference-Header-Content-Length header");
+    if (has_data) return invalid_input(field + ": has both data and parameters.binary_data_size");
+    const std::size_t want = expected * element_size(out.datatype);
+    if (*binary_size != want)
+      return invalid_input(field + ".parameters.binary_data_size: " + std::to_string(*binary_size) + " bytes, but " +
+                           std::string(to_string(out.datatype)) + " shape [" + std::to_string(out.rows) + ", " +
+                           std::to_string(out.cols) + "] takes " + std::to_string(want));
+    if (binary.size() - binary_used < want)
+      return invalid_input(field + ": binary data at byte " + std::to_string(binary_used) + " of the binary section: " +
+                           std::to_string(want) + " bytes wanted, " + std::to_string(binary.size() - binary_used) +
+                           " left");
+    const char* p = binary.data() + binary_used;
+    out.values.resize(expected);
+    if (out.datatype == DataType::kFp32) {
+      std::memcpy(out.values.data(), p, want);
+    } else {
+      const std::size_t es = element_size(out.datatype);
+      for (std::size_t k = 0; k < expected; ++k)
+        if (Status s = convert_binary(p + k * es, out.datatype, out.values[k], index, k, out.cols); !s) return s;
+    }
+    binary_used += want;
+    return {};
+  }
+  if (!has_data) return invalid_input(field + ".data: missing (and no parameters.binary_data_size)");
+  out.values.reserve(expected);
+  if (Status s = flatten(data, out.datatype, out.values, expected, index, out.cols, 0); !s) return s;
+  if (out.values.size() != expected)
+    return invalid_input(field + ".data: " + std::to_string(out.values.size()) + " elements, but shape [" +
+                         (out.one_dimensional ? std::to_string(out.cols)
+                                              : std::to_string(out.rows) + ", " + std::to_string(out.cols)) +
+                         "] holds " + std::to_string(expected));
+  return {};
+}
+
+Status RequestDecoder::Impl::decode(std::string_view body, std::size_t capacity,
+                                    std::optional<std::size_t> json_length, InferRequest& out) {
+  out.id.clear();
+  out.input_name.clear();
+  out.rows = out.cols = 0;
+  out.one_dimensional = false;
+  out.values.clear();
+  out.outputs.clear();
+  out.binary_output = false;
+  out.parameters.clear();
+
+  std::size_t jlen = body.size();
+  if (json_length) {
+    if (*json_length > body.size())
+      return invalid_input("Inference-Header-Content-Length: " + std::to_string(*json_length) +
+                           " is larger than the body (" + std::to_string(body.size()) + " bytes)");
+    jlen = *json_length;
+  }
+  const std::string_view binary = body.substr(jlen);
+  const char* json = body.data();
+  if (capacity < jlen + kJsonPadding) {
+    copy.assign(body.data(), jlen);
+    copy.resize(jlen + kJsonPadding, '\0');
+    json = copy.data();
+  }
+  element doc;
+  if (auto err = parser.parse(json, jlen, false).get(doc); err)
+    return invalid_input(malformed(simdjson::padded_string_view(json, jlen, jlen + kJsonPadding), err));
+
+  simdjson::dom::object root;
+  if (doc.get_object().get(root)) return wrong_type("request body", "a JSON object", doc);
+  element inputs, outputs;
+  bool has_inputs = false, has_outputs = false;
+  for (auto [key, value] : root) {
+    if (key == "id") {
+      std::string_view s;
+      if (value.get_string().get(s)) return wrong_type("id", "a string", value);
+      out.id = std::string(s);
+    } else if (key == "inputs") {
+      inputs = value, has_inputs = true;
+    } else if (key == "outputs") {
+      outputs = value, has_outputs = true;
+    } else if (key == "parameters") {
+      if (Status s = read_parameters(value, "parameters", out.parameters); !s) return s;
+    }
+  }
+  if (const Parameter* p = find(out.parameters, "binary_data_output")) {
+    if (p->kind != Parameter::Kind::kBool) return invalid_input("parameters.binary_data_output: expected a boolean");
+    out.binary_output = p->b;
+  }
+  if (!has_inputs) return invalid_input("inputs: missing");
+  simdjson::dom::array in_arr;
+  if (inputs.get_array().get(in_arr)) return wrong_type("inputs", "an array", inputs);
+  const std::size_t n_inputs = in_arr.size();
+  if (n_inputs != 1)
+    return invalid_input("inputs: expected one tensor of shape [rows, features], got " + std::to_string(n_inputs));
+  std::size_t binary_used = 0;
+  if (Status s = decode_input(in_arr.at(0).value_unsafe(), 0, out, binary, binary_used, json_length.has_value()); !s)
+    return s;
+  if (binary_used != binary.size())
+    return invalid_input("binary data: " + std::to_string(binary.size() - binary_used) + " bytes after byte " +
+                         std::to_string(jlen + binary_used) + " belong to no input");
+
+  if (has_outputs) {
+    simdjson::dom::array out_arr;
+    if (outputs.get_array().get(out_arr)) return wrong_type("outputs", "an array", outputs);
+    std::size_t i = 0;
+    for (element o : out_arr) {
+      const std::string field = "outputs[" + std::to_string(i++) + "]";
+      simdjson::dom::object oo;
+      if (o.get_object().get(oo)) return wrong_type(field, "an object", o);
+      RequestedOutput ro;
+      ro.binary = out.binary_output;
+      bool named = false;
+      for (auto [key, value] : oo) {
+        if (key == "name") {
+          std::string_view s;
+          if (value.get_string().get(s)) return wrong_type(field + ".name", "a string", value);
+          ro.name = std::string(s);
+          named = true;
+        } else if (key == "parameters") {
+          Parameters ps;
+          if (Status s = read_parameters(value, field + ".parameters", ps); !s) return s;
+          if (const Parameter* p = find(ps, "binary_data")) {
+            if (p->kind != Parameter::Kind::kBool)
+              return invalid_input(field + ".parameters.binary_data: expected a boolean");
+            ro.binary = p->b;
+          }
+        }
+      }
+      if (!named) return invalid_input(field + ".name: missing");
+      if (ro.name != kScoresOutput)
+        return invalid_input(field + ".name: unknown output '" + ro.name + "' (the model answers '" +
+                             std::string(kScoresOutput) + "')");
+      out.outputs.push_back(std::move(ro));
+    }
+  }
+  return {};
+}
+
+RequestDecoder::RequestDecoder() : impl_(std::make_unique<Impl>()) {}
+RequestDecoder::~RequestDecoder() = default;
+
+Status RequestDecoder::decode(std::string_view body, std::size_t capacity, std::optional<std::size_t> json_length,
+                              InferRequest& out) {
+  return impl_->decode(body, std::max(capacity, body.size()), json_length, out);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20) {
+      switch (c) {
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          out += "\\u00";
+          out.push_back(kHex[u >> 4]);
+          out.push_back(kHex[u & 15]);
+      }
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+void append_json_float(std::string& out, float v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+std::string error_json(std::string_view message) {
+  std::string out = "{\"error\":";
+  append_json_string(out, message);
+  out.push_back('}');
+  return out;
+}
+
+std::size_t encode_infer_response(const InferResult& result, const InferRequest& request, std::string& body) {
+  body.clear();
+  // Which outputs, and whether binary: every output unless selected.
+  bool send = true;
+  bool binary = request.binary_output;
+  if (!request.outputs.empty()) {
+    send = false;
+    for (const auto& o : request.outputs)
+      if (o.name == kScoresOutput) send = true, binary = o.binary;
+  }
+  const std::size_t n = result.rows * result.width;
+  body.reserve(160 + (binary ? 0 : n * 12) + result.row_errors.size() * 64);
+  body += "{\"id\":";
+  append_json_string(body, result.id);
+  body += ",\"model_name\":";
+  append_json_string(body, result.model_name);
+  body += ",\"model_version\":";
+  append_json_string(body, result.model_version);
+  body += ",\"parameters\":{\"degraded\":";
+  body += result.degraded ? "true" : "false";
+  body += ",\"stage\":";
+  append_json_string(body, result.stage);
+  if (result.degraded) {
+    body += ",\"degraded_reason\":";
+    append_json_string(body, result.degraded_reason);
+  }
+  body += result.cache_hit ? ",\"cache_hit\":true" : ",\"cache_hit\":false";
+  body += result.anomaly ? ",\"anomaly\":true" : ",\"anomaly\":false";
+  if (!result.row_errors.empty()) {
+    body += ",\"rows_failed\":";
+    body += std::to_string(result.row_errors.size());
+    body += ",\"row_errors\":[";
+    bool first = true;
+    for (const auto& e : result.row_errors) {
+      if (!first) body.push_back(',');
+      first = false;
+      body += "{\"row\":";
+      body += std::to_string(e.row);
+      body += ",\"code\":";
+      append_json_string(body, keel::to_string(e.status.code()));
+      body += ",\"error\":";
+      append_json_string(body, e.status.message());
+      body.push_back('}');
+    }
+    body.push_back(']');
+  }
+  body += "},\"outputs\":[";
+  if (send) {
+    body += "{\"name\":";
+    append_json_string(body, kScoresOutput);
+    body += ",\"datatype\":\"FP32\",\"shape\":[";
+    if (!result.one_dimensional) {
+      body += std::to_string(result.rows);
+      body.push_back(',');
+    }
+    body += std::to_string(result.width);
+    body.push_back(']');
+    if (binary) {
+      body += ",\"parameters\":{\"binary_data_size\":";
+      body += std::to_string(n * sizeof(float));
+      body += "}}";
+    } else {
+      body += ",\"data\":[";
+      for (std::size_t k = 0; k < n; ++k) {
+        if (k) body.push_back(',');
+        append_json_float(body, result.scores[k]);
+      }
+      body += "]}";
+    }
+  }
+  body += "]}";
+  const std::size_t json_length = body.size();
+  if (send && binary) {
+    const std::size_t at = body.size();
+    body.resize(at + n * sizeof(float));
+    if (n) std::memcpy(body.data() + at, result.scores.data(), n * sizeof(float));
+  }
+  return json_length;
+}
+
+}  // namespace keel::net::oip

@@ -1,0 +1,108 @@
+#include "net/server/engine_adapter.hpp"
+
+#include <keel/engine/config.hpp>
+#include <keel/engine/scoring_engine.hpp>
+
+#include <cmath>
+
+namespace keel::net {
+
+ServedModel::ServedModel() = default;
+ServedModel::~ServedModel() = default;
+
+bool ServedModel::ready() const { return engine->health().ready; }
+
+Status ServedModel::score(const oip::InferRequest& request, std::string_view idempotency_key, Deadline deadline,
+                          oip::InferResult& result) const {
+  result.rows = request.rows;
+  result.width = width;
+  result.one_dimensional = request.one_dimensional;
+  result.row_errors.clear();
+  result.degraded = result.cache_hit = result.anomaly = false;
+  result.stage.clear();
+  result.degraded_reason.clear();
+  // One path for one row and many: score_batch with the idempotency key
+  // (a retried batch replays the same per-row answers), per-row errors,
+  // and the rows' flags folded into the response's fields.
+  thread_local BatchResult batch;
+  BatchView view{request.values, request.rows, request.cols, 0};
+  if (Status s = engine->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
+  if (batch.failed == batch.rows && batch.rows > 0) {
+    Status first = batch.status[0];
+    return batch.rows == 1 ? first : first.with_context("row 0");
+  }
+  result.width = batch.width;
+  result.scores.assign(batch.scores.begin(), batch.scores.end());
+  std::size_t first_degraded = batch.rows;
+  bool all_hits = true;
+  for (std::size_t r = 0; r < batch.rows; ++r) {
+    if (!batch.status[r]) {
+      result.row_errors.push_back({r, batch.status[r]});
+      continue;
+    }
+    if (result.stage.empty()) result.stage = batch.stage_names[batch.stage[r]];
+    if (batch.anomaly[r]) result.anomaly = true;
+    if (!batch.cache_hit[r]) all_hits = false;
+    if (batch.is_degraded(r) && first_degraded == batch.rows) first_degraded = r;
+  }
+  result.cache_hit = all_hits && batch.failed < batch.rows;  // every answered row came from the cache
+  if (first_degraded < batch.rows) {
+    result.degraded = true;
+    result.degraded_reason = batch.rows == 1 ? batch.degraded_reason[0]
+                                             : std::to_string(batch.degraded) + " of " + std::to_string(batch.rows) +
+                                                   " rows answered by a fallback stage; row " +
+                                                   std::to_string(first_degraded) + ": " +
+                                                   batch.degraded_reason[first_degraded];
+  }
+  return {};
+}
+
+namespace detail {
+
+std::unique_ptr<ServedModel> load_served_model(const std::string& name, const std::string& version,
+                                               const std::filesystem::path& source, const std::string& engine_name,
+                                               const RepositoryOptions& options) {
+  namespace fs = std::filesystem;
+  auto m = std::make_unique<ServedModel>();
+  m->name = name;
+  m->version = version;
+  m->source = source;
+  ConfigOptions copts;
+  copts.metrics = options.metrics;
+  if (fs::is_directory(source)) {
+    const fs::path cfg = source / "engine.json";
+    if (fs::exists(cfg)) {
+      m->engine = builder_from_config(cfg, copts).name(engine_name).build();
+    } else {
+      fs::path file;
+      for (const auto& e : fs::directory_iterator(source)) {
+        if (!e.is_regular_file() || e.path().filename().string().starts_with(".")) continue;
+        if (!file.empty())
+          throw Error(StatusCode::kInvalidInput, "model folder " + source.string() +
+                                                     ": more than one file and no engine.json to say which is the "
+                                                     "model (" + file.filename().string() + ", " +
+                                                     e.path().filename().string() + ")");
+        file = e.path();
+      }
+      if (file.empty()) throw Error(StatusCode::kInvalidInput, "model folder " + source.string() + ": no model file");
+      EngineBuilder b;
+      b.name(engine_name).model_file("primary", file).stage("primary");
+      if (options.metrics) b.metrics(options.metrics);
+      m->engine = b.build();
+    }
+  } else {
+    EngineBuilder b;
+    b.name(engine_name).model_file("primary", source).stage("primary");
+    if (options.metrics) b.metrics(options.metrics);
+    m->engine = b.build();
+  }
+  m->features = m->engine->num_features();
+  m->width = m->engine->width();
+  return m;
+}
+
+std::size_t reload_changed(const ServedModel& model) { return model.engine->reload_changed(); }
+void watch(const ServedModel& model, Duration interval) { model.engine->watch(interval); }
+
+}  // namespace detail
+}  // namespace keel::net

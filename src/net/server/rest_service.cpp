@@ -1,0 +1,429 @@
+#include <keel/net/server/rest_service.hpp>
+
+#include <keel/engine/metrics.hpp>
+#include <keel/net/oip/codec.hpp>
+#include <keel/net/status_map.hpp>
+#include <keel/resilience/bulkhead.hpp>
+#include <keel/version.hpp>
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+
+namespace keel::net {
+namespace {
+
+enum Endpoint : std::uint8_t { kInfer, kHealth, kMetadata, kMetrics, kStats, kRepository, kOther, kEndpoints };
+constexpr std::array<std::string_view, kEndpoints> kEndpointNames{"infer",  "health",     "metadata", "metrics",
+                                                                  "stats",  "repository", "other"};
+constexpr std::array<double, 16> kPhaseBounds{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4,
+                                              5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.25, 1.0};
+
+std::uint64_t ns(Duration d) { return static_cast<std::uint64_t>(std::chrono::nanoseconds(d).count()); }
+
+// A W3C traceparent's trace id ("00-<32 hex>-<16 hex>-<2 hex>"), or empty.
+std::string_view trace_id(std::string_view tp) {
+  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return {};
+  const auto id = tp.substr(3, 32);
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  return id == "00000000000000000000000000000000" ? std::string_view{} : id;
+}
+
+// Splits "/v2/models/m/versions/v/infer" into parts.
+struct Route {
+  Endpoint endpoint = kOther;
+  std::string_view model, version, action;  // action: "", "ready", "infer", "stats"
+  bool valid = false;
+};
+
+Route route(std::string_view path) {
+  Route r;
+  if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  if (path == "/metrics") return {kMetrics, {}, {}, {}, true};
+  if (path == "/v2" || path == "/v2/") return {kMetadata, {}, {}, "server", true};
+  if (path == "/v2/health/live" || path == "/v2/health/ready") return {kHealth, {}, {}, path.substr(11), true};
+  if (path == "/v2/models/stats") return {kStats, {}, {}, "stats", true};
+  constexpr std::string_view kModels = "/v2/models/";
+  if (!path.starts_with(kModels)) return r;
+  std::string_view rest = path.substr(kModels.size());
+  auto next = [&rest]() {
+    const auto s = rest.find('/');
+    const auto part = rest.substr(0, s);
+    rest = s == std::string_view::npos ? std::string_view{} : rest.substr(s + 1);
+    return part;
+  };
+  r.model = next();
+  std::string_view part = next();
+  if (part == "versions") {
+    r.version = next();
+    if (r.version.empty()) return r;
+    part = next();
+  }
+  if (!rest.empty()) return r;
+  r.action = part;
+  r.endpoint = part.empty() || part == "ready" ? kMetadata : part == "infer" ? kInfer : part == "stats" ? kStats : kOther;
+  r.valid = r.endpoint != kOther && !r.model.empty();
+  return r;
+}
+
+}  // namespace
+
+struct RestService::Impl {
+  ModelRepository& models;
+  MetricsRegistry& metrics;
+  ServiceConfig config;
+  std::shared_ptr<Bulkhead> admission;
+  std::atomic<bool> draining{false};
+  std::array<std::array<std::atomic<Counter*>, 600>, kEndpoints> requests{};
+  std::mutex register_mu;
+  Counter* shed_limit;
+  Counter* shed_deadline;
+  Counter* shed_draining;
+  HistogramMetric* phase_queue;
+  HistogramMetric* phase_parse;
+  HistogramMetric* phase_score;
+  std::atomic<std::uint64_t> next_id{1};
+  std::mutex log_mu;
+
+  Impl(ModelRepository& m, MetricsRegistry& reg, ServiceConfig c)
+      : models(m), metrics(reg), config(std::move(c)) {
+    BulkheadConfig bc;
+    bc.adaptive = config.admission;
+    admission = std::make_shared<Bulkhead>("admission", bc);
+    const auto shed = [&](const char* reason) {
+      return &reg.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
+                          {{"reason", reason}});
+    };
+    shed_limit = shed("limit");
+    shed_deadline = shed("deadline");
+    shed_draining = shed("draining");
+    const auto phase = [&](const char* p) {
+      return &reg.histogram("keel_server_request_phase_seconds",
+                            "Time per request phase: queue wait, body parse, scoring, response write.", kPhaseBounds,
+                            {{"phase", p}});
+    };
+    phase_queue = phase("queue");
+    phase_parse = phase("parse");
+    phase_score = phase("score");
+    reg.gauge_fn("keel_server_in_flight", "Infer requests admitted and not yet answered.", {},
+                 [this] { return static_cast<double>(admission->stats().in_flight); });
+    reg.gauge_fn("keel_server_ready", "1 while the server reports ready.", {},
+                 [this] { return !draining.load() && models.all_ready() ? 1.0 : 0.0; });
+    reg.gauge_fn("keel_server_admission_limit", "The adaptive admission limit.", {},
+                 [this] { return static_cast<double>(admission->limit()); });
+  }
+
+  void count(Endpoint e, int code) {
+    if (code < 100 || code >= 700) code = 500;
+    auto& slot = requests[e][static_cast<std::size_t>(code - 100)];
+    Counter* c = slot.load(std::memory_order_acquire);
+    if (!c) {
+      std::lock_guard lock(register_mu);
+      c = &metrics.counter("keel_http_requests_total", "HTTP requests by endpoint and status code.",
+                           {{"endpoint", std::string(kEndpointNames[e])}, {"code", std::to_string(code)}});
+      slot.store(c, std::memory_order_release);
+    }
+    c->inc();
+  }
+
+  void access_log(const HttpRequest& req, int status, std::size_t bytes_out, std::string_view request_id,
+                  std::string_view model) {
+    if (!config.access_log) return;
+    std::string line = "{\"event\":\"access\",\"method\":";
+    oip::append_json_string(line, req.method);
+    line += ",\"path\":";
+    oip::append_json_string(line, req.target.substr(0, std::min<std::size_t>(req.target.size(), 256)));
+    line += ",\"status\":" + std::to_string(status);
+    line += ",\"request_id\":";
+    oip::append_json_string(line, request_id);
+    line += ",\"trace_id\":";
+    oip::append_json_string(line, trace_id(req.traceparent));
+    if (!model.empty()) {
+      line += ",\"model\":";
+      oip::append_json_string(line, model);
+    }
+    line += ",\"bytes_in\":" + std::to_string(req.body.size()) + ",\"bytes_out\":" + std::to_string(bytes_out);
+    line += ",\"duration_us\":" +
+            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(system_clock().now() - req.received)
+                               .count());
+    line += "}\n";
+    // stdout is fully buffered when not a terminal; flushed by the CLI.
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  }
+
+  HttpResponse error(int status, std::string_view message) {
+    HttpResponse r;
+    r.status = status;
+    r.body = oip::error_json(message);
+    return r;
+  }
+  HttpResponse error(const Status& s) {
+    HttpResponse r = error(http_status(s), s.message());
+    if (mapping(s).retry_after) r.retry_after_s = config.retry_after_s;
+    return r;
+  }
+
+  Result<const ServedModel*> lookup(const Route& r) {
+    if (!ModelRepository::valid_name(r.model))
+      return invalid_input("model name '" + std::string(r.model.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (!r.version.empty() && !ModelRepository::valid_name(r.version))
+      return invalid_input("model version '" + std::string(r.version.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (const auto* m = models.find(r.model, r.version)) return m;
+    if (!models.find(r.model)) return not_found("unknown model '" + std::string(r.model) + "'");
+    return not_found("model '" + std::string(r.model) + "' has no version '" + std::string(r.version) + "'");
+  }
+
+  HttpResponse metadata(const ServedModel& m) {
+    std::string b = "{\"name\":";
+    oip::append_json_string(b, m.name);
+    b += ",\"versions\":[";
+    bool first = true;
+    for (const auto* v : models.all()) {
+      if (v->name != m.name) continue;
+      if (!first) b.push_back(',');
+      first = false;
+      oip::append_json_string(b, v->version);
+    }
+    b += "],\"platform\":\"keel\",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP32\",\"shape\":[-1," +
+         std::to_string(m.features) + "]}],\"outputs\":[{\"name\":";
+    oip::append_json_string(b, oip::kScoresOutput);
+    b += ",\"datatype\":\"FP32\",\"shape\":[-1," + std::to_string(m.width) + "]}]}";
+    HttpResponse r;
+    r.body = std::move(b);
+    return r;
+  }
+
+  HttpResponse stats(const std::vector<const ServedModel*>& list) {
+    std::string b = "{\"model_stats\":[";
+    bool first = true;
+    const auto dur = [](std::uint64_t count, std::uint64_t nsec) {
+      return "{\"count\":" + std::to_string(count) + ",\"ns\":" + std::to_string(nsec) + "}";
+    };
+    for (const auto* m : list) {
+      const auto& s = m->stats;
+      if (!first) b.push_back(',');
+      first = false;
+      const auto ok = s.success_count.load();
+      b += "{\"name\":";
+      oip::append_json_string(b, m->name);
+      b += ",\"version\":";
+      oip::append_json_string(b, m->version);
+      b += ",\"last_inference\":" + std::to_string(s.last_inference_ms.load());
+      b += ",\"inference_count\":" + std::to_string(s.inference_count.load());
+      b += ",\"execution_count\":" + std::to_string(s.execution_count.load());
+      b += ",\"inference_stats\":{\"success\":" + dur(ok, s.success_ns.load());
+      b += ",\"fail\":" + dur(s.fail_count.load(), s.fail_ns.load());
+      b += ",\"queue\":" + dur(s.queue_count.load(), s.queue_ns.load());
+      b += ",\"compute_input\":" + dur(ok, s.parse_ns.load());
+      b += ",\"compute_infer\":" + dur(ok, s.score_ns.load());
+      b += ",\"compute_output\":" + dur(ok, s.write_ns.load()) + "}}";
+    }
+    b += "]}";
+    HttpResponse r;
+    r.body = std::move(b);
+    return r;
+  }
+
+  Result<Deadline> deadline_of(std::string_view header, TimePoint now) {
+    Duration t = config.default_timeout;
+    if (!header.empty()) {
+      std::uint64_t ms = 0;
+      const auto [p, ec] = std::from_chars(header.data(), header.data() + header.size(), ms);
+      if (ec != std::errc{} || p != header.data() + header.size())
+        return invalid_input("Keel-Timeout-Ms: '" + std::string(header.substr(0, 32)) +
+                             "' is not a whole number of milliseconds");
+      t = std::chrono::milliseconds(std::min<std::uint64_t>(ms, 1000ull * 3600 * 24 * 365));
+    }
+    return Deadline::after(std::min(t, config.max_timeout), now);
+  }
+};
+
+RestService::RestService(ModelRepository& models, MetricsRegistry& metrics, ServiceConfig config)
+    : impl_(std::make_unique<Impl>(models, metrics, std::move(config))) {}
+RestService::~RestService() = default;
+
+void RestService::set_draining() { impl_->draining.store(true); }
+std::size_t RestService::in_flight() const noexcept { return impl_->admission->stats().in_flight; }
+
+Status RestService::infer(const oip::InferRequest& request, const CallContext& ctx, oip::InferResult& result) {
+  auto& im = *impl_;
+  const ServedModel* m = im.models.find(ctx.model, ctx.version);
+  if (!m) return not_found("unknown model '" + std::string(ctx.model) + "'");
+  if (request.cols != m->features)
+    return invalid_input("inputs[0].shape: " + std::to_string(request.cols) + " features, but model '" + m->name +
+                         "' takes " + std::to_string(m->features));
+  auto permit = im.admission->try_acquire();
+  if (!permit) {
+    im.shed_limit->inc();
+    return overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached");
+  }
+  const TimePoint start = system_clock().now();
+  if (ctx.deadline.expired(start)) {
+    im.shed_deadline->inc();
+    permit.release(Duration::zero(), true);
+    return deadline_exceeded("deadline passed before scoring");
+  }
+  if (ctx.cancelled && ctx.cancelled->load(std::memory_order_relaxed)) {
+    permit.release();
+    return cancelled("client disconnected before scoring");
+  }
+  Status s = m->score(request, ctx.idempotency_key, ctx.deadline, result);
+  const TimePoint end = system_clock().now();
+  permit.release(end - start, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
+  im.phase_score->observe(end - start);
+  auto& st = m->stats;
+  st.execution_count.fetch_add(1, std::memory_order_relaxed);
+  st.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count(),
+                             std::memory_order_relaxed);
+  if (!s) {
+    st.fail_count.fetch_add(1, std::memory_order_relaxed);
+    st.fail_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
+    return s;
+  }
+  st.inference_count.fetch_add(request.rows, std::memory_order_relaxed);
+  st.success_count.fetch_add(1, std::memory_order_relaxed);
+  st.score_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
+  result.model_name = m->name;
+  result.model_version = m->version;
+  result.id = request.id;
+  return {};
+}
+
+void RestService::handle(const HttpRequest& req, Reply reply) {
+  auto& im = *impl_;
+  const Route r = route(req.target);
+  std::string generated;
+  std::string_view request_id = req.request_id;
+  if (request_id.empty()) {
+    generated = std::to_string(im.next_id.fetch_add(1, std::memory_order_relaxed));
+    request_id = generated;
+  }
+  HttpResponse resp;
+  const auto finish = [&](HttpResponse&& out, std::string_view model = {}) {
+    im.count(r.endpoint, out.status);
+    im.access_log(req, out.status, out.body.size(), request_id, model);
+    reply.send(std::move(out));
+  };
+  if (!r.valid) {
+    finish(im.error(404, "no route for " + std::string(req.method) + " " +
+                             std::string(req.target.substr(0, 256))));
+    return;
+  }
+  const bool post = req.method == "POST";
+  if ((r.endpoint == kInfer) != post || (!post && req.method != "GET")) {
+    resp = im.error(http_status(HttpLimit::kMethodNotAllowed),
+                    std::string(req.method) + " is not allowed on " + std::string(req.target.substr(0, 256)));
+    finish(std::move(resp));
+    return;
+  }
+  switch (r.endpoint) {
+    case kMetrics:
+      resp.content_type = "text/plain; version=0.0.4";
+      resp.body = im.models.metrics_text();
+      finish(std::move(resp));
+      return;
+    case kHealth: {
+      if (r.action == "live") {
+        resp.body = "{\"live\":true}";
+      } else {
+        const bool ready = !im.draining.load() && im.models.all_ready();
+        resp.status = ready ? 200 : 503;
+        resp.body = ready ? "{\"ready\":true}" : "{\"ready\":false}";
+      }
+      finish(std::move(resp));
+      return;
+    }
+    case kStats: {
+      if (r.model.empty()) {
+        finish(im.stats(im.models.all()));
+        return;
+      }
+      auto m = im.lookup(r);
+      finish(m ? im.stats({*m}) : im.error(m.status()), r.model);
+      return;
+    }
+    case kMetadata: {
+      if (r.action == "server") {
+        resp.body = "{\"name\":\"keel\",\"version\":\"" + std::string(keel::version()) +
+                    "\",\"extensions\":[\"binary_tensor_data\",\"statistics\"]}";
+        finish(std::move(resp));
+        return;
+      }
+      auto m = im.lookup(r);
+      if (!m) {
+        finish(im.error(m.status()), r.model);
+        return;
+      }
+      if (r.action == "ready") {
+        const bool ready = (*m)->ready() && !im.draining.load();
+        resp.status = ready ? 200 : 503;
+        resp.body = "{\"name\":";
+        oip::append_json_string(resp.body, (*m)->name);
+        resp.body += ready ? ",\"ready\":true}" : ",\"ready\":false}";
+        finish(std::move(resp), r.model);
+        return;
+      }
+      finish(im.metadata(**m), r.model);
+      return;
+    }
+    case kInfer: break;
+    default: finish(im.error(404, "no route")); return;
+  }
+
+  // Infer: validate the path, decode, run the shared path, encode.
+  auto m = im.lookup(r);
+  if (!m) {
+    finish(im.error(m.status()), r.model);
+    return;
+  }
+  auto deadline = im.deadline_of(req.timeout_ms, req.received);
+  if (!deadline) {
+    finish(im.error(deadline.status()), r.model);
+    return;
+  }
+  std::optional<std::size_t> json_length;
+  if (!req.inference_header_length.empty()) {
+    std::size_t v = 0;
+    const auto& h = req.inference_header_length;
+    const auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), v);
+    if (ec != std::errc{} || p != h.data() + h.size()) {
+      finish(im.error(400, "Inference-Header-Content-Length: not a byte count"), r.model);
+      return;
+    }
+    json_length = v;
+  }
+  thread_local oip::RequestDecoder decoder;
+  thread_local oip::InferRequest request;
+  thread_local oip::InferResult result;
+  const TimePoint t0 = system_clock().now();
+  if (Status s = decoder.decode(req.body, req.body_capacity, json_length, request); !s) {
+    finish(im.error(s), r.model);
+    return;
+  }
+  const TimePoint t1 = system_clock().now();
+  im.phase_parse->observe(t1 - t0);
+  im.phase_queue->observe(Duration::zero());  // scored inline on the I/O thread: no queue
+  (*m)->stats.parse_ns.fetch_add(ns(t1 - t0), std::memory_order_relaxed);
+  CallContext ctx;
+  ctx.model = (*m)->name;
+  ctx.version = (*m)->version;
+  ctx.idempotency_key = req.idempotency_key.empty() ? std::string_view(request.id) : req.idempotency_key;
+  ctx.deadline = *deadline;
+  if (Status s = infer(request, ctx, result); !s) {
+    finish(im.error(s), r.model);
+    return;
+  }
+  const std::size_t jl = oip::encode_infer_response(result, request, resp.body);
+  if (jl != resp.body.size()) {
+    resp.inference_header_length = jl;
+    resp.content_type = "application/octet-stream";
+  }
+  (*m)->stats.write_ns.fetch_add(ns(system_clock().now() - t1), std::memory_order_relaxed);
+  finish(std::move(resp), r.model);
+}
+
+}  // namespace keel::net
