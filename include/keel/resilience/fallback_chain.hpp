@@ -29,8 +29,19 @@
 // it errs (or times out) or when every row it scored came back non-finite;
 // it is a success when at least one row came back finite (the bad rows
 // fall through on their own and count in StageStats::non_finite). For one
-// row this is exactly the single-row rule. Retries retry the whole call.
-// StageStats count rows (entered, answered, failures by kind) and calls.
+// row this is exactly the single-row rule. Retries retry the whole call;
+// an open breaker rejects the whole call (one rejection in BreakerStats).
+// A batch of N rows thus weighs in a breaker's window as one request, not
+// N: a dependency's health is judged by its calls, and one big batch cannot
+// trip (or heal) a breaker N times over.
+//
+// chain()->stats() counts rows, so that a batch of N rows and N single
+// requests give the same row counts: ChainStats requests/degraded/failed,
+// StageStats entered/answered and the failures by kind (a rejected or
+// erring call adds every row it carried). StageStats::calls counts model
+// calls (a batch is one), as do the embedded BreakerStats and RetryStats.
+// test_fallback_chain.cpp ("a batch is one model call and one breaker
+// outcome") holds this.
 //
 // Unset policies default to null objects (CircuitBreaker::never_open,
 // RetryPolicy::no_retry, Bulkhead::unlimited), so run() has no null checks.
