@@ -1,8 +1,10 @@
 // ScoringEngine overhead over a bare model call, one row and per row in a
 // batch of 256. The engine runs the full path: schema validation, a closed
 // breaker, a retry policy, a bulkhead, metrics (counters and the latency
-// histogram), two clock reads; "+cache" adds an LRU cache that misses on
-// every row (distinct rows; each miss also inserts). The model is the
+// histogram), two clock reads; "CacheMiss" adds an LRU cache that misses
+// on every row (distinct rows; each miss also inserts); "Idem" adds the
+// in-memory idempotency store, every request with a new id (each one
+// claims, computes and stores a record). The model is the
 // tests' XGBoost fixture (10 features) and, for a clean overhead figure, a
 // 10-feature linear model whose own cost is a few nanoseconds.
 //
@@ -17,6 +19,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 namespace {
@@ -48,7 +51,7 @@ std::vector<float> rows(std::size_t n) {
   return v;
 }
 
-std::unique_ptr<keel::ScoringEngine> engine(const keel::ModelPtr& m, bool cache) {
+std::unique_ptr<keel::ScoringEngine> engine(const keel::ModelPtr& m, bool cache, bool idempotency = false) {
   keel::StageOptions o;
   o.breaker = std::make_shared<keel::CircuitBreaker>("primary");
   o.retry = std::make_shared<keel::RetryPolicy>();
@@ -63,6 +66,7 @@ std::unique_ptr<keel::ScoringEngine> engine(const keel::ModelPtr& m, bool cache)
     co.max_entries = 4096;
     b.cache(std::make_shared<keel::LruCache>(co));
   }
+  if (idempotency) b.idempotency(std::make_shared<keel::InMemoryIdempotencyStore>());
   return b.build();
 }
 
@@ -80,8 +84,8 @@ void BM_BareRow(benchmark::State& st) {
   }
 }
 
-void engine_row(benchmark::State& st, bool cache) {
-  auto e = engine(pick(static_cast<int>(st.range(0))), cache);
+void engine_row(benchmark::State& st, bool cache, bool idempotency = false) {
+  auto e = engine(pick(static_cast<int>(st.range(0))), cache, idempotency);
   auto data = rows(1024);
   std::size_t i = 0;
   float salt = 0;
@@ -93,12 +97,14 @@ void engine_row(benchmark::State& st, bool cache) {
     }
     keel::Request req;
     req.features = std::span<const float>(&data[r * 10], 10);
+    if (idempotency) req.id = std::to_string(i);  // new every call
     auto res = e->score(req);
     benchmark::DoNotOptimize(res);
   }
 }
 void BM_EngineRow(benchmark::State& st) { engine_row(st, false); }
 void BM_EngineRowCacheMiss(benchmark::State& st) { engine_row(st, true); }
+void BM_EngineRowIdem(benchmark::State& st) { engine_row(st, false, true); }
 
 void BM_BareBatch(benchmark::State& st) {
   auto m = pick(static_cast<int>(st.range(0)));
@@ -112,23 +118,36 @@ void BM_BareBatch(benchmark::State& st) {
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kBatch));
 }
 
-void BM_EngineBatch(benchmark::State& st) {
-  auto e = engine(pick(static_cast<int>(st.range(0))), false);
-  const auto data = rows(kBatch);
+void engine_batch(benchmark::State& st, bool cache, bool idempotency) {
+  auto e = engine(pick(static_cast<int>(st.range(0))), cache, idempotency);
+  auto data = rows(kBatch);
   keel::BatchResult out;
+  std::uint64_t lap = 0;
   for (auto _ : st) {
-    auto s = e->score_batch({data, kBatch, 10}, out);
+    if (cache) {  // new rows every batch: every lookup misses
+      const float salt = 1.0f + static_cast<float>(++lap % 4096) / 4096.0f;
+      for (std::size_t k = 0; k < kBatch; ++k) data[k * 10] = salt;
+      data[0] += static_cast<float>(lap / 4096);
+    }
+    const std::string id = idempotency ? std::to_string(++lap) : std::string();
+    auto s = e->score_batch({data, kBatch, 10}, out, keel::Deadline::never(), {}, id);
     benchmark::DoNotOptimize(s);
   }
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kBatch));
 }
+void BM_EngineBatch(benchmark::State& st) { engine_batch(st, false, false); }
+void BM_EngineBatchCacheMiss(benchmark::State& st) { engine_batch(st, true, false); }
+void BM_EngineBatchIdem(benchmark::State& st) { engine_batch(st, false, true); }
 
 // Arg 0: linear (10 features); arg 1: XGBoost fixture.
 BENCHMARK(BM_BareRow)->Arg(0)->Arg(1);
 BENCHMARK(BM_EngineRow)->Arg(0)->Arg(1);
 BENCHMARK(BM_EngineRowCacheMiss)->Arg(0);
+BENCHMARK(BM_EngineRowIdem)->Arg(0);
 BENCHMARK(BM_BareBatch)->Arg(0)->Arg(1);
 BENCHMARK(BM_EngineBatch)->Arg(0)->Arg(1);
+BENCHMARK(BM_EngineBatchCacheMiss)->Arg(0);
+BENCHMARK(BM_EngineBatchIdem)->Arg(0);
 
 }  // namespace
 

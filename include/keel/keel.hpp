@@ -20,7 +20,7 @@
 #include <keel/resilience/guarded_call.hpp>
 #include <keel/resilience/idempotency.hpp>
 #include <keel/resilience/retry_policy.hpp>
-#include <keel/resilience/timeout.hpp>
+#include <keel/resilience/isolation.hpp>
 
 #include <keel/validate/validate.hpp>
 

@@ -496,7 +496,7 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
     if (auto v = c->get("ttl_ms")) io.ttl = v->ms();
     if (auto v = c->get("max_entries")) io.max_entries = v->uint(1, 1'000'000'000);
     if (auto v = c->get("max_bytes")) io.max_bytes = v->uint(1, std::uint64_t{1} << 40);
-    b.idempotency(std::make_shared<InMemoryIdempotencyStore>(io));
+    b.idempotency(std::make_shared<InMemoryIdempotencyStore>(io, *ctx.clock));
   }
   {
     EventLogOptions lo;

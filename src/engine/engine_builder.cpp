@@ -114,6 +114,11 @@ EngineBuilder& EngineBuilder::canary_rows(std::vector<std::vector<float>> rows) 
   impl_->canary = std::move(rows);
   return *this;
 }
+EngineBuilder& EngineBuilder::canary_timeout(Duration timeout) {
+  if (timeout <= Duration::zero()) throw Error(invalid_input("canary_timeout: must be > 0"));
+  impl_->canary_timeout = timeout;
+  return *this;
+}
 EngineBuilder& EngineBuilder::allow_schema_change(bool allow) {
   impl_->allow_schema_change = allow;
   return *this;
@@ -130,7 +135,7 @@ std::unique_ptr<ScoringEngine> EngineBuilder::build() {
   if (m.stages.front().is_default) throw Error(invalid_input("chain[0]: the first stage must be a model"));
   if (!m.loader) m.loader = [](const std::filesystem::path& p, const LoadOptions& o) { return load_model(p, o); };
   if (!m.cache) m.cache = std::make_shared<NoopCache>();
-  if (!m.idempotency) m.idempotency = std::make_shared<InMemoryIdempotencyStore>();
+  if (!m.idempotency) m.idempotency = std::make_shared<InMemoryIdempotencyStore>(IdempotencyOptions{}, *m.clock);
   if (!m.registry) m.registry = std::make_shared<MetricsRegistry>(256);
   if (!m.log) m.log = std::make_shared<EventLog>();
 
@@ -184,11 +189,17 @@ std::unique_ptr<ScoringEngine> EngineBuilder::build() {
     throw Error(invalid_input(fmt::format("drift: its profile has {} features, the engine takes {}",
                                           m.drift->num_features(), m.in_width)));
   }
+  // Null objects for what is not configured: the stages never check.
+  if (!m.validator) m.validator = std::make_shared<AcceptAllValidator>(m.in_width);
+  m.screen = detail::make_screen(m.anomaly);
+  m.drift_sink = detail::make_drift_sink(m.drift);
   for (std::size_t i = 0; i < m.slots.size(); ++i) {
-    if (Status st = m.check_candidate(i, *m.slots[i].current); !st.is_ok()) {
+    if (Status st = m.check_candidate(i, m.slots[i].current); !st.is_ok()) {
       throw Error(st.with_context(fmt::format("model '{}'", m.slots[i].name)));
     }
-    m.slots[i].version_cell->store(m.slots[i].current->info().version);
+    const ModelInfo& info = m.slots[i].current->info();
+    m.slots[i].version_cell->store(info.version);
+    m.slots[i].content_cell->set(info.id, info.content_id);
   }
   m.snap.store(m.make_snapshot());  // the chain checks stage consistency (throws)
   m.register_metrics();

@@ -1,6 +1,7 @@
 #pragma once
-// ScoringEngine::Impl, shared by scoring_engine.cpp (request path),
-// engine_batch.cpp, engine_reload.cpp and engine_builder.cpp.
+// ScoringEngine::Impl, shared by the request path (request_state.hpp and
+// its stage_*.cpp files), scoring_engine.cpp (metrics, health),
+// engine_reload.cpp and engine_builder.cpp.
 
 #include <keel/engine/scoring_engine.hpp>
 #include <keel/validate/validation_report.hpp>
@@ -14,6 +15,26 @@
 namespace keel {
 
 namespace detail {
+
+// The id and content identity of a slot's model, for the info metric
+// (read by the registry, which may outlive the engine). Thread-safe.
+class ContentCell {
+ public:
+  void set(std::string id, ModelContentId content) {
+    std::lock_guard lock(mu_);
+    id_ = std::move(id);
+    content_ = content;
+  }
+  [[nodiscard]] std::pair<std::string, ModelContentId> get() const {
+    std::lock_guard lock(mu_);
+    return {id_, content_};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string id_;            // guarded by mu_
+  ModelContentId content_{};  // guarded by mu_
+};
 
 // A model slot: a named model the chain's stages refer to; reload() swaps
 // what it holds.
@@ -29,6 +50,7 @@ struct ModelSlot {
   std::filesystem::file_time_type failed_mtime{};  // guarded by Impl::reload_mu
   // The current model's version, for the metrics gauge (outlives the engine).
   std::shared_ptr<std::atomic<std::uint64_t>> version_cell = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::shared_ptr<ContentCell> content_cell = std::make_shared<ContentCell>();
 };
 
 // A chain stage as declared; the model comes from the slot at snapshot time.
@@ -43,27 +65,53 @@ struct StageTemplate {
 // What one request uses from start to end: immutable once published.
 struct Snapshot {
   std::shared_ptr<FallbackChain> chain;
-  // The chain without its first stage, for rows the anomaly policy routes
-  // past the primary; null when the chain has one stage.
-  std::shared_ptr<FallbackChain> rest;
   std::vector<ModelPtr> stage_models;  // per stage; null for a default stage
-  std::uint64_t generation = 0;        // new for every swap: part of cache keys
+  // Per stage, what a BatchResult reports (copied only when it changes).
+  std::vector<std::string> stage_names;
+  std::vector<std::string> model_ids;  // a default stage: its name
+  std::vector<std::uint64_t> model_versions;
+  std::vector<ModelContentId> content_ids;
+  // The primary's part of cache keys: its content identity and output kind,
+  // so that replicas sharing a cache agree; "id@version" for a model built
+  // in memory (valid in this process only).
+  std::string cache_model;
+  std::uint64_t generation = 0;  // new for every swap (globally unique)
 };
 
 // Per-thread buffers so the request path does not allocate once warm.
 struct Scratch {
-  std::vector<float> fixed;
-  std::vector<float> model_row;
+  std::vector<float> rows;   // a strided batch made dense
+  std::vector<float> fixed;  // rows the validator fixed
+  std::vector<float> model_rows;
   ValidationReport report;
   AnomalyReport anomaly;
-  std::vector<std::uint32_t> routed;
-  std::vector<float> rows;    // a strided batch made dense
-  std::vector<float> gather;  // the rows still pending for a later stage
-  std::vector<float> out;
-  std::vector<std::uint32_t> pending;
+  std::vector<std::uint32_t> pending;     // rows still to answer, ascending
+  std::vector<std::uint8_t> first_stage;  // per row: 0, or 1 when routed past the primary
   std::vector<std::uint32_t> next;
+  std::vector<std::uint32_t> stored;      // rows the chain's first stage answered (cache inserts)
+  std::vector<float> cached;
+  ChainRows chain;
+  std::vector<std::size_t> answers;       // per stage: rows answered
+  bool busy = false;   // in use (a model that calls an engine gets fresh buffers)
 };
 Scratch& scratch() noexcept;
+
+struct RequestState;
+
+// Null objects for the optional per-row components, so that the stages
+// call them without null checks. Thread-safe (immutable; the monitor is).
+class Screen {  // the anomaly screen: NoScreen without a detector
+ public:
+  virtual ~Screen() = default;
+  virtual void run(ScoringEngine::Impl& m, RequestState& st) const noexcept = 0;
+};
+class DriftSink {  // the drift monitor: a no-op without one
+ public:
+  virtual ~DriftSink() = default;
+  virtual void observe(const RequestState& st) const noexcept = 0;
+};
+std::shared_ptr<const Screen> make_screen(std::shared_ptr<const AnomalyDetector> detector);
+std::shared_ptr<const DriftSink> make_drift_sink(std::shared_ptr<DriftMonitor> monitor);
 
 inline constexpr std::size_t kOutcomeOk = 0;
 inline constexpr std::size_t kOutcomeDegraded = 1;
@@ -81,9 +129,11 @@ struct ScoringEngine::Impl {
   std::vector<detail::ModelSlot> slots;
   std::vector<detail::StageTemplate> stages;
   ModelLoaderFn loader;
-  std::shared_ptr<const Validator> validator;
-  std::shared_ptr<const AnomalyDetector> anomaly;
-  std::shared_ptr<DriftMonitor> drift;
+  std::shared_ptr<const Validator> validator;       // AcceptAllValidator when none is configured
+  std::shared_ptr<const AnomalyDetector> anomaly;  // null when none (configuration only)
+  std::shared_ptr<DriftMonitor> drift;             // null when none (configuration only)
+  std::shared_ptr<const detail::Screen> screen;    // never null
+  std::shared_ptr<const detail::DriftSink> drift_sink;  // never null
   Preprocessor pre;
   Postprocessor post;
   std::shared_ptr<Cache> cache;
@@ -93,6 +143,7 @@ struct ScoringEngine::Impl {
   std::vector<std::vector<float>> canary;
   bool allow_schema_change = false;
   Duration default_timeout = Duration::max();
+  Duration canary_timeout = std::chrono::seconds(5);
   std::size_t in_width = 0;     // caller's row length
   std::size_t model_width = 0;  // model's row length (after preprocessing)
   std::size_t out_width = 0;    // scores per row
@@ -146,7 +197,14 @@ struct ScoringEngine::Impl {
   [[nodiscard]] std::shared_ptr<const detail::Snapshot> current() const noexcept {
     return snap.load(std::memory_order_acquire);
   }
-  Result<Response> score_one(const Request& req, TimePoint t0, Deadline deadline) noexcept;
+  // The stages of request_state.hpp on `v` into `out`; a non-ok Status is a
+  // whole-request failure (the rows' own errors are in out.status).
+  // `single`: score()'s batch of one (its metrics are score()'s).
+  Status run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline, bool single) noexcept;
+  // The admit stage: run_stages behind the idempotency store when `id` is
+  // set. `computed` is false when the answer was a replay or a duplicate's.
+  Status run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
+                      bool single, bool& computed) noexcept;
   void record(const Result<Response>& r) noexcept;
 
   // --- models ----------------------------------------------------------------
@@ -155,7 +213,7 @@ struct ScoringEngine::Impl {
   std::shared_ptr<const detail::Snapshot> make_snapshot() const;
   // Checks a candidate for slot `i` against the one it replaces (or, for
   // the first load, against the configured widths). Status names why not.
-  Status check_candidate(std::size_t slot, const Model& candidate) const noexcept;
+  Status check_candidate(std::size_t slot, const ModelPtr& candidate) const noexcept;
   Result<std::uint64_t> swap_in(std::size_t slot, ModelPtr model) noexcept;  // reload_mu held
   Status reload_failed(std::size_t slot, Status why) noexcept;                // reload_mu held
   [[nodiscard]] std::size_t slot_index(std::string_view name) const noexcept;

@@ -4,7 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <keel/resilience/detail/wait.hpp>
+
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace keel {
 
@@ -13,26 +18,84 @@ std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() con
   std::vector<Stage> built;
   built.reserve(stages.size());
   for (const detail::StageTemplate& t : stages) {
+    s->stage_names.push_back(t.name);
     if (t.is_default) {
       built.push_back(default_stage(t.constant, t.name));
       s->stage_models.push_back(nullptr);
+      s->model_ids.push_back(t.name);
+      s->model_versions.push_back(0);
+      s->content_ids.emplace_back();
     } else {
       ModelPtr m = slots[t.slot].current;
       built.push_back(model_stage(t.name, m, t.options));
+      s->model_ids.push_back(m->info().id);
+      s->model_versions.push_back(m->info().version);
+      s->content_ids.push_back(m->info().content_id);
       s->stage_models.push_back(std::move(m));
     }
   }
-  if (built.size() > 1) {
-    std::vector<Stage> rest(built.begin() + 1, built.end());
-    s->rest = std::make_shared<FallbackChain>(std::move(rest), *clock);
-  }
+  const ModelInfo& pi = s->stage_models.front()->info();
+  s->cache_model = pi.content_id.empty() ? fmt::format("{}@{}", pi.id, pi.version) : pi.content_id.hex();
+  s->cache_model += stages.front().options.predict.output == OutputKind::kMargin ? "/m" : "/t";
   s->chain = std::make_shared<FallbackChain>(std::move(built), *clock);
   s->generation = next_model_version();
   return s;
 }
 
-Status ScoringEngine::Impl::check_candidate(std::size_t slot, const Model& candidate) const noexcept {
+namespace {
+
+// What the canary thread and the reload share; outlives a reload that gave
+// up on a hung model.
+struct CanaryRun {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // guarded by mu
+  Status status;      // guarded by mu
+};
+
+// Scores the canary rows on a thread of their own, so that a model that
+// hangs costs the reload `timeout` (on the engine's clock), not forever. A
+// hung model keeps its thread until it returns.
+Status run_canaries(const ModelPtr& model, std::vector<std::vector<float>> rows, std::size_t width,
+                    PredictOptions po, Clock& clock, Duration timeout) {
+  const TimePoint start = clock.now();
+  const Deadline deadline = Deadline::after(timeout, start);
+  po.deadline = deadline;
+  auto run = std::make_shared<CanaryRun>();
+  std::thread([run, model, rows = std::move(rows), width, po] {
+    Status result;
+    std::vector<float> out(width);
+    for (std::size_t r = 0; r < rows.size() && result.is_ok(); ++r) {
+      if (Status st = model->predict_row(rows[r], out, po); !st.is_ok()) {
+        result = std::move(st.with_context(fmt::format("canary row {}", r)));
+        break;
+      }
+      for (std::size_t c = 0; c < out.size(); ++c) {
+        if (!std::isfinite(out[c])) {
+          result = model_error(fmt::format("canary row {}: score[{}] is {}", r, c, out[c]));
+          break;
+        }
+      }
+    }
+    std::lock_guard lock(run->mu);
+    run->status = std::move(result);
+    run->done = true;
+    run->cv.notify_all();
+  }).detach();
+  std::unique_lock lock(run->mu);
+  if (!detail::wait_until(run->cv, lock, clock, detail::is_real_clock(clock), deadline.time(),
+                          [&] { return run->done; })) {
+    return deadline_exceeded(fmt::format("canary rows: no answer within {} ms (the model may hang)",
+                                         std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+  }
+  return run->status;
+}
+
+}  // namespace
+
+Status ScoringEngine::Impl::check_candidate(std::size_t slot, const ModelPtr& candidate_ptr) const noexcept {
   try {
+    const Model& candidate = *candidate_ptr;
     const ModelInfo& ci = candidate.info();
     if (ci.num_features != model_width) {
       return invalid_input(fmt::format("expects {} features, the engine feeds {}", ci.num_features, model_width));
@@ -63,23 +126,14 @@ Status ScoringEngine::Impl::check_candidate(std::size_t slot, const Model& candi
       rows.emplace_back(model_width, 0.0f);
       rows.emplace_back(model_width, std::numeric_limits<float>::quiet_NaN());
     }
-    std::vector<float> out(out_width);
-    PredictOptions po;
-    po.output = kind;
     for (std::size_t r = 0; r < rows.size(); ++r) {
       if (rows[r].size() != model_width) {
         return invalid_input(fmt::format("canary row {} has {} values, expected {}", r, rows[r].size(), model_width));
       }
-      if (Status st = candidate.predict_row(rows[r], out, po); !st.is_ok()) {
-        return st.with_context(fmt::format("canary row {}", r));
-      }
-      for (std::size_t c = 0; c < out.size(); ++c) {
-        if (!std::isfinite(out[c])) {
-          return model_error(fmt::format("canary row {}: score[{}] is {}", r, c, out[c]));
-        }
-      }
     }
-    return Status::ok();
+    PredictOptions po;
+    po.output = kind;
+    return run_canaries(candidate_ptr, std::move(rows), out_width, po, *clock, canary_timeout);
   } catch (...) {
     return internal_error("checking the candidate model: out of memory");
   }
@@ -107,7 +161,7 @@ Result<std::uint64_t> ScoringEngine::Impl::swap_in(std::size_t slot, ModelPtr mo
   };
   try {
     if (!model) return fail(invalid_input("no model given"));
-    if (Status st = check_candidate(slot, *model); !st.is_ok()) return fail(st);
+    if (Status st = check_candidate(slot, model); !st.is_ok()) return fail(st);
     ModelPtr old = std::exchange(s.current, model);
     std::shared_ptr<const detail::Snapshot> next;
     try {
@@ -118,9 +172,14 @@ Result<std::uint64_t> ScoringEngine::Impl::swap_in(std::size_t slot, ModelPtr mo
     }
     snap.store(std::move(next), std::memory_order_release);
     // A new model starts with a clean record: its stages' breakers close.
+    // The same content again (a touched file, a re-sent model) is the same
+    // dependency: its record still applies, so the breaker keeps its state.
+    const bool same_model = old && !old->info().content_id.empty() &&
+                            old->info().content_id == model->info().content_id;
     for (const auto& t : stages) {
-      if (!t.is_default && t.slot == slot && t.options.breaker) t.options.breaker->reset();
+      if (!same_model && !t.is_default && t.slot == slot && t.options.breaker) t.options.breaker->reset();
     }
+    s.content_cell->set(model->info().id, model->info().content_id);
     ++s.reloads;
     s.last_error.clear();
     s.version_cell->store(model->info().version, std::memory_order_relaxed);

@@ -1,4 +1,5 @@
-// The single-row request path, metrics and health of ScoringEngine.
+// Accessors, metrics and health of ScoringEngine (the request path is in
+// request_state.hpp and the stage_*.cpp files).
 
 #include "engine/engine_impl.hpp"
 
@@ -54,143 +55,6 @@ std::size_t ScoringEngine::Impl::slot_index(std::string_view n) const noexcept {
     if (slots[i].name == n) return i;
   }
   return slots.size();
-}
-
-Result<Response> ScoringEngine::score(const Request& req) noexcept {
-  Impl& m = *impl_;
-  const TimePoint t0 = m.clock->now();
-  Deadline deadline = req.deadline;
-  if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
-  if (!req.model.empty() && req.model != m.name) {
-    Result<Response> r = not_found(fmt::format("model: engine '{}' does not serve '{}'", m.name, req.model));
-    m.record(r);
-    return r;
-  }
-  if (req.id.empty()) return m.score_one(req, t0, deadline);
-
-  bool computed = false;
-  Result<Response> r = m.idempotency->run({req.id, m.name, req.features}, t0, deadline, [&]() noexcept {
-    computed = true;
-    return m.score_one(req, t0, deadline);
-  });
-  if (!computed && !r.ok()) m.record(r);  // conflicts, a wait past the deadline
-  return r;
-}
-
-Result<Response> ScoringEngine::Impl::score_one(const Request& req, TimePoint t0, Deadline deadline) noexcept {
-  Result<Response> result = [&]() noexcept -> Result<Response> {
-    try {
-      if (req.features.size() != in_width) {
-        return invalid_input(fmt::format("features: expected {} values, got {}", in_width, req.features.size()));
-      }
-      const std::shared_ptr<const detail::Snapshot> snapshot = current();
-      detail::Scratch& s = detail::scratch();
-      Response resp;
-      resp.id = req.id;
-      std::span<const float> row = req.features;
-
-      if (validator) {
-        s.fixed.resize(in_width);
-        validator->validate(row, 1, s.fixed, s.report);
-        if (s.report.rejected(0)) return s.report.row_status(0).with_context("validation");
-        if (s.report.fixed(0)) {
-          row = s.fixed;
-          validation_fixed->inc();
-        }
-        if (s.report.flagged(0)) {
-          resp.anomaly = true;
-          resp.anomaly_reason = "validation: " + s.report.describe(0);
-          anomalies->inc();
-        }
-      }
-
-      bool routed = false;
-      if (anomaly) {
-        anomaly->score(row, 1, s.anomaly);
-        if (s.anomaly.anomalous(0)) {
-          anomalies->inc();
-          resp.anomaly = true;
-          resp.anomaly_score = s.anomaly.score(0);
-          if (!resp.anomaly_reason.empty()) resp.anomaly_reason += "; ";
-          resp.anomaly_reason += "anomaly: " + s.anomaly.describe(0);
-          switch (anomaly->options().policy) {
-            case AnomalyPolicy::kFlag: break;
-            case AnomalyPolicy::kReject:
-              anomalies_rejected->inc();
-              return invalid_input(resp.anomaly_reason);
-            case AnomalyPolicy::kRoute:
-              if (!snapshot->rest) return unavailable("anomaly: routed past the primary, but it has no fallback");
-              anomalies_routed->inc();
-              routed = true;
-              break;
-          }
-        }
-      }
-      const std::span<const float> input_row = row;
-
-      if (!pre.empty()) {
-        s.model_row.resize(model_width);
-        if (Status st = pre.apply(row, s.model_row); !st.is_ok()) return st;
-        row = s.model_row;
-      }
-
-      const detail::StageTemplate& first = stages.front();
-      const Model* primary = snapshot->stage_models.front().get();
-      const CacheKey key{primary->info().id, snapshot->generation, row};
-      if (!routed && cache->enabled() && cache->lookup(key, t0, resp.scores)) {
-        resp.cache_hit = true;
-        if (drift) drift->observe(input_row, resp.scores.empty() ? 0.f : resp.scores[0]);
-        resp.stage = first.name;
-        resp.model_id = primary->info().id;
-        resp.model_version = primary->info().version;
-        return resp;
-      }
-
-      resp.scores.resize(out_width);
-      FallbackChain& chain = routed ? *snapshot->rest : *snapshot->chain;
-      const std::size_t offset = routed ? 1 : 0;  // stage indices of `rest` are one less
-      Result<ChainOutcome> outcome = chain.run(row, resp.scores, deadline, t0);
-      if (!outcome.ok()) return outcome.status();
-      const ChainOutcome& oc = *outcome;
-      for (const StageFailure& f : oc.failures) {
-        stage_failures[f.stage + offset][std::min<std::size_t>(static_cast<std::size_t>(f.status.code()),
-                                                               detail::kNumCodes - 1)]
-            ->inc();
-      }
-      const std::size_t answered_stage = oc.stage + offset;
-      stage_answers[answered_stage]->inc();
-      resp.stage = oc.stage_name;
-      resp.degraded = oc.degraded || routed;
-      resp.attempts = oc.attempts;
-      if (routed) resp.degraded_reason = "primary: skipped: the row is anomalous";
-      if (!oc.failures.empty()) {
-        resp.degraded_reason += resp.degraded_reason.empty() ? oc.reason() : "; " + oc.reason();
-      }
-      if (const Model* answered = snapshot->stage_models[answered_stage].get()) {
-        resp.model_id = answered->info().id;
-        resp.model_version = answered->info().version;
-      } else {
-        resp.model_id = resp.stage;  // a default stage
-      }
-      if (post.calibrates()) {
-        if (Status st = post.calibrate(resp.scores); !st.is_ok()) return st;
-      }
-      if (answered_stage == 0 && cache->enabled()) cache->insert(key, resp.scores, t0);
-      if (drift) drift->observe(input_row, resp.scores.empty() ? 0.f : resp.scores[0]);
-      if (oc.degraded && log->enabled(LogLevel::kWarn)) {
-        log->emit(LogLevel::kWarn, "degraded",
-                  {{"engine", name}, {"stage", resp.stage}, {"reason", resp.degraded_reason}}, resp.stage);
-      }
-      return resp;
-    } catch (...) {
-      return internal_error("score: out of memory");
-    }
-  }();
-  const TimePoint t1 = clock->now();
-  if (result.ok()) result->latency = t1 - t0;
-  latency->observe(t1 - t0);
-  record(result);
-  return result;
 }
 
 void ScoringEngine::Impl::record(const Result<Response>& r) noexcept {
@@ -328,6 +192,24 @@ void ScoringEngine::Impl::register_metrics() {
     reg.gauge_fn("keel_model_version", "Version of the model in each slot.", with({{"model", slots[i].name}}),
                  [v] { return static_cast<double>(v->load(std::memory_order_relaxed)); });
   }
+  // The content identity of each slot's model, as an info metric (value 1).
+  {
+    std::vector<std::pair<std::string, std::shared_ptr<detail::ContentCell>>> cells;
+    for (const auto& sl : slots) cells.emplace_back(sl.name, sl.content_cell);
+    reg.gauge_family_fn("keel_model_info", "The model in each slot: its id and content identity (value 1).",
+                        [cells, eng] {
+                          std::vector<std::pair<MetricLabels, double>> series;
+                          for (const auto& [slot, cell] : cells) {
+                            MetricLabels l = eng;
+                            const auto [id, content] = cell->get();
+                            l.emplace_back("model", slot);
+                            l.emplace_back("id", id);
+                            l.emplace_back("content_id", content.empty() ? std::string("none") : content.hex());
+                            series.emplace_back(std::move(l), 1.0);
+                          }
+                          return series;
+                        });
+  }
 }
 
 // --------------------------------------------------------------------------
@@ -346,8 +228,8 @@ Health ScoringEngine::health() const {
       all_loaded = all_loaded && c.ok;
       c.state = c.ok ? "loaded" : "missing";
       if (s.current) {
-        c.detail = fmt::format("id={} version={} reloads={}", s.current->info().id, s.current->info().version,
-                               s.reloads);
+        c.detail = fmt::format("id={} version={} content_id={} reloads={}", s.current->info().id,
+                               s.current->info().version, s.current->info().content_id.hex(), s.reloads);
       }
       if (!s.last_error.empty()) {
         c.state = "loaded, last reload failed";

@@ -3,12 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 namespace keel {
 
 struct FallbackChain::Counters {
+  std::atomic<std::uint64_t> calls{0};
   std::atomic<std::uint64_t> entered{0};
   std::atomic<std::uint64_t> breaker_rejections{0};
   std::atomic<std::uint64_t> bulkhead_rejections{0};
@@ -20,7 +22,6 @@ struct FallbackChain::Counters {
 
 namespace {
 
-void inc(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t get(const std::atomic<std::uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
 
 [[noreturn]] void bad_stage(std::size_t i, std::string_view name, std::string_view why) {
@@ -106,65 +107,196 @@ FallbackChain::FallbackChain(std::vector<Stage> stages, Clock& clock) : clock_(c
 
 FallbackChain::~FallbackChain() = default;
 
-Status FallbackChain::run_model_stage(StageImpl& st, std::span<const float> row, std::span<float> out,
-                                      Deadline deadline, TimePoint now, std::uint32_t& attempts) noexcept {
+namespace {
+
+bool finite_row(const float* p, std::size_t w) noexcept {
+  bool ok = true;
+  for (std::size_t i = 0; i < w; ++i) ok &= std::isfinite(p[i]);
+  return ok;
+}
+
+Status non_finite_error(std::string_view stage, const float* p, std::size_t w) {
+  for (std::size_t i = 0; i < w; ++i) {
+    if (!std::isfinite(p[i])) {
+      return model_error(
+          fmt::format("stage '{}': output {} is {}", stage, i, std::isnan(p[i]) ? "NaN" : "infinite"));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::span<const float> rows, std::size_t n,
+                                    std::span<float> out, Deadline deadline, TimePoint now,
+                                    ChainRows& res) noexcept {
   Counters& c = *st.counters;
   const StageOptions& o = st.config.options;
+  const std::size_t k = res.pending.size();
+  const std::size_t F = num_features_;
+  const std::size_t W = st.width;
+  // Every pending row fails this stage with `why` and stays pending.
+  auto fail_all = [&](Status why, std::atomic<std::uint64_t>& counter) {
+    counter.fetch_add(k, std::memory_order_relaxed);
+    for (std::size_t j = 0; j + 1 < k; ++j) res.failures.push_back({res.pending[j], index, why});
+    res.failures.push_back({res.pending[k - 1], index, std::move(why)});
+  };
   if (deadline.expired(now)) {
-    inc(c.deadline_skips);
-    return deadline_exceeded(fmt::format("deadline passed before stage '{}'", st.config.name));
+    fail_all(deadline_exceeded(fmt::format("deadline passed before stage '{}'", st.config.name)), c.deadline_skips);
+    return;
   }
   Bulkhead& bulkhead = *o.bulkhead;
   Bulkhead::Permit slot = bulkhead.acquire(deadline);
   if (!slot) {
-    inc(c.bulkhead_rejections);
-    return bulkhead.rejection();
+    fail_all(bulkhead.rejection(), c.bulkhead_rejections);
+    return;
+  }
+  // All rows pending: the model reads the caller's rows and writes in place.
+  const bool whole = k == n;
+  std::span<const float> in = rows.first(n * F);
+  std::span<float> dst = out.first(n * W);
+  if (!whole) {
+    res.gather.resize(k * F);
+    for (std::size_t j = 0; j < k; ++j) {
+      std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(res.pending[j] * F), F,
+                  res.gather.begin() + static_cast<std::ptrdiff_t>(j * F));
+    }
+    res.out.resize(k * W);
+    in = res.gather;
+    dst = res.out;
   }
   const ModelPtr& model = st.config.model;
-  const std::span<float> dst = out.first(st.width);
   std::uint32_t hedges = 0;
-  bool non_finite = false;  // the last attempt's output was NaN/inf
+  std::size_t bad_rows = 0;  // of the last attempt that returned ok
+  bool all_bad = false;
   auto attempt = [&](Deadline attempt_deadline) noexcept -> Status {
     Status s;
-    non_finite = false;
+    all_bad = false;
     if (o.isolation == Isolation::kIsolated) {
-      const IsolatedCallOptions iso{o.hedge_delay, o.max_hedges, o.predict};
+      IsolatedCallOptions iso{HedgePolicy{o.hedge_delay, o.max_hedges}, o.predict};
       IsolatedCallReport rep;
-      s = call_isolated(*o.executor, model, row, dst, attempt_deadline, clock_, iso, st.isolation, &rep);
+      s = call_isolated(*o.executor, model, in, k, dst, attempt_deadline, clock_, iso, st.isolation, &rep);
       if (rep.launched > 1) hedges += rep.launched - 1;
+    } else if (attempt_deadline.is_never()) {
+      s = model->predict(in, k, dst, o.predict);
     } else {
-      s = model->predict(row, 1, dst, o.predict);
+      PredictOptions po = o.predict;
+      po.deadline = attempt_deadline;
+      s = model->predict(in, k, dst, po);
     }
     if (!s) return s;
-    for (std::size_t i = 0; i < dst.size(); ++i) {
-      if (!std::isfinite(dst[i])) {
-        non_finite = true;
-        return model_error(fmt::format("stage '{}': output {} is {}", st.config.name, i,
-                                       std::isnan(dst[i]) ? "NaN" : "infinite"));
-      }
-    }
-    return s;
+    bad_rows = 0;
+    for (std::size_t j = 0; j < k; ++j) bad_rows += !finite_row(&dst[j * W], W);
+    if (bad_rows < k) return s;  // at least one good row: the call succeeded
+    all_bad = true;
+    return k == 1 ? non_finite_error(st.config.name, dst.data(), W)
+                  : model_error(fmt::format("stage '{}': all {} rows scored non-finite", st.config.name, k));
   };
   GuardedCallReport rep;
   const TimePoint start = now;
   Status s = guarded_call(*o.breaker, *o.retry, clock_, deadline, now, o.attempt_timeout, attempt, rep);
-  attempts += rep.attempts + hedges;
+  c.calls.fetch_add(1, std::memory_order_relaxed);
+  const std::uint32_t carried = rep.attempts + hedges;
+  for (std::uint32_t r : res.pending) res.attempts[r] += carried;
   if (bulkhead.adaptive()) {
     const bool dropped = s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded;
     slot.release(clock_.now() - start, dropped);
   }
-  if (!s) {
-    if (rep.rejected) {
-      inc(c.breaker_rejections);
-    } else if (s.code() == StatusCode::kDeadlineExceeded) {
-      inc(c.timeouts);
-    } else if (non_finite) {
-      inc(c.non_finite);
-    } else {
-      inc(c.errors);
-    }
+  slot.release();
+  if (!s && !all_bad) {
+    std::atomic<std::uint64_t>& counter = rep.rejected                                   ? c.breaker_rejections
+                                          : s.code() == StatusCode::kDeadlineExceeded ? c.timeouts
+                                                                                      : c.errors;
+    fail_all(std::move(s), counter);
+    return;
   }
-  return s;
+  res.next.clear();
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::uint32_t r = res.pending[j];
+    const float* src = &dst[j * W];
+    if (!finite_row(src, W)) {
+      c.non_finite.fetch_add(1, std::memory_order_relaxed);
+      res.failures.push_back({r, index, non_finite_error(st.config.name, src, W)});
+      res.next.push_back(r);
+      continue;
+    }
+    if (!whole) std::copy_n(src, W, out.begin() + static_cast<std::ptrdiff_t>(r * W));
+    res.stage[r] = static_cast<std::uint8_t>(index);
+  }
+  res.pending.swap(res.next);
+}
+
+Status FallbackChain::run_rows(std::span<const float> rows, std::size_t n, std::span<const std::uint32_t> pending,
+                               std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res,
+                               std::span<const std::uint8_t> first_stage) noexcept {
+  try {
+    if (rows.size() != n * num_features_) {
+      return invalid_input(fmt::format("rows: {} values are not {} rows of the chain's {} features", rows.size(), n,
+                                       num_features_));
+    }
+    if (out.size() < n * width_) {
+      return invalid_input(fmt::format("output span holds {} floats, the chain writes {}", out.size(), n * width_));
+    }
+    if (!first_stage.empty() && first_stage.size() != n) {
+      return invalid_input(fmt::format("first_stage has {} entries for {} rows", first_stage.size(), n));
+    }
+    res.stage.assign(n, ChainRows::kNoStage);
+    res.attempts.assign(n, 0);
+    res.failures.clear();
+    res.pending.clear();
+    res.later.clear();
+    std::uint32_t prev = 0;
+    for (std::size_t j = 0; j < pending.size(); ++j) {
+      const std::uint32_t r = pending[j];
+      if (r >= n || (j > 0 && r <= prev)) {
+        return invalid_input(fmt::format("pending[{}] = {}: rows must be ascending, distinct and below {}", j, r, n));
+      }
+      prev = r;
+      if (first_stage.empty() || first_stage[r] == 0) {
+        res.pending.push_back(r);
+      } else if (first_stage[r] >= stages_.size()) {
+        return invalid_input(fmt::format("row {}: first stage {} of {}", r, first_stage[r], stages_.size()));
+      } else {
+        res.later.push_back(r);
+      }
+    }
+    rows_in_->fetch_add(pending.size(), std::memory_order_relaxed);
+    bool first_run = true;
+    for (std::size_t i = 0; i < stages_.size(); ++i) {
+      if (!res.later.empty()) {  // rows that start here join, in row order
+        bool joined = false;
+        for (std::uint32_t r : res.later) {
+          if (first_stage[r] == i) {
+            res.pending.push_back(r);
+            joined = true;
+          }
+        }
+        if (joined) {
+          std::erase_if(res.later, [&](std::uint32_t r) { return first_stage[r] == i; });
+          std::sort(res.pending.begin(), res.pending.end());
+        }
+      }
+      if (res.pending.empty()) continue;
+      StageImpl& st = stages_[i];
+      st.counters->entered.fetch_add(res.pending.size(), std::memory_order_relaxed);
+      if (!st.config.model) {  // a default answers every row left
+        const std::size_t W = st.width;
+        for (std::uint32_t r : res.pending) {
+          std::copy(st.config.constant.begin(), st.config.constant.end(),
+                    out.begin() + static_cast<std::ptrdiff_t>(r * W));
+          res.stage[r] = static_cast<std::uint8_t>(i);
+        }
+        res.pending.clear();
+        continue;
+      }
+      if (!first_run) now = clock_.now();
+      first_run = false;
+      run_model_stage(st, static_cast<std::uint32_t>(i), rows, n, out, deadline, now, res);
+    }
+    return Status::ok();
+  } catch (...) {
+    return internal_error("fallback chain: out of memory");
+  }
 }
 
 Result<ChainOutcome> FallbackChain::run(std::span<const float> row, std::span<float> out, Deadline deadline,
@@ -175,36 +307,45 @@ Result<ChainOutcome> FallbackChain::run(std::span<const float> row, std::span<fl
   if (out.size() < width_) {
     return invalid_input(fmt::format("output span holds {} floats, the chain writes {}", out.size(), width_));
   }
-  ChainOutcome outcome;
-  for (std::size_t i = 0; i < stages_.size(); ++i) {
-    StageImpl& st = stages_[i];
-    inc(st.counters->entered);
-    Status s;
-    if (st.config.model) {
-      if (i > 0) now = clock_.now();
-      s = run_model_stage(st, row, out, deadline, now, outcome.attempts);
-    } else {
-      std::copy(st.config.constant.begin(), st.config.constant.end(), out.begin());
+  try {
+    // One per thread, unless a model in this chain runs a chain itself.
+    thread_local ChainRows shared;
+    thread_local bool busy = false;
+    ChainRows local;
+    ChainRows& rs = busy ? local : shared;
+    const bool owner = !busy;
+    busy = true;
+    static constexpr std::uint32_t kRow0 = 0;
+    Status s = run_rows(row, 1, {&kRow0, 1}, out.first(width_), deadline, now, rs);
+    if (owner) busy = false;
+    if (!s) return s;
+    ChainOutcome outcome;
+    outcome.attempts = rs.attempts[0];
+    for (RowFailure& f : rs.failures) {
+      outcome.failures.push_back({f.stage, stages_[f.stage].config.name, std::move(f.status)});
     }
-    if (s) {
-      outcome.stage = static_cast<std::uint32_t>(i);
-      outcome.stage_name = st.config.name;
-      outcome.degraded = i > 0;
-      return outcome;
+    if (rs.stage[0] == ChainRows::kNoStage) {
+      const StatusCode code = outcome.failures.back().status.code();
+      return Status(code, fmt::format("all {} stages failed: {}", stages_.size(), outcome.reason()));
     }
-    outcome.failures.push_back({static_cast<std::uint32_t>(i), st.config.name, std::move(s)});
+    outcome.stage = rs.stage[0];
+    outcome.stage_name = stages_[outcome.stage].config.name;
+    outcome.degraded = outcome.stage > 0;
+    return outcome;
+  } catch (...) {
+    return internal_error("fallback chain: out of memory");
   }
-  const StatusCode code = outcome.failures.back().status.code();
-  return Status(code, fmt::format("all {} stages failed: {}", stages_.size(), outcome.reason()));
 }
 
 ChainStats FallbackChain::stats() const {
   ChainStats cs;
+  cs.requests = get(*rows_in_);
   for (std::size_t i = 0; i < stages_.size(); ++i) {
     const StageImpl& st = stages_[i];
     const Counters& c = *st.counters;
     StageStats s;
     s.name = st.config.name;
+    s.calls = get(c.calls);
     s.entered = get(c.entered);
     s.breaker_rejections = get(c.breaker_rejections);
     s.bulkhead_rejections = get(c.bulkhead_rejections);
@@ -219,7 +360,6 @@ ChainStats FallbackChain::stats() const {
     if (o.retry) s.retry = o.retry->stats();
     if (o.bulkhead) s.bulkhead = o.bulkhead->stats();
     s.isolation = snapshot(*st.isolation);
-    if (i == 0) cs.requests = s.entered;
     if (i > 0) cs.degraded += s.answered;
     cs.stages.push_back(std::move(s));
   }

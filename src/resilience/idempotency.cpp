@@ -1,3 +1,4 @@
+#include <keel/resilience/detail/wait.hpp>
 #include <keel/resilience/idempotency.hpp>
 
 #include <fmt/format.h>
@@ -21,7 +22,7 @@ struct InMemoryIdempotencyStore::Record {
   std::string model;
   std::vector<float> features;
   bool done = false;
-  std::optional<Result<Response>> result;  // set when done
+  std::optional<Result<StoredBatch>> result;  // set when done
   TimePoint expires = TimePoint::max();
   std::size_t waiters = 0;
   std::size_t bytes = 0;
@@ -33,14 +34,19 @@ struct InMemoryIdempotencyStore::Record {
   }
 };
 
-namespace {
+bool remembered(const Result<StoredBatch>& r) noexcept { return r.ok() && *r && (*r)->failed < (*r)->rows; }
 
-std::size_t response_bytes(const Response& r) noexcept {
-  return sizeof(Response) + r.id.size() + r.scores.size() * sizeof(float) + r.model_id.size() + r.stage.size() +
-         r.degraded_reason.size() + r.anomaly_reason.size();
+std::size_t stored_bytes(const BatchResult& b) noexcept {
+  std::size_t n = sizeof(BatchResult) + b.id.size() + b.scores.size() * sizeof(float) +
+                  b.rows * (sizeof(Status) + 2 * sizeof(std::string) + 3 + sizeof(std::uint32_t) + sizeof(double));
+  for (std::size_t r = 0; r < b.rows; ++r) {
+    n += b.status[r].message().size() + b.degraded_reason[r].size() + b.anomaly_reason[r].size();
+  }
+  for (std::size_t i = 0; i < b.stage_names.size(); ++i) {
+    n += b.stage_names[i].size() + b.stage_model_ids[i].size() + sizeof(std::string) * 2 + 24;
+  }
+  return n;
 }
-
-}  // namespace
 
 struct InMemoryIdempotencyStore::Shard {
   using Ptr = std::shared_ptr<Record>;
@@ -83,7 +89,8 @@ struct InMemoryIdempotencyStore::Shard {
   }
 };
 
-InMemoryIdempotencyStore::InMemoryIdempotencyStore(IdempotencyOptions opts) : opts_(opts) {
+InMemoryIdempotencyStore::InMemoryIdempotencyStore(IdempotencyOptions opts, Clock& clock)
+    : opts_(opts), clock_(clock) {
   std::size_t n = std::bit_ceil(std::max<std::size_t>(1, opts_.shards));
   while (n > 1 && n > std::max<std::size_t>(1, opts_.max_entries)) n /= 2;
   opts_.shards = n;
@@ -101,8 +108,8 @@ InMemoryIdempotencyStore::Shard& InMemoryIdempotencyStore::shard_for(std::string
   return shards_[std::hash<std::string_view>{}(id)&mask_];
 }
 
-Result<Response> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline,
-                                                      ComputeFn fn, void* ctx) noexcept {
+Result<StoredBatch> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& key, TimePoint now,
+                                                         Deadline deadline, ComputeFn fn, void* ctx) noexcept {
   try {
     Shard& s = shard_for(key.id);
     std::shared_ptr<Record> rec;
@@ -126,12 +133,9 @@ Result<Response> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& key,
         }
         ++s.counts.joined;
         ++seen->waiters;
-        bool finished = true;
-        if (deadline.is_never()) {
-          seen->cv.wait(lock, [&] { return seen->done; });
-        } else {
-          finished = seen->cv.wait_for(lock, deadline.remaining(now), [&] { return seen->done; });
-        }
+        // On the store's clock, which is the one the deadline was computed on.
+        const bool finished = detail::wait_until(seen->cv, lock, clock_, detail::is_real_clock(clock_),
+                                                 deadline.time(), [&] { return seen->done; });
         --seen->waiters;
         if (!finished) {
           return deadline_exceeded(
@@ -156,7 +160,7 @@ Result<Response> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& key,
       ++s.counts.computed;
     }
 
-    Result<Response> result = fn(ctx);
+    Result<StoredBatch> result = fn(ctx);
 
     std::lock_guard lock(s.mu);
     rec->result.emplace(result);
@@ -164,8 +168,8 @@ Result<Response> InMemoryIdempotencyStore::run_erased(const IdempotencyKey& key,
     auto present = s.map.find(rec->id);
     if (present == s.map.end() || present->second != rec) {
       // clear() ran meanwhile: hand the answer out, remember nothing.
-    } else if (result.ok() && opts_.ttl > Duration::zero()) {
-      const std::size_t extra = response_bytes(*result);
+    } else if (remembered(result) && opts_.ttl > Duration::zero()) {
+      const std::size_t extra = stored_bytes(**result);
       rec->bytes += extra;
       s.bytes += extra;
       rec->expires = now > TimePoint::max() - opts_.ttl ? TimePoint::max() : now + opts_.ttl;

@@ -14,7 +14,7 @@
 namespace keel {
 
 std::uint64_t default_cache_hash(const CacheKey& key) noexcept {
-  const std::uint64_t seed = XXH3_64bits_withSeed(key.model_id.data(), key.model_id.size(), key.model_version);
+  const std::uint64_t seed = XXH3_64bits(key.model.data(), key.model.size());
   return XXH3_64bits_withSeed(key.features.data(), key.features.size_bytes(), seed);
 }
 
@@ -22,15 +22,14 @@ namespace {
 
 struct Entry {
   std::uint64_t hash = 0;
-  std::string model_id;
-  std::uint64_t model_version = 0;
+  std::string model;
   std::vector<float> features;
   std::vector<float> scores;
   TimePoint expires = TimePoint::max();
   std::size_t bytes = 0;
 
   [[nodiscard]] bool matches(const CacheKey& k) const noexcept {
-    return model_version == k.model_version && model_id == k.model_id && features.size() == k.features.size() &&
+    return model == k.model && features.size() == k.features.size() &&
            (features.empty() || std::memcmp(features.data(), k.features.data(), k.features.size_bytes()) == 0);
   }
 };
@@ -39,7 +38,7 @@ struct Entry {
 
 // An entry's payload plus its list and index nodes (approximate).
 std::size_t LruCache::entry_cost(const CacheKey& k, std::size_t n_scores) noexcept {
-  return sizeof(Entry) + 6 * sizeof(void*) + sizeof(std::uint64_t) + k.model_id.size() + k.features.size_bytes() +
+  return sizeof(Entry) + 6 * sizeof(void*) + sizeof(std::uint64_t) + k.model.size() + k.features.size_bytes() +
          n_scores * sizeof(float);
 }
 
@@ -104,7 +103,7 @@ LruCache::Shard& LruCache::shard_for(std::uint64_t hash) noexcept {
   return shards_[(hash >> 48) & shard_mask_];
 }
 
-bool LruCache::lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept {
+bool LruCache::lookup(const CacheKey& key, TimePoint now, Deadline, std::span<float> out) noexcept {
   const std::uint64_t h = opts_.hash(key);
   Shard& s = shard_for(h);
   std::lock_guard lock(s.mu);
@@ -119,18 +118,17 @@ bool LruCache::lookup(const CacheKey& key, TimePoint now, std::vector<float>& ou
     ++s.counts.misses;
     return false;
   }
-  try {
-    out.assign(e->scores.begin(), e->scores.end());
-  } catch (...) {
-    ++s.counts.misses;  // out of memory: behave as a miss
+  if (e->scores.size() != out.size()) {
+    ++s.counts.misses;
     return false;
   }
+  std::copy(e->scores.begin(), e->scores.end(), out.begin());
   s.lru.splice(s.lru.begin(), s.lru, e);
   ++s.counts.hits;
   return true;
 }
 
-void LruCache::insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept {
+void LruCache::insert(const CacheKey& key, std::span<const float> scores, TimePoint now, Deadline) noexcept {
   const std::uint64_t h = opts_.hash(key);
   Shard& s = shard_for(h);
   const std::size_t cost = entry_cost(key, scores.size());
@@ -148,8 +146,7 @@ void LruCache::insert(const CacheKey& key, std::span<const float> scores, TimePo
       s.lru.splice(s.lru.begin(), s.lru, e);
     } else {
       Entry fresh{h,
-                  std::string(key.model_id),
-                  key.model_version,
+                  std::string(key.model),
                   std::vector<float>(key.features.begin(), key.features.end()),
                   std::vector<float>(scores.begin(), scores.end()),
                   expires,

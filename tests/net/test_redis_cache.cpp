@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 using namespace std::chrono_literals;
 using keel::CacheKey;
 using keel::Deadline;
@@ -35,16 +38,20 @@ TEST_CASE("a Redis cache hit returns the stored scores; the key is versioned and
   auto client = client_for(server.port());
   RedisCache cache(client);
   const float row[] = {1.f, 2.f, 3.f};
-  const CacheKey key{"m", 7, row};
-  std::vector<float> out;
-  CHECK_FALSE(cache.lookup(key, {}, out));
+  const CacheKey key{"m@7/t", row};
+  std::vector<float> out(2);
+  CHECK_FALSE(cache.lookup(key, {}, {}, out));
   const float scores[] = {0.25f, 0.75f};
-  cache.insert(key, scores, {});
-  REQUIRE(cache.lookup(key, {}, out));
+  cache.insert(key, scores, {}, {});
+  REQUIRE(cache.lookup(key, {}, {}, out));
   CHECK(out == std::vector<float>{0.25f, 0.75f});
-  CHECK(cache.redis_key(key).rfind("keel:cache:v1:m@7:", 0) == 0);
-  // Another model version is another key.
-  CHECK_FALSE(cache.lookup(CacheKey{"m", 8, row}, {}, out));
+  CHECK(cache.redis_key(key).rfind("keel:cache:v1:m@7/t:", 0) == 0);
+  // Another model identity is another key.
+  CHECK_FALSE(cache.lookup(CacheKey{"m@8/t", row}, {}, {}, out));
+  // An entry of another width than asked for is a miss, never a short read.
+  std::vector<float> one(1, 9.f);
+  CHECK_FALSE(cache.lookup(key, {}, {}, one));
+  CHECK(one == std::vector<float>{9.f});
   // Redis set the TTL itself.
   auto pttl = client->command({"PTTL", cache.redis_key(key)}, Deadline::after(1000ms));
   REQUIRE(pttl.ok());
@@ -52,10 +59,10 @@ TEST_CASE("a Redis cache hit returns the stored scores; the key is versioned and
   CHECK(pttl->integer() <= 5 * 60 * 1000);
   const auto st = cache.stats();
   CHECK(st.hits == 1);
-  CHECK(st.misses == 2);
+  CHECK(st.misses == 3);
   CHECK(st.insertions == 1);
   cache.clear();
-  CHECK_FALSE(cache.lookup(key, {}, out));
+  CHECK_FALSE(cache.lookup(key, {}, {}, out));
 }
 
 TEST_CASE("a hash collision in Redis is a miss, never another row's score", "[net][redis][cache]") {
@@ -67,16 +74,16 @@ TEST_CASE("a hash collision in Redis is a miss, never another row's score", "[ne
   const float b[] = {1.f, -2.f};
   const float neg_zero[] = {1.f, -0.f};
   const float zero[] = {1.f, 0.f};
-  REQUIRE(cache.redis_key({"m", 1, a}) == cache.redis_key({"m", 1, b}));
+  REQUIRE(cache.redis_key({"m@1/t", a}) == cache.redis_key({"m@1/t", b}));
   const float sa[] = {0.1f};
-  cache.insert({"m", 1, a}, sa, {});
+  cache.insert({"m@1/t", a}, sa, {}, {});
   std::vector<float> out{9.f};
-  CHECK_FALSE(cache.lookup({"m", 1, b}, {}, out));
+  CHECK_FALSE(cache.lookup({"m@1/t", b}, {}, {}, out));
   CHECK(out == std::vector<float>{9.f});
   CHECK(cache.stats().collisions == 1);
-  cache.insert({"m", 1, zero}, sa, {});
-  CHECK_FALSE(cache.lookup({"m", 1, neg_zero}, {}, out));  // bit for bit: -0.0 is not 0.0
-  CHECK(cache.lookup({"m", 1, zero}, {}, out));
+  cache.insert({"m@1/t", zero}, sa, {}, {});
+  CHECK_FALSE(cache.lookup({"m@1/t", neg_zero}, {}, {}, out));  // bit for bit: -0.0 is not 0.0
+  CHECK(cache.lookup({"m@1/t", zero}, {}, {}, out));
 }
 
 TEST_CASE("a foreign or torn value under a cache key is a miss", "[net][redis][cache]") {
@@ -84,12 +91,12 @@ TEST_CASE("a foreign or torn value under a cache key is a miss", "[net][redis][c
   auto client = client_for(server.port());
   RedisCache cache(client);
   const float row[] = {1.f};
-  const CacheKey key{"m", 1, row};
+  const CacheKey key{"m@1/t", row};
   for (std::string_view v : {std::string_view("KC1"), std::string_view("KC1\x01\x00\x00\x00", 7),
                              std::string_view("hello world")}) {
     REQUIRE(client->command({"SET", cache.redis_key(key), v}, Deadline::after(1000ms)).ok());
-    std::vector<float> out;
-    CHECK_FALSE(cache.lookup(key, {}, out));
+    std::vector<float> out(1);
+    CHECK_FALSE(cache.lookup(key, {}, {}, out));
   }
 }
 
@@ -101,11 +108,11 @@ TEST_CASE("Redis down: misses, flagged, counted; Redis back: used again", "[net]
   client->register_metrics(reg);
   const float row[] = {1.f, 2.f};
   const float s[] = {0.5f};
-  std::vector<float> out;
+  std::vector<float> out(1);
   server.kill();
   for (int i = 0; i < 20; ++i) {
-    CHECK_FALSE(cache.lookup({"m", 1, row}, {}, out));
-    cache.insert({"m", 1, row}, s, {});
+    CHECK_FALSE(cache.lookup({"m@1/t", row}, {}, {}, out));
+    cache.insert({"m@1/t", row}, s, {}, {});
   }
   CHECK(cache.degraded());
   CHECK(client->health().state != "up");
@@ -117,8 +124,8 @@ TEST_CASE("Redis down: misses, flagged, counted; Redis back: used again", "[net]
   server.start();
   const bool back = keel::test::wait_until(
       [&] {
-        cache.insert({"m", 1, row}, s, {});
-        return cache.lookup({"m", 1, row}, {}, out);
+        cache.insert({"m@1/t", row}, s, {}, {});
+        return cache.lookup({"m@1/t", row}, {}, {}, out);
       },
       10'000ms);
   CHECK(back);
@@ -128,18 +135,33 @@ TEST_CASE("Redis down: misses, flagged, counted; Redis back: used again", "[net]
 
 namespace {
 
-keel::Response answer(std::string id, float score) {
-  keel::Response r;
-  r.id = std::move(id);
-  r.scores = {score};
-  r.model_id = "m";
-  r.model_version = 3;
-  r.stage = "primary";
-  r.degraded = true;
-  r.degraded_reason = "because";
-  r.attempts = 2;
-  r.anomaly_score = 0.5;
-  return r;
+// A stored batch of two rows with every field set: row 1 failed.
+keel::StoredBatch answer(std::string id, float score) {
+  auto b = std::make_shared<keel::BatchResult>();
+  b->id = std::move(id);
+  b->rows = 2;
+  b->width = 1;
+  b->scores = {score, std::numeric_limits<float>::quiet_NaN()};
+  b->status = {keel::Status(), keel::Status(StatusCode::kUnavailable, "row 1: all 2 stages failed", false)};
+  b->stage = {1, keel::BatchResult::kNoStage};
+  b->anomaly = {1, 0};
+  b->cache_hit = {0, 0};
+  b->attempts = {2, 3};
+  b->anomaly_score = {0.5, 0.0};
+  b->degraded_reason = {"because", ""};
+  b->anomaly_reason = {"anomaly: f0", ""};
+  b->stage_names = {"primary", "fallback"};
+  b->stage_model_ids = {"m", "f"};
+  b->stage_model_versions = {3, 4};
+  b->stage_content_ids = {keel::ModelContentId{1, 2}, keel::ModelContentId{3, 4}};
+  b->model_id = "m";
+  b->model_version = 3;
+  b->model_content_id = {1, 2};
+  b->failed = 1;
+  b->degraded = 1;
+  b->latency = std::chrono::microseconds(17);
+  b->snapshot = 99;
+  return b;
 }
 
 // The pending record another process leaves for id "r" (model "m", one
@@ -163,7 +185,7 @@ TEST_CASE("Redis idempotency: replay across stores, 422 for another payload, fai
   const float row[] = {1.f, 2.f};
   const float other[] = {1.f, 3.f};
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return answer("r1", 0.25f);
   };
@@ -172,10 +194,38 @@ TEST_CASE("Redis idempotency: replay across stores, 422 for another payload, fai
   auto r2 = b.run({"r1", "m", row}, {}, Deadline::after(1000ms), compute);  // another "replica"
   REQUIRE(r2.ok());
   CHECK(calls == 1);
-  CHECK(r2->scores == r1->scores);
-  CHECK(r2->degraded_reason == "because");
-  CHECK(r2->attempts == 2);
-  CHECK(r2->anomaly_score == 0.5);
+  // Every field of every row survives the trip through Redis.
+  const keel::BatchResult& x = **r1;
+  const keel::BatchResult& y = **r2;
+  CHECK(&x != &y);
+  CHECK(y.id == "r1");
+  CHECK(y.rows == 2);
+  CHECK(y.width == 1);
+  CHECK(y.scores[0] == 0.25f);
+  CHECK(std::isnan(y.scores[1]));
+  CHECK(y.status[0].is_ok());
+  CHECK(y.status[1].code() == StatusCode::kUnavailable);
+  CHECK(y.status[1].message() == x.status[1].message());
+  CHECK_FALSE(y.status[1].retryable());
+  CHECK(y.stage == x.stage);
+  CHECK(y.anomaly == x.anomaly);
+  CHECK(y.cache_hit == x.cache_hit);
+  CHECK(y.attempts == x.attempts);
+  CHECK(y.anomaly_score == x.anomaly_score);
+  CHECK(y.degraded_reason == x.degraded_reason);
+  CHECK(y.anomaly_reason == x.anomaly_reason);
+  CHECK(y.stage_names == x.stage_names);
+  CHECK(y.stage_model_ids == x.stage_model_ids);
+  CHECK(y.stage_model_versions == x.stage_model_versions);
+  CHECK(y.stage_content_ids == x.stage_content_ids);
+  CHECK(y.model_id == "m");
+  CHECK(y.model_version == 3);
+  CHECK(y.model_content_id == keel::ModelContentId{1, 2});
+  CHECK(y.failed == 1);
+  CHECK(y.degraded == 1);
+  CHECK(y.latency == x.latency);
+  CHECK(y.snapshot == 0);  // another process's snapshot generation means nothing here
+  CHECK(y.response(0)->degraded_reason == "because");
   CHECK(b.stats().replayed == 1);
 
   auto bad = b.run({"r1", "m", other}, {}, Deadline::after(1000ms), compute);
@@ -187,13 +237,25 @@ TEST_CASE("Redis idempotency: replay across stores, 422 for another payload, fai
   CHECK(calls == 1);
 
   // A failed computation releases the claim: a retry computes again.
-  auto fail = [&]() noexcept -> keel::Result<keel::Response> {
+  auto fail = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return keel::unavailable("model down");
   };
   CHECK_FALSE(a.run({"r2", "m", row}, {}, Deadline::after(1000ms), fail).ok());
   CHECK(b.run({"r2", "m", row}, {}, Deadline::after(1000ms), compute).ok());
   CHECK(calls == 3);
+  // So does a batch whose every row failed (keel::remembered).
+  auto all_failed = [&]() noexcept -> keel::Result<keel::StoredBatch> {
+    ++calls;
+    auto f = std::make_shared<keel::BatchResult>(*answer("r3", 1.f));
+    f->stage[0] = keel::BatchResult::kNoStage;
+    f->status[0] = keel::unavailable("row 0: down");
+    f->failed = 2;
+    return keel::StoredBatch(std::move(f));
+  };
+  CHECK(a.run({"r3", "m", row}, {}, Deadline::after(1000ms), all_failed).ok());
+  CHECK(b.run({"r3", "m", row}, {}, Deadline::after(1000ms), compute).ok());
+  CHECK(calls == 5);
 }
 
 TEST_CASE("a claim left by a crashed owner expires; then the id computes again", "[net][redis][idempotency]") {
@@ -207,7 +269,7 @@ TEST_CASE("a claim left by a crashed owner expires; then the id computes again",
   const std::string claim = foreign_claim('a', row[0]);
   REQUIRE(client->command({"SET", "keel:idem:v1:r", claim, "PX", "200"}, Deadline::after(1000ms)).ok());
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return answer("r", 1.f);
   };
@@ -226,7 +288,7 @@ TEST_CASE("a request still in flight elsewhere gets a retryable 409 at its deadl
   const std::string claim = foreign_claim('b', row[0]);
   REQUIRE(client->command({"SET", "keel:idem:v1:r", claim, "PX", "60000"}, Deadline::after(1000ms)).ok());
   int calls = 0;
-  auto r = store.run({"r", "m", row}, {}, Deadline::after(50ms), [&]() noexcept -> keel::Result<keel::Response> {
+  auto r = store.run({"r", "m", row}, {}, Deadline::after(50ms), [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return answer("r", 1.f);
   });
@@ -244,7 +306,7 @@ TEST_CASE("Redis down: idempotency is local only, flagged, and still single per 
   server.kill();
   const float row[] = {1.f};
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return answer("x", 1.f);
   };

@@ -264,3 +264,124 @@ TEST_CASE("chain: null policies are filled in", "[resilience][chain]") {
   CHECK(chain.width() == 1);
   CHECK(chain.num_features() == 2);
 }
+
+namespace {
+
+// NaN for rows whose first feature is negative; every call fails while
+// `down` is set. Counts calls. Thread-safe enough for one test thread.
+class RowNanModel final : public Model {
+ public:
+  RowNanModel() {
+    info_.id = "rows";
+    info_.num_features = 2;
+    info_.features.resize(2);
+    info_.num_outputs = info_.num_margin_outputs = 1;
+  }
+  [[nodiscard]] const ModelInfo& info() const noexcept override { return info_; }
+  [[nodiscard]] Status predict(std::span<const float> rows, std::size_t n, std::span<float> out,
+                               const PredictOptions& opts = {}) const noexcept override {
+    if (Status s = check_shapes(rows.size(), n, out.size(), opts); !s) return s;
+    ++calls;
+    if (down) return unavailable("rows: down");
+    for (std::size_t r = 0; r < n; ++r) out[r] = rows[r * 2] < 0 ? std::nanf("") : rows[r * 2];
+    return Status::ok();
+  }
+  using Model::predict;
+  bool down = false;
+  mutable int calls = 0;
+
+ private:
+  ModelInfo info_;
+};
+
+}  // namespace
+
+TEST_CASE("chain: a batch is one model call and one breaker outcome; stats count rows", "[resilience][chain]") {
+  ManualClock clock;
+  auto model = std::make_shared<RowNanModel>();
+  CircuitBreakerConfig bc;
+  bc.window_size = 4;
+  bc.minimum_calls = 2;
+  bc.failure_rate_threshold = 0.6;
+  auto breaker = std::make_shared<CircuitBreaker>("rows", bc, clock);
+  StageOptions o;
+  o.breaker = breaker;
+  FallbackChain chain({model_stage("rows", model, o), default_stage({-1.f})}, clock);
+  // Eight rows, three of them NaN on the model.
+  const std::vector<float> rows = {1, 0, -1, 0, 2, 0, 3, 0, -2, 0, 4, 0, 5, 0, -3, 0};
+  const std::vector<std::uint32_t> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> out(8);
+  ChainRows res;
+
+  // Some rows finite: the call succeeded (one success), the NaN rows fall
+  // to the default on their own.
+  REQUIRE(chain.run_rows(rows, 8, all, out, Deadline::never(), clock.now(), res).is_ok());
+  CHECK(model->calls == 1);
+  CHECK(breaker->stats().calls == 1);
+  CHECK(breaker->stats().successes == 1);
+  CHECK(res.stage == std::vector<std::uint8_t>{0, 1, 0, 0, 1, 0, 0, 1});
+  CHECK(out[1] == -1.f);
+  CHECK(out[2] == 2.f);
+  CHECK(res.attempts[0] == 1);
+  CHECK(res.failures.size() == 3);
+  ChainStats s = chain.stats();
+  CHECK(s.requests == 8);
+  CHECK(s.degraded == 3);
+  CHECK(s.stages[0].calls == 1);
+  CHECK(s.stages[0].entered == 8);
+  CHECK(s.stages[0].answered == 5);
+  CHECK(s.stages[0].non_finite == 3);
+  CHECK(s.stages[1].entered == 3);
+
+  // Every row NaN: the call is one failure.
+  const std::vector<float> bad = {-1, 0, -2, 0};
+  const std::vector<std::uint32_t> two = {0, 1};
+  REQUIRE(chain.run_rows(bad, 2, two, std::span<float>(out).first(2), Deadline::never(), clock.now(), res).is_ok());
+  CHECK(breaker->stats().failures == 1);
+  CHECK(breaker->state() == BreakerState::kClosed);  // 1 of 2 calls failed: below 0.6
+  CHECK(chain.stats().stages[0].non_finite == 5);
+
+  // An erring call is one failure however many rows it carried: with the
+  // window at 1 success + 2 failures the breaker opens, and the next batch
+  // is rejected as a whole (one rejection), every row on the default.
+  model->down = true;
+  REQUIRE(chain.run_rows(rows, 8, all, out, Deadline::never(), clock.now(), res).is_ok());
+  CHECK(breaker->stats().failures == 2);
+  CHECK(breaker->state() == BreakerState::kOpen);
+  CHECK(chain.stats().stages[0].errors == 8);  // rows
+  const int calls = model->calls;
+  REQUIRE(chain.run_rows(rows, 8, all, out, Deadline::never(), clock.now(), res).is_ok());
+  CHECK(model->calls == calls);
+  CHECK(breaker->stats().rejections == 1);
+  CHECK(chain.stats().stages[0].breaker_rejections == 8);
+  CHECK(res.stage == std::vector<std::uint8_t>(8, 1));
+  s = chain.stats();
+  CHECK(s.requests == 26);
+  CHECK(s.stages[0].calls == 4);
+  CHECK(s.failed == 0);
+}
+
+TEST_CASE("chain: run_rows starts routed rows at their first stage and checks its arguments", "[resilience][chain]") {
+  ManualClock clock;
+  auto model = std::make_shared<RowNanModel>();
+  FallbackChain chain({model_stage("rows", model), default_stage({-1.f})}, clock);
+  const std::vector<float> rows = {1, 0, 2, 0, 3, 0};
+  std::vector<float> out(3, 0.f);
+  ChainRows res;
+  const std::vector<std::uint32_t> pending = {0, 2};  // row 1 already answered (e.g. a cache hit)
+  const std::vector<std::uint8_t> first = {0, 0, 1};
+  REQUIRE(chain.run_rows(rows, 3, pending, out, Deadline::never(), clock.now(), res, first).is_ok());
+  CHECK(res.stage == std::vector<std::uint8_t>{0, ChainRows::kNoStage, 1});
+  CHECK(out == std::vector<float>{1.f, 0.f, -1.f});
+  CHECK(res.attempts[2] == 0);
+  CHECK(chain.stats().stages[0].entered == 1);
+
+  const std::vector<std::uint32_t> unsorted = {2, 0};
+  CHECK(chain.run_rows(rows, 3, unsorted, out, Deadline::never(), clock.now(), res).code() ==
+        StatusCode::kInvalidInput);
+  const std::vector<std::uint8_t> past = {0, 0, 2};
+  CHECK(chain.run_rows(rows, 3, pending, out, Deadline::never(), clock.now(), res, past).code() ==
+        StatusCode::kInvalidInput);
+  CHECK(chain.run_rows(std::span<const float>(rows).first(4), 3, pending, out, Deadline::never(), clock.now(), res)
+            .code() == StatusCode::kInvalidInput);
+}

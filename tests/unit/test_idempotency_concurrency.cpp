@@ -10,14 +10,28 @@ using namespace std::chrono_literals;
 
 namespace {
 
-keel::Response make_response(std::string id, float score) {
-  keel::Response r;
-  r.id = std::move(id);
-  r.scores = {score};
-  r.model_id = "m";
-  r.model_version = 3;
-  r.stage = "primary";
-  return r;
+// A stored batch of `rows` answered rows (stage 0), each scoring `score`.
+keel::StoredBatch make_response(std::string id, float score, std::size_t rows = 1) {
+  auto b = std::make_shared<keel::BatchResult>();
+  b->id = std::move(id);
+  b->rows = rows;
+  b->width = 1;
+  b->scores.assign(rows, score);
+  b->status.assign(rows, keel::Status());
+  b->stage.assign(rows, 0);
+  b->anomaly.assign(rows, 0);
+  b->cache_hit.assign(rows, 0);
+  b->attempts.assign(rows, 1);
+  b->anomaly_score.assign(rows, 0.0);
+  b->degraded_reason.assign(rows, {});
+  b->anomaly_reason.assign(rows, {});
+  b->stage_names = {"primary"};
+  b->stage_model_ids = {"m"};
+  b->stage_model_versions = {3};
+  b->stage_content_ids = {keel::ModelContentId{}};
+  b->model_id = "m";
+  b->model_version = 3;
+  return b;
 }
 
 }  // namespace
@@ -27,7 +41,7 @@ TEST_CASE("idempotency: a repeated id returns the very same response without rec
   keel::InMemoryIdempotencyStore store;
   std::vector<float> row{1.f, 2.f};
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return make_response("r1", 0.5f + float(calls));
   };
@@ -36,8 +50,8 @@ TEST_CASE("idempotency: a repeated id returns the very same response without rec
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   CHECK(calls == 1);
-  CHECK(b->scores == a->scores);
-  CHECK(b->model_version == a->model_version);
+  CHECK((*b)->scores == (*a)->scores);
+  CHECK((*b)->model_version == (*a)->model_version);
   CHECK(store.stats().replayed == 1);
   CHECK(store.stats().computed == 1);
 }
@@ -47,7 +61,7 @@ TEST_CASE("idempotency: the same id with another payload is a conflict", "[idemp
   keel::InMemoryIdempotencyStore store;
   std::vector<float> row{1.f, 2.f};
   std::vector<float> other{1.f, 3.f};
-  auto compute = []() noexcept -> keel::Result<keel::Response> { return make_response("r", 1.f); };
+  auto compute = []() noexcept -> keel::Result<keel::StoredBatch> { return make_response("r", 1.f); };
   REQUIRE(store.run({"r", "m", row}, clock.now(), keel::Deadline::never(), compute).ok());
   auto c = store.run({"r", "m", other}, clock.now(), keel::Deadline::never(), compute);
   CHECK(c.code() == keel::StatusCode::kConflict);
@@ -64,7 +78,7 @@ TEST_CASE("idempotency: records expire after the TTL", "[idempotency]") {
   keel::InMemoryIdempotencyStore store(o);
   std::vector<float> row{1.f};
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> { return make_response("r", float(++calls)); };
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> { return make_response("r", float(++calls)); };
   REQUIRE(store.run({"r", "m", row}, clock.now(), keel::Deadline::never(), compute).ok());
   clock.advance(59s);
   REQUIRE(store.run({"r", "m", row}, clock.now(), keel::Deadline::never(), compute).ok());
@@ -73,7 +87,7 @@ TEST_CASE("idempotency: records expire after the TTL", "[idempotency]") {
   auto again = store.run({"r", "m", row}, clock.now(), keel::Deadline::never(), compute);
   REQUIRE(again.ok());
   CHECK(calls == 2);
-  CHECK(again->scores[0] == 2.f);
+  CHECK((*again)->scores[0] == 2.f);
 }
 
 TEST_CASE("idempotency: failures are not remembered, a retry recomputes", "[idempotency]") {
@@ -81,11 +95,11 @@ TEST_CASE("idempotency: failures are not remembered, a retry recomputes", "[idem
   keel::InMemoryIdempotencyStore store;
   std::vector<float> row{1.f};
   int calls = 0;
-  auto failing = [&]() noexcept -> keel::Result<keel::Response> {
+  auto failing = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return keel::unavailable("primary: circuit open");
   };
-  auto ok = [&]() noexcept -> keel::Result<keel::Response> {
+  auto ok = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     return make_response("r", 1.f);
   };
@@ -96,6 +110,44 @@ TEST_CASE("idempotency: failures are not remembered, a retry recomputes", "[idem
   CHECK(calls == 2);
 }
 
+TEST_CASE("idempotency: a batch with a failed row is remembered, one whose every row failed is not",
+          "[idempotency]") {
+  keel::ManualClock clock;
+  keel::InMemoryIdempotencyStore store;
+  std::vector<float> rows{1.f, 2.f};
+  int calls = 0;
+  // Row 1 failed, row 0 answered: the batch's answer, replayed as it was.
+  auto one_failed = [&]() noexcept -> keel::Result<keel::StoredBatch> {
+    ++calls;
+    auto b = std::make_shared<keel::BatchResult>(*make_response("b", 0.5f, 2));
+    b->stage[1] = keel::BatchResult::kNoStage;
+    b->status[1] = keel::unavailable("row 1: down");
+    b->failed = 1;
+    return keel::StoredBatch(std::move(b));
+  };
+  auto all_failed = [&]() noexcept -> keel::Result<keel::StoredBatch> {
+    ++calls;
+    auto b = std::make_shared<keel::BatchResult>(*make_response("c", 0.5f, 2));
+    b->stage.assign(2, keel::BatchResult::kNoStage);
+    b->status.assign(2, keel::unavailable("down"));
+    b->failed = 2;
+    return keel::StoredBatch(std::move(b));
+  };
+  REQUIRE(store.run({"b", "m", rows}, clock.now(), keel::Deadline::never(), one_failed).ok());
+  auto replay = store.run({"b", "m", rows}, clock.now(), keel::Deadline::never(), one_failed);
+  REQUIRE(replay.ok());
+  CHECK(calls == 1);
+  CHECK((*replay)->status[1].code() == keel::StatusCode::kUnavailable);
+  CHECK(keel::remembered(replay));
+
+  auto first = store.run({"c", "m", rows}, clock.now(), keel::Deadline::never(), all_failed);
+  REQUIRE(first.ok());  // the callers get it, the store does not keep it
+  CHECK_FALSE(keel::remembered(first));
+  REQUIRE(store.run({"c", "m", rows}, clock.now(), keel::Deadline::never(), all_failed).ok());
+  CHECK(calls == 3);
+  CHECK(store.stats().entries == 1);
+}
+
 TEST_CASE("idempotency: bounded in entries, the oldest completed record goes", "[idempotency]") {
   keel::ManualClock clock;
   keel::IdempotencyOptions o;
@@ -104,7 +156,7 @@ TEST_CASE("idempotency: bounded in entries, the oldest completed record goes", "
   keel::InMemoryIdempotencyStore store(o);
   std::vector<float> row{1.f};
   int calls = 0;
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> { return make_response("", float(++calls)); };
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> { return make_response("", float(++calls)); };
   for (int i = 0; i < 10; ++i) {
     REQUIRE(store.run({std::to_string(i), "m", row}, clock.now(), keel::Deadline::never(), compute).ok());
     CHECK(store.stats().entries <= 4);
@@ -124,7 +176,7 @@ TEST_CASE("idempotency: bounded in bytes", "[idempotency]") {
   o.max_bytes = 8 * 1024;
   keel::InMemoryIdempotencyStore store(o);
   std::vector<float> row(200, 1.f);  // ~800 bytes of payload per record
-  auto compute = []() noexcept -> keel::Result<keel::Response> { return make_response("", 1.f); };
+  auto compute = []() noexcept -> keel::Result<keel::StoredBatch> { return make_response("", 1.f); };
   for (int i = 0; i < 100; ++i) {
     REQUIRE(store.run({std::to_string(i), "m", row}, clock.now(), keel::Deadline::never(), compute).ok());
     CHECK(store.stats().bytes <= o.max_bytes);
@@ -138,8 +190,8 @@ TEST_CASE("idempotency: 16 concurrent duplicates compute once and all get its an
   std::vector<float> row{4.f, 2.f};
   std::atomic<int> calls{0};
   constexpr int kCallers = 16;
-  std::vector<keel::Result<keel::Response>> results(kCallers, keel::internal_error("not run"));
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  std::vector<keel::Result<keel::StoredBatch>> results(kCallers, keel::internal_error("not run"));
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     // Hold the flight open until every other caller has joined it.
     while (store.waiting("dup") < kCallers - 1) std::this_thread::yield();
@@ -155,8 +207,8 @@ TEST_CASE("idempotency: 16 concurrent duplicates compute once and all get its an
   CHECK(calls == 1);
   for (const auto& r : results) {
     REQUIRE(r.ok());
-    CHECK(r->scores == std::vector<float>{0.125f});
-    CHECK(r->id == "dup");
+    CHECK((*r)->scores == std::vector<float>{0.125f});
+    CHECK((*r)->id == "dup");
   }
   auto st = store.stats();
   CHECK(st.computed == 1);
@@ -168,8 +220,8 @@ TEST_CASE("idempotency: joined duplicates share the failure of the flight", "[id
   std::vector<float> row{1.f};
   std::atomic<int> calls{0};
   constexpr int kCallers = 4;
-  std::vector<keel::Result<keel::Response>> results(kCallers, keel::internal_error("not run"));
-  auto compute = [&]() noexcept -> keel::Result<keel::Response> {
+  std::vector<keel::Result<keel::StoredBatch>> results(kCallers, keel::internal_error("not run"));
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     ++calls;
     while (store.waiting("f") < kCallers - 1) std::this_thread::yield();
     return keel::model_error("primary: score is NaN");
@@ -190,7 +242,7 @@ TEST_CASE("idempotency: a duplicate waits no longer than its deadline", "[idempo
   keel::InMemoryIdempotencyStore store;
   std::vector<float> row{1.f};
   std::atomic<bool> release{false};
-  auto slow = [&]() noexcept -> keel::Result<keel::Response> {
+  auto slow = [&]() noexcept -> keel::Result<keel::StoredBatch> {
     while (!release) std::this_thread::yield();
     return make_response("s", 1.f);
   };

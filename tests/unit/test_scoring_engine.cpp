@@ -616,3 +616,38 @@ TEST_CASE("engine: drift gauges are exported from the monitor", "[engine][drift]
   CHECK(snap.features[1].psi < 0.25);
   CHECK_THAT(e->metrics_text(), Catch::Contains("feature=\"x\""));
 }
+
+TEST_CASE("engine: a batch honours an isolated stage's attempt timeout, as a single request does",
+          "[engine][batch][isolation]") {
+  // The issue's case: a primary that takes 200 ms, isolated with a 10 ms
+  // attempt timeout, then a default. Before the one request path, score()
+  // answered from the default while score_batch() waited for the primary.
+  // Real time (a late result is dropped; no timing is asserted).
+  keel::FaultConfig slow;
+  slow.latency = 200ms;
+  auto primary = std::make_shared<keel::FaultInjector>(linear({1.f, 1.f}, 0.f), slow, 1);
+  keel::StageOptions o;
+  o.isolation = keel::Isolation::kIsolated;
+  o.executor = std::make_shared<keel::BoundedExecutor>(keel::ExecutorConfig{2, 8});
+  o.attempt_timeout = 10ms;
+  auto engine = keel::EngineBuilder()
+                    .model("primary", primary)
+                    .stage("primary", o)
+                    .default_scores({0.25f})
+                    .canary_timeout(2s)
+                    .build();
+  std::vector<float> row{1.f, 2.f};
+  auto single = engine->score(req(row));
+  REQUIRE(single.ok());
+  CHECK(single->stage == "default");
+  CHECK_THAT(single->degraded_reason, Catch::Contains("primary: deadline_exceeded"));
+  const std::vector<float> data{1.f, 2.f, 3.f, 4.f};
+  keel::BatchResult out;
+  REQUIRE(engine->score_batch({data, 2, 2}, out).is_ok());
+  for (std::size_t r = 0; r < 2; ++r) {
+    CHECK(out.stage[r] == 1);
+    CHECK(out.row_scores(r)[0] == 0.25f);
+    CHECK(out.degraded_reason[r] == single->degraded_reason);
+  }
+  CHECK(engine->chain()->stats().stages[0].timeouts == 3);  // rows: one single, two in the batch
+}

@@ -1,7 +1,7 @@
 #include <keel/resilience/executor.hpp>
 #include <keel/resilience/fallback_chain.hpp>
 #include <keel/resilience/fault_injector.hpp>
-#include <keel/resilience/timeout.hpp>
+#include <keel/resilience/isolation.hpp>
 
 #include "support/fake_models.hpp"
 
@@ -87,7 +87,7 @@ TEST_CASE("hedging: a second attempt wins against a slow first one", "[resilienc
   faulty->hang_next(1);  // the first attempt hangs, the hedge does not
   auto counters = std::make_shared<IsolationCounters>();
   IsolatedCallOptions opts;
-  opts.hedge_delay = 10ms;
+  opts.hedge.delay = 10ms;
   std::vector<float> out(1, kSentinel);
   std::thread timekeeper([&] {
     wait_for([&] { return faulty->hanging() == 1; });
@@ -111,7 +111,7 @@ TEST_CASE("hedging: a fast first attempt needs no hedge", "[resilience][timeout]
   BoundedExecutor executor(ExecutorConfig{2, 8});
   auto inner = test::const_model(0.5f);
   IsolatedCallOptions opts;
-  opts.hedge_delay = 10ms;
+  opts.hedge.delay = 10ms;
   std::vector<float> out(1);
   IsolatedCallReport report;
   CHECK(call_isolated(executor, inner, kRow, out, Deadline::after(1s, clock), clock, opts, nullptr, &report).is_ok());

@@ -1,4 +1,5 @@
 #pragma once
+#include <keel/core/batch.hpp>
 #include <keel/core/clock.hpp>
 #include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>

@@ -1,11 +1,14 @@
 #pragma once
 // ScoringEngine: the one object a host creates, configures once (with
 // EngineBuilder or a JSON config, see config.hpp) and calls from many
-// threads. One request goes
+// threads. One request goes through named stages (src/engine/request_state.hpp)
 //
-//   idempotency → validator → anomaly → preprocess → cache →
-//   fallback chain (breaker, bulkhead, retry, model, output sanity) →
-//   postprocess → response → metrics / log → cache and idempotency store
+//   admit (idempotency) → validate → screen (anomaly) → preprocess →
+//   cache lookup → chain (breaker, bulkhead, retry, isolation, model,
+//   output sanity) → postprocess → observe (metrics, drift, log) → store
+//
+// score() is a batch of one: it and score_batch() run the same stage code,
+// so a row gets the same answer, stage, flags and errors either way.
 //
 // score() and score_batch() never throw and never crash on bad input: every
 // failure is a Status naming the stage, row and feature. The clock is read
@@ -13,11 +16,19 @@
 //
 // Models are swapped atomically by reload(): each request takes one
 // snapshot of the models at entry, so it finishes on the model it started
-// with and never mixes versions; cache keys carry the snapshot's
-// generation, so a reload never serves a stale score.
+// with and never mixes versions. Cache keys carry the primary's content
+// identity (ModelContentId: the same file gives the same id in every
+// process), so a reload to another model never serves a stale score and
+// replicas sharing a cache agree.
+//
+// Idempotency: a request id seen again gets the stored answer. For score()
+// only an answered row is stored (a failure is retried); for score_batch()
+// the whole BatchResult is, per-row errors included, so that a retry of
+// the batch gets the same per-row answers.
 //
 // Thread-safe: every public member may be called concurrently.
 
+#include <keel/core/batch.hpp>
 #include <keel/core/clock.hpp>
 #include <keel/core/request.hpp>
 #include <keel/core/result.hpp>
@@ -44,43 +55,6 @@
 
 namespace keel {
 
-// Rows in the caller's memory, row-major with `stride` floats between row
-// starts (stride == cols for dense data). Never copied unless a validator
-// fixes values or a preprocessor reshapes them.
-struct BatchView {
-  std::span<const float> values;
-  std::size_t rows = 0;
-  std::size_t cols = 0;
-  std::size_t stride = 0;  // 0 means cols
-
-  [[nodiscard]] std::size_t row_stride() const noexcept { return stride == 0 ? cols : stride; }
-  [[nodiscard]] std::span<const float> row(std::size_t r) const noexcept {
-    return values.subspan(r * row_stride(), cols);
-  }
-};
-
-// Per-row outcome of score_batch. Reuse one across calls: it keeps its
-// capacity. Not thread-safe.
-struct BatchResult {
-  std::size_t rows = 0;
-  std::size_t width = 0;                // scores per row
-  std::vector<float> scores;            // rows * width; NaN for failed rows
-  std::vector<Status> status;           // per row: ok, or that row's error
-  std::vector<std::uint8_t> stage;      // per row: chain stage that answered (kNoStage if none)
-  std::vector<std::uint8_t> anomaly;    // per row: 1 when flagged
-  std::vector<std::string> stage_names; // index -> name
-  std::string model_id;                 // the primary model of the snapshot used
-  std::uint64_t model_version = 0;
-  std::size_t failed = 0;
-  std::size_t degraded = 0;
-  Duration latency{0};
-  static constexpr std::uint8_t kNoStage = 0xFF;
-
-  [[nodiscard]] std::span<const float> row_scores(std::size_t r) const noexcept {
-    return std::span<const float>(scores).subspan(r * width, width);
-  }
-};
-
 struct ComponentHealth {
   std::string name;    // "model:primary", "stage:primary", "cache", ...
   bool ok = true;
@@ -103,20 +77,25 @@ class ScoringEngine {
   ScoringEngine(const ScoringEngine&) = delete;
   ScoringEngine& operator=(const ScoringEngine&) = delete;
 
-  // One row. Request::model must be empty or name().
+  // One row: a batch of one. Request::model must be empty or name().
   [[nodiscard]] Result<Response> score(const Request& request) noexcept;
 
   // Many rows in one call to each stage's model: a row that fails
   // validation (or whose output is not finite) gets its own error and falls
   // through the chain alone; the others are scored together. Fails as a
-  // whole only for a wrong shape or an unknown model.
+  // whole only for a wrong shape, an unknown model, or (with an `id`) an
+  // idempotency conflict or a duplicate's wait past the deadline.
   [[nodiscard]] Status score_batch(const BatchView& rows, BatchResult& out, Deadline deadline = Deadline::never(),
-                                   std::string_view model = {}) noexcept;
+                                   std::string_view model = {}, std::string_view id = {}) noexcept;
 
-  // Loads `path` aside, checks it (loads, the canary rows score finite, the
-  // same feature schema unless configured otherwise), then swaps it in for
-  // model slot `model_name`. A bad file leaves the old model serving; the
-  // Status says why. Returns the new model's version.
+  // Loads `path` aside, checks it (loads, the canary rows score finite
+  // within the canary deadline, the same feature schema unless configured
+  // otherwise), then swaps it in for model slot `model_name`. A bad file
+  // leaves the old model serving; the Status says why. Returns the new
+  // model's version. The stages on that slot keep their breaker, retry and
+  // bulkhead state when the new model has the same content identity (the
+  // same file again: its record still applies); for another model their
+  // breakers are reset to closed (a new model starts with a clean record).
   [[nodiscard]] Result<std::uint64_t> reload(std::string_view model_name, const std::filesystem::path& path) noexcept;
   // The same with a model already in memory.
   [[nodiscard]] Result<std::uint64_t> reload(std::string_view model_name, ModelPtr model) noexcept;
@@ -188,6 +167,10 @@ class EngineBuilder {
   // Rows every reload must score to finite values (model-width rows, after
   // preprocessing). Default: one row of zeros and one of all-missing.
   EngineBuilder& canary_rows(std::vector<std::vector<float>> rows);
+  // Deadline for the canary rows of build() and each reload (default 5 s):
+  // a model that hangs fails the check (kDeadlineExceeded) instead of
+  // blocking the reload.
+  EngineBuilder& canary_timeout(Duration timeout);
   // Let a reload change the feature schema (count must still match).
   EngineBuilder& allow_schema_change(bool allow = true);
   // Deadline for requests that carry none (default: none).

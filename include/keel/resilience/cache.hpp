@@ -1,13 +1,18 @@
 #pragma once
-// Cache: remembers scores by (model id, model version, exact feature bytes).
-// The version changes on every (re)load, so a reload can never serve a score
-// computed by the previous model. Callers pass `now` (read once per request)
-// so that a cache costs no clock read of its own.
+// Cache: remembers scores by (model identity, exact feature bytes). The
+// engine's model identity is the primary's content id (ModelContentId: the
+// same file and load options give the same id in every process) plus its
+// output kind, so a reload to another model never serves its predecessor's
+// scores and replicas sharing a backend agree on keys. Callers pass `now`
+// (read once per request) so that a cache costs no clock read of its own,
+// and the request's deadline, which a remote backend must not overrun (an
+// overrun is a miss, or a dropped insert, never a late answer).
 //
 // NoopCache never hits; LruCache is the in-process, sharded LRU with a TTL
 // and a bound in entries and bytes. Both are thread-safe.
 
 #include <keel/core/clock.hpp>
+#include <keel/core/deadline.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -20,8 +25,7 @@
 namespace keel {
 
 struct CacheKey {
-  std::string_view model_id;
-  std::uint64_t model_version = 0;
+  std::string_view model;           // the model's identity ("<content id hex>/t"; see ScoringEngine)
   std::span<const float> features;  // compared bit for bit (-0.0 != 0.0, NaN payloads differ)
 };
 
@@ -39,9 +43,11 @@ struct CacheStats {
 class Cache {
  public:
   virtual ~Cache() = default;
-  // On a hit, replaces `out` with the cached scores and returns true.
-  virtual bool lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept = 0;
-  virtual void insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept = 0;
+  // On a hit, writes the cached scores to `out` and returns true; an entry
+  // of another width than out.size() is a miss.
+  virtual bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept = 0;
+  virtual void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
+                      Deadline deadline) noexcept = 0;
   virtual void clear() noexcept = 0;
   [[nodiscard]] virtual CacheStats stats() const noexcept = 0;
   // False for NoopCache: the engine then skips building keys at all.
@@ -51,8 +57,8 @@ class Cache {
 // Never stores, never hits. Thread-safe.
 class NoopCache final : public Cache {
  public:
-  bool lookup(const CacheKey&, TimePoint, std::vector<float>&) noexcept override { return false; }
-  void insert(const CacheKey&, std::span<const float>, TimePoint) noexcept override {}
+  bool lookup(const CacheKey&, TimePoint, Deadline, std::span<float>) noexcept override { return false; }
+  void insert(const CacheKey&, std::span<const float>, TimePoint, Deadline) noexcept override {}
   void clear() noexcept override {}
   [[nodiscard]] CacheStats stats() const noexcept override { return {}; }
   [[nodiscard]] bool enabled() const noexcept override { return false; }
@@ -61,7 +67,7 @@ class NoopCache final : public Cache {
 // The hash that finds a key's bucket. A collision only costs a comparison:
 // the full key is always compared before a hit is served.
 using CacheHashFn = std::uint64_t (*)(const CacheKey& key) noexcept;
-// XXH3-64 over the feature bytes, seeded with the model id and version.
+// XXH3-64 over the feature bytes, seeded with the model identity.
 std::uint64_t default_cache_hash(const CacheKey& key) noexcept;
 
 struct LruCacheOptions {
@@ -82,8 +88,9 @@ class LruCache final : public Cache {
   LruCache(const LruCache&) = delete;
   LruCache& operator=(const LruCache&) = delete;
 
-  bool lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept override;
-  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept override;
+  // In-process: never waits, so the deadline is not consulted.
+  bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept override;
+  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now, Deadline deadline) noexcept override;
   void clear() noexcept override;
   [[nodiscard]] CacheStats stats() const noexcept override;
   [[nodiscard]] const LruCacheOptions& options() const noexcept { return opts_; }

@@ -18,6 +18,31 @@
 // costs nothing and beats an error. With no default stage, all stages
 // failing is an error naming each stage's reason.
 //
+// run_rows() is the one implementation: run() is a batch of one. A batch
+// makes one model call per stage for all the rows still pending, through
+// the same bulkhead rule (wait for a slot until the deadline), the same
+// breaker, retry, isolation, per-attempt timeout and hedging. A row whose
+// output is not finite falls to the next stage alone.
+//
+// How a batch counts toward a breaker: one model call is one outcome, as a
+// call to a remote dependency is one request. The call is a failure when
+// it errs (or times out) or when every row it scored came back non-finite;
+// it is a success when at least one row came back finite (the bad rows
+// fall through on their own and count in StageStats::non_finite). For one
+// row this is exactly the single-row rule. Retries retry the whole call;
+// an open breaker rejects the whole call (one rejection in BreakerStats).
+// A batch of N rows thus weighs in a breaker's window as one request, not
+// N: a dependency's health is judged by its calls, and one big batch cannot
+// trip (or heal) a breaker N times over.
+//
+// chain()->stats() counts rows, so that a batch of N rows and N single
+// requests give the same row counts: ChainStats requests/degraded/failed,
+// StageStats entered/answered and the failures by kind (a rejected or
+// erring call adds every row it carried). StageStats::calls counts model
+// calls (a batch is one), as do the embedded BreakerStats and RetryStats.
+// test_fallback_chain.cpp ("a batch is one model call and one breaker
+// outcome") holds this.
+//
 // Unset policies default to null objects (CircuitBreaker::never_open,
 // RetryPolicy::no_retry, Bulkhead::unlimited), so run() has no null checks.
 // Policies are shared_ptrs: share one breaker between chains calling the
@@ -34,7 +59,7 @@
 #include <keel/resilience/circuit_breaker.hpp>
 #include <keel/resilience/executor.hpp>
 #include <keel/resilience/retry_policy.hpp>
-#include <keel/resilience/timeout.hpp>
+#include <keel/resilience/isolation.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -59,9 +84,10 @@ struct StageOptions {
   std::shared_ptr<BoundedExecutor> executor;  // required when isolated
   // Per attempt, inside the request's deadline; isolated stages only.
   Duration attempt_timeout = Duration::max();
-  // Isolated stages only; see timeout.hpp.
+  // Isolated stages only; see hedging.hpp.
   Duration hedge_delay = Duration::max();
   std::uint32_t max_hedges = 1;
+  // Its deadline is replaced by each attempt's deadline.
   PredictOptions predict;
 };
 
@@ -91,9 +117,28 @@ struct ChainOutcome {
   [[nodiscard]] std::string reason() const;
 };
 
-// Per-stage counters; `answered` = entered - the failures.
+// Per row that ran through a chain with run_rows(): which stage answered,
+// how many model calls carried it, and every stage failure on the way.
+// Reuse one per thread: it keeps its capacity. Not thread-safe.
+struct RowFailure {
+  std::uint32_t row = 0;
+  std::uint32_t stage = 0;
+  Status status;
+};
+struct ChainRows {
+  static constexpr std::uint8_t kNoStage = 0xFF;
+  std::vector<std::uint8_t> stage;      // per row: the stage that answered, kNoStage if none (or not pending)
+  std::vector<std::uint32_t> attempts;  // per row: model calls that carried it, retries and hedges included
+  std::vector<RowFailure> failures;     // in stage order for each row
+  // Working lists of run_rows.
+  std::vector<std::uint32_t> pending, next, later;
+  std::vector<float> gather, out;
+};
+
+// Per-stage counters, in rows; `answered` = entered - the failures.
 struct StageStats {
   std::string name;
+  std::uint64_t calls = 0;    // model calls (a batch is one call)
   std::uint64_t entered = 0;
   std::uint64_t answered = 0;
   std::uint64_t failed = 0;
@@ -110,7 +155,7 @@ struct StageStats {
 };
 
 struct ChainStats {
-  std::uint64_t requests = 0;  // runs past input validation
+  std::uint64_t requests = 0;  // rows that entered the chain (at any first stage)
   std::uint64_t degraded = 0;  // answered by a later stage
   std::uint64_t failed = 0;    // no stage answered
   std::vector<StageStats> stages;
@@ -138,6 +183,16 @@ class FallbackChain {
     return run(row, out, deadline, clock_.now());
   }
 
+  // Scores the rows listed in `pending` (ascending, distinct, < n) of `rows`
+  // (n rows of num_features(), row-major) into `out` (n * width() floats;
+  // rows no stage answers are left as they were). `first_stage`, when not
+  // empty, holds n entries: the stage each row starts at (anomaly routing
+  // starts a row at stage 1). Per-row outcomes go to `result`. Errors are
+  // only for wrong shapes (kInvalidInput); stage failures are per row.
+  [[nodiscard]] Status run_rows(std::span<const float> rows, std::size_t n, std::span<const std::uint32_t> pending,
+                                std::span<float> out, Deadline deadline, TimePoint now, ChainRows& result,
+                                std::span<const std::uint8_t> first_stage = {}) noexcept;
+
   [[nodiscard]] std::size_t num_features() const noexcept { return num_features_; }
   [[nodiscard]] std::size_t width() const noexcept { return width_; }
   [[nodiscard]] std::size_t size() const noexcept { return stages_.size(); }
@@ -154,10 +209,11 @@ class FallbackChain {
     std::shared_ptr<IsolationCounters> isolation;
     std::unique_ptr<Counters> counters;
   };
-  Status run_model_stage(StageImpl& st, std::span<const float> row, std::span<float> out, Deadline deadline,
-                         TimePoint now, std::uint32_t& attempts) noexcept;
+  void run_model_stage(StageImpl& st, std::uint32_t index, std::span<const float> rows, std::size_t n,
+                       std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res) noexcept;
 
   std::vector<StageImpl> stages_;
+  std::unique_ptr<std::atomic<std::uint64_t>> rows_in_ = std::make_unique<std::atomic<std::uint64_t>>(0);
   Clock& clock_;
   std::size_t num_features_ = 0;
   std::size_t width_ = 0;

@@ -4,10 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 
 namespace keel::net {
 
-std::string cache_model_part(const CacheKey& key) { return fmt::format("{}@{}", key.model_id, key.model_version); }
+std::string_view cache_model_part(const CacheKey& key) { return key.model; }
 
 RedisCache::RedisCache(std::shared_ptr<RedisClient> client, RedisCacheOptions opts)
     : client_(std::move(client)), opts_(std::move(opts)) {
@@ -21,7 +22,7 @@ std::string RedisCache::redis_key(const CacheKey& key) const {
   return fmt::format("{}:v1:{}:{:016x}", opts_.prefix, cache_model_part(key), opts_.hash(key));
 }
 
-bool RedisCache::lookup(const CacheKey& key, TimePoint, Deadline deadline, std::vector<float>& out) noexcept {
+bool RedisCache::lookup(const CacheKey& key, TimePoint, Deadline deadline, std::span<float> out) noexcept {
   try {
     const std::string k = redis_key(key);
     Result<RedisReply> r = client_->command({"GET", k}, deadline);
@@ -47,12 +48,13 @@ bool RedisCache::lookup(const CacheKey& key, TimePoint, Deadline deadline, std::
       misses_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    std::vector<float> scores;
-    if (!in.floats(scores) || !in.done()) {
-      misses_.fetch_add(1, std::memory_order_relaxed);
+    std::string_view scores;
+    std::size_t n_scores = 0;
+    if (!in.float_bytes(scores, n_scores) || !in.done() || n_scores != out.size()) {
+      misses_.fetch_add(1, std::memory_order_relaxed);  // torn, or another width: never served
       return false;
     }
-    out = std::move(scores);
+    if (n_scores != 0) std::memcpy(out.data(), scores.data(), scores.size());
     hits_.fetch_add(1, std::memory_order_relaxed);
     return true;
   } catch (...) {

@@ -57,34 +57,92 @@ std::string encode_payload(const IdempotencyKey& key) {
   return w.bytes();
 }
 
-void encode_response(detail::WireWriter& w, const Response& r) {
-  w.str(r.id);
-  w.floats(r.scores);
-  w.str(r.model_id);
-  w.u64(r.model_version);
-  w.str(r.stage);
-  w.u8(r.degraded ? 1 : 0);
-  w.str(r.degraded_reason);
-  w.u8(r.cache_hit ? 1 : 0);
-  w.u32(r.attempts);
-  w.u64(static_cast<std::uint64_t>(r.latency.count()));
-  w.u8(r.anomaly ? 1 : 0);
-  w.f64(r.anomaly_score);
-  w.str(r.anomaly_reason);
+// A stored batch: the record's whole BatchResult (a single request is a
+// batch of one), so a replay on any replica gives the same per-row answers.
+void encode_batch(detail::WireWriter& w, const BatchResult& b) {
+  w.str(b.id);
+  w.u64(b.rows);
+  w.u64(b.width);
+  w.floats(b.scores);
+  for (std::size_t r = 0; r < b.rows; ++r) {
+    w.u8(static_cast<std::uint8_t>(b.status[r].code()));
+    w.u8(b.status[r].retryable() ? 1 : 0);
+    w.str(b.status[r].message());
+    w.u8(b.stage[r]);
+    w.u8(b.anomaly[r]);
+    w.u8(b.cache_hit[r]);
+    w.u32(b.attempts[r]);
+    w.f64(b.anomaly_score[r]);
+    w.str(b.degraded_reason[r]);
+    w.str(b.anomaly_reason[r]);
+  }
+  w.u32(static_cast<std::uint32_t>(b.stage_names.size()));
+  for (std::size_t i = 0; i < b.stage_names.size(); ++i) {
+    w.str(b.stage_names[i]);
+    w.str(b.stage_model_ids[i]);
+    w.u64(b.stage_model_versions[i]);
+    w.u64(b.stage_content_ids[i].hi);
+    w.u64(b.stage_content_ids[i].lo);
+  }
+  w.str(b.model_id);
+  w.u64(b.model_version);
+  w.u64(b.model_content_id.hi);
+  w.u64(b.model_content_id.lo);
+  w.u64(b.failed);
+  w.u64(b.degraded);
+  w.u64(static_cast<std::uint64_t>(b.latency.count()));
 }
 
-bool decode_response(detail::WireReader& in, Response& r) {
-  std::uint8_t degraded = 0, cache_hit = 0, anomaly = 0;
-  std::uint64_t latency = 0;
-  const bool ok = in.str(r.id) && in.floats(r.scores) && in.str(r.model_id) && in.u64(r.model_version) &&
-                  in.str(r.stage) && in.u8(degraded) && in.str(r.degraded_reason) && in.u8(cache_hit) &&
-                  in.u32(r.attempts) && in.u64(latency) && in.u8(anomaly) && in.f64(r.anomaly_score) &&
-                  in.str(r.anomaly_reason) && in.done();
-  r.degraded = degraded != 0;
-  r.cache_hit = cache_hit != 0;
-  r.anomaly = anomaly != 0;
-  r.latency = Duration(static_cast<std::int64_t>(latency));
-  return ok;
+bool decode_batch(detail::WireReader& in, BatchResult& b) {
+  std::uint64_t rows = 0, width = 0, failed = 0, degraded = 0, latency = 0;
+  if (!in.str(b.id) || !in.u64(rows) || !in.u64(width) || !in.floats(b.scores)) return false;
+  // Every row takes at least 23 bytes: a count beyond what is left is torn.
+  if (rows > in.rest().size() / 23 || width == 0 || b.scores.size() != rows * width) return false;
+  b.rows = rows;
+  b.width = width;
+  b.status.assign(rows, Status());
+  b.stage.assign(rows, BatchResult::kNoStage);
+  b.anomaly.assign(rows, 0);
+  b.cache_hit.assign(rows, 0);
+  b.attempts.assign(rows, 0);
+  b.anomaly_score.assign(rows, 0.0);
+  b.degraded_reason.assign(rows, {});
+  b.anomaly_reason.assign(rows, {});
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::uint8_t code = 0, retryable = 0;
+    std::string message;
+    if (!in.u8(code) || !in.u8(retryable) || !in.str(message) || !in.u8(b.stage[r]) || !in.u8(b.anomaly[r]) ||
+        !in.u8(b.cache_hit[r]) || !in.u32(b.attempts[r]) || !in.f64(b.anomaly_score[r]) ||
+        !in.str(b.degraded_reason[r]) || !in.str(b.anomaly_reason[r])) {
+      return false;
+    }
+    if (code > static_cast<std::uint8_t>(StatusCode::kInternal)) return false;
+    if (code != 0) b.status[r] = Status(static_cast<StatusCode>(code), std::move(message), retryable != 0);
+  }
+  std::uint32_t stages = 0;
+  if (!in.u32(stages) || stages > in.rest().size() / 24) return false;
+  b.stage_names.assign(stages, {});
+  b.stage_model_ids.assign(stages, {});
+  b.stage_model_versions.assign(stages, 0);
+  b.stage_content_ids.assign(stages, {});
+  for (std::size_t i = 0; i < stages; ++i) {
+    if (!in.str(b.stage_names[i]) || !in.str(b.stage_model_ids[i]) || !in.u64(b.stage_model_versions[i]) ||
+        !in.u64(b.stage_content_ids[i].hi) || !in.u64(b.stage_content_ids[i].lo)) {
+      return false;
+    }
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (b.stage[r] != BatchResult::kNoStage && b.stage[r] >= stages) return false;  // would index past the tables
+  }
+  if (!in.str(b.model_id) || !in.u64(b.model_version) || !in.u64(b.model_content_id.hi) ||
+      !in.u64(b.model_content_id.lo) || !in.u64(failed) || !in.u64(degraded) || !in.u64(latency) || !in.done()) {
+    return false;
+  }
+  b.failed = failed;
+  b.degraded = degraded;
+  b.latency = Duration(static_cast<std::int64_t>(latency));
+  b.snapshot = 0;  // snapshot generations are this process's: never match one from elsewhere
+  return true;
 }
 
 // What a record in Redis says.
@@ -124,18 +182,18 @@ RedisIdempotencyStore::RedisIdempotencyStore(std::shared_ptr<RedisClient> client
 
 RedisIdempotencyStore::~RedisIdempotencyStore() = default;
 
-Result<Response> RedisIdempotencyStore::run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline,
+Result<StoredBatch> RedisIdempotencyStore::run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline,
                                                    ComputeFn fn, void* ctx) noexcept {
   return local_->run(key, now, deadline, [&]() noexcept { return shared(key, deadline, fn, ctx); });
 }
 
-Result<Response> RedisIdempotencyStore::local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept {
+Result<StoredBatch> RedisIdempotencyStore::local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept {
   client_->count_fallback("idempotency", why);
   computed_.fetch_add(1, std::memory_order_relaxed);
   return fn(ctx);
 }
 
-Result<Response> RedisIdempotencyStore::shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn,
+Result<StoredBatch> RedisIdempotencyStore::shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn,
                                                void* ctx) noexcept {
   try {
     const std::string rkey = fmt::format("{}:v1:{}", opts_.prefix, key.id);
@@ -164,14 +222,14 @@ Result<Response> RedisIdempotencyStore::shared(const IdempotencyKey& key, Deadli
 
       if ((*r)[0].integer() == 1) {  // ours: compute, then publish or release
         computed_.fetch_add(1, std::memory_order_relaxed);
-        Result<Response> result = fn(ctx);
-        if (result.ok()) {
+        Result<StoredBatch> result = fn(ctx);
+        if (remembered(result)) {
           detail::WireWriter w;
           w.magic(kMagic);
           w.u8(static_cast<std::uint8_t>(kDone));
           w.magic(owner);
           w.str(payload);
-          encode_response(w, *result);
+          encode_batch(w, **result);
           const std::string_view args[] = {claim_prefix, w.bytes(), ttl_ms_};
           Result<RedisReply> c = client_->eval(kComplete, keys, args, deadline);
           if (!c.ok()) client_->count_fallback("idempotency", classify(c.status()));
@@ -195,10 +253,10 @@ Result<Response> RedisIdempotencyStore::shared(const IdempotencyKey& key, Deadli
         return conflict(fmt::format("request id '{}': reused with a different payload (model or features)", key.id));
       }
       if (seen.state == kDone) {
-        Response resp;
-        if (!decode_response(seen.rest, resp)) return local_only(RedisFailure::kError, fn, ctx);
+        auto stored = std::make_shared<BatchResult>();
+        if (!decode_batch(seen.rest, *stored)) return local_only(RedisFailure::kError, fn, ctx);
         (waited ? joined_ : replayed_).fetch_add(1, std::memory_order_relaxed);
-        return resp;
+        return StoredBatch(std::move(stored));
       }
       // In flight on another replica (or another process): poll until done,
       // gone (then claim), or out of time.

@@ -21,49 +21,38 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
   result.degraded = result.cache_hit = result.anomaly = false;
   result.stage.clear();
   result.degraded_reason.clear();
-  if (request.rows == 1) {
-    // One row takes score(): it carries the idempotency key and the full
-    // answer (stage, reason, cache hit, anomaly).
-    Request r;
-    r.id = std::string(idempotency_key);
-    r.features = request.values;
-    r.deadline = deadline;
-    auto res = engine->score(r);
-    if (!res) return res.status();
-    const Response& resp = *res;
-    result.scores.assign(resp.scores.begin(), resp.scores.end());
-    result.width = resp.scores.size();
-    result.degraded = resp.degraded;
-    result.stage = resp.stage;
-    result.degraded_reason = resp.degraded_reason;
-    result.cache_hit = resp.cache_hit;
-    result.anomaly = resp.anomaly;
-    return {};
-  }
-  // Today's score_batch takes no idempotency key; a batch is always computed.
+  // One path for one row and many: score_batch with the idempotency key
+  // (a retried batch replays the same per-row answers), per-row errors,
+  // and the rows' flags folded into the response's fields.
   thread_local BatchResult batch;
   BatchView view{request.values, request.rows, request.cols, 0};
-  if (Status s = engine->score_batch(view, batch, deadline); !s) return s;
+  if (Status s = engine->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
   if (batch.failed == batch.rows && batch.rows > 0) {
     Status first = batch.status[0];
-    return first.with_context("row 0");
+    return batch.rows == 1 ? first : first.with_context("row 0");
   }
   result.width = batch.width;
   result.scores.assign(batch.scores.begin(), batch.scores.end());
-  std::size_t degraded_rows = 0;
+  std::size_t first_degraded = batch.rows;
+  bool all_hits = true;
   for (std::size_t r = 0; r < batch.rows; ++r) {
     if (!batch.status[r]) {
       result.row_errors.push_back({r, batch.status[r]});
       continue;
     }
-    if (result.stage.empty() && batch.stage[r] < batch.stage_names.size()) result.stage = batch.stage_names[batch.stage[r]];
+    if (result.stage.empty()) result.stage = batch.stage_names[batch.stage[r]];
     if (batch.anomaly[r]) result.anomaly = true;
+    if (!batch.cache_hit[r]) all_hits = false;
+    if (batch.is_degraded(r) && first_degraded == batch.rows) first_degraded = r;
   }
-  degraded_rows = batch.degraded;
-  if (degraded_rows > 0) {
+  result.cache_hit = all_hits && batch.failed < batch.rows;  // every answered row came from the cache
+  if (first_degraded < batch.rows) {
     result.degraded = true;
-    result.degraded_reason = std::to_string(degraded_rows) + " of " + std::to_string(batch.rows) +
-                             " rows answered by a fallback stage";
+    result.degraded_reason = batch.rows == 1 ? batch.degraded_reason[0]
+                                             : std::to_string(batch.degraded) + " of " + std::to_string(batch.rows) +
+                                                   " rows answered by a fallback stage; row " +
+                                                   std::to_string(first_degraded) + ": " +
+                                                   batch.degraded_reason[first_degraded];
   }
   return {};
 }

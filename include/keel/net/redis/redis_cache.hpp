@@ -30,25 +30,19 @@ struct RedisCacheOptions {
   CacheHashFn hash = &default_cache_hash;  // tests force collisions with a constant hash
 };
 
-// The model part of a cache key: the one place that says which identity of
-// the model keys carry. Today: id@version (ModelInfo::version is distinct
-// per load in a process, so replicas do not share entries yet); with the
-// model's content identity in CacheKey this becomes that field alone.
-std::string cache_model_part(const CacheKey& key);
+// The model part of a cache key: CacheKey::model, which the engine fills
+// with the primary's content identity and output kind (the same in every
+// replica loading the same file), so replicas share entries.
+std::string_view cache_model_part(const CacheKey& key);
 
 class RedisCache final : public Cache {
  public:
   RedisCache(std::shared_ptr<RedisClient> client, RedisCacheOptions opts = {});
 
-  bool lookup(const CacheKey& key, TimePoint now, std::vector<float>& out) noexcept override {
-    return lookup(key, now, Deadline::never(), out);
-  }
-  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now) noexcept override {
-    insert(key, scores, now, Deadline::never());
-  }
-  // The same within a deadline (the engine's, once Cache takes one).
-  bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::vector<float>& out) noexcept;
-  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now, Deadline deadline) noexcept;
+  // Each within the caller's deadline and the client's command timeout.
+  bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept override;
+  void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
+              Deadline deadline) noexcept override;
   // Deletes every key under the prefix (SCAN + UNLINK), within 5 s.
   void clear() noexcept override;
   [[nodiscard]] CacheStats stats() const noexcept override;

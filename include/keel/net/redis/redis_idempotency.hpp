@@ -9,7 +9,7 @@
 //   while the caller still owns the claim). A failed computation releases
 //   the claim (again only as its owner), so a retry computes again. A
 //   crashed owner's claim expires after claim_ttl.
-// - A later caller with the same id and payload gets the stored Response
+// - A later caller with the same id and payload gets the stored BatchResult
 //   (replay). While the first is in flight it polls for the result until
 //   its deadline (or max_wait without one), then gets kConflict marked
 //   retryable: 409 "in flight", retry later.
@@ -56,12 +56,12 @@ class RedisIdempotencyStore final : public IdempotencyStore {
   [[nodiscard]] std::uint64_t computed() const noexcept { return computed_.load(); }
 
  protected:
-  Result<Response> run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline, ComputeFn fn,
+  Result<StoredBatch> run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline, ComputeFn fn,
                               void* ctx) noexcept override;
 
  private:
-  Result<Response> shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn, void* ctx) noexcept;
-  Result<Response> local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept;
+  Result<StoredBatch> shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn, void* ctx) noexcept;
+  Result<StoredBatch> local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept;
 
   std::shared_ptr<RedisClient> client_;
   RedisIdempotencyOptions opts_;

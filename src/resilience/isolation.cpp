@@ -1,5 +1,5 @@
 #include <keel/resilience/detail/wait.hpp>
-#include <keel/resilience/timeout.hpp>
+#include <keel/resilience/isolation.hpp>
 
 #include <fmt/format.h>
 
@@ -15,8 +15,9 @@ namespace {
 // What the caller and its attempts share; outlives the caller when an
 // attempt is still running (the late result lands here and is dropped).
 struct CallState {
-  std::vector<float> row;  // immutable once launched
-  std::size_t width = 0;
+  std::vector<float> rows;  // immutable once launched
+  std::size_t n_rows = 0;
+  std::size_t width = 0;  // per row
   PredictOptions opts;
   std::shared_ptr<IsolationCounters> counters;
 
@@ -42,8 +43,8 @@ bool launch(BoundedExecutor& executor, const std::shared_ptr<CallState>& st, con
       std::lock_guard lock(st->mu);
       if (st->done || st->abandoned) return;  // not started in time, or a sibling answered
     }
-    std::vector<float> buf(st->width);
-    Status s = model->predict(st->row, 1, buf, st->opts);
+    std::vector<float> buf(st->width * st->n_rows);
+    Status s = model->predict(st->rows, st->n_rows, buf, st->opts);
     std::lock_guard lock(st->mu);
     ++st->finished;
     if (st->abandoned) {
@@ -64,20 +65,23 @@ bool launch(BoundedExecutor& executor, const std::shared_ptr<CallState>& st, con
 
 }  // namespace
 
-Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> row,
-                     std::span<float> out, Deadline deadline, Clock& clock, const IsolatedCallOptions& options,
-                     const std::shared_ptr<IsolationCounters>& counters, IsolatedCallReport* report) noexcept {
+Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> rows,
+                     std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
+                     const IsolatedCallOptions& options, const std::shared_ptr<IsolationCounters>& counters,
+                     IsolatedCallReport* report) noexcept {
   bump(counters, &IsolationCounters::calls);
   const std::size_t width = model->info().width(options.predict.output);
-  if (out.size() < width) {
+  if (out.size() < width * n_rows) {
     return invalid_input(fmt::format("output span holds {} floats, model '{}' writes {}", out.size(),
-                                     model->info().id, width));
+                                     model->info().id, width * n_rows));
   }
   auto st = std::make_shared<CallState>();
-  st->row.assign(row.begin(), row.end());
+  st->rows.assign(rows.begin(), rows.end());
+  st->n_rows = n_rows;
   st->width = width;
   st->opts = options.predict;
   st->opts.threads = 1;
+  st->opts.deadline = deadline;
   st->counters = counters;
 
   TimePoint now = clock.now();
@@ -91,8 +95,7 @@ Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span
     return overloaded(fmt::format("model '{}': executor queue full", model->info().id));
   }
   st->launched = 1;
-  const bool hedging = options.hedge_delay != Duration::max() && options.max_hedges > 0;
-  TimePoint hedge_at = hedging ? Deadline::after(options.hedge_delay, now).time() : TimePoint::max();
+  TimePoint hedge_at = options.hedge.next_at(1, now);
   const bool real = detail::is_real_clock(clock);
   auto finish = [&](Status s) {
     if (report) *report = {st->launched, st->winner};
@@ -116,11 +119,10 @@ Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span
                                                   model->info().id, st->launched, st->launched == 1 ? "" : "s")));
     }
     if (now >= hedge_at) {
-      if (st->launched - 1 < options.max_hedges && launch(executor, st, model, st->launched + 1)) {
+      if (st->launched - 1 < options.hedge.max_hedges && launch(executor, st, model, st->launched + 1)) {
         ++st->launched;
         bump(counters, &IsolationCounters::hedges);
-        hedge_at = st->launched - 1 < options.max_hedges ? Deadline::after(options.hedge_delay, now).time()
-                                                         : TimePoint::max();
+        hedge_at = options.hedge.next_at(st->launched, now);
       } else {
         hedge_at = TimePoint::max();  // no more hedges (limit reached or executor full)
       }

@@ -1,22 +1,22 @@
 #pragma once
-// Timeouts that hold even when the model does not return: the call runs on
-// a BoundedExecutor while the caller waits, on the injected Clock, until
-// the attempt's deadline. A call that overruns returns kDeadlineExceeded on
-// time; its eventual result is dropped (counted in late_results). The row is
-// copied for the worker, so the caller's buffers may go away at once.
-//
-// Hedging: with a hedge delay, if the first attempt has not answered after
-// that delay a second copy is submitted, and the first good answer wins
-// (Dean & Barroso, "The Tail at Scale"). Use a delay near the model's
-// observed p95 so that about 5 % of calls pay for a second attempt.
+// Isolation: a model call that holds its deadline even when the model does
+// not return. The call runs on a BoundedExecutor while the caller waits, on
+// the injected Clock, until the attempt's deadline. A call that overruns
+// returns kDeadlineExceeded on time; its eventual result is dropped
+// (counted in late_results). The rows are copied for the worker, so the
+// caller's buffers may go away at once. An isolated call may hedge
+// (hedging.hpp). The deadline is also passed to the model in
+// PredictOptions::deadline, so that a model that can stop early does.
 
 #include <keel/core/clock.hpp>
 #include <keel/core/deadline.hpp>
 #include <keel/core/status.hpp>
 #include <keel/model/model.hpp>
 #include <keel/resilience/executor.hpp>
+#include <keel/resilience/hedging.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -24,11 +24,8 @@
 namespace keel {
 
 struct IsolatedCallOptions {
-  // Off (Duration::max()) by default: hedging doubles load on the slow tail.
-  Duration hedge_delay = Duration::max();
-  // Extra copies beyond the first (at most this many hedges per call).
-  std::uint32_t max_hedges = 1;
-  PredictOptions predict;
+  HedgePolicy hedge;
+  PredictOptions predict;  // its deadline is replaced by the call's
 };
 
 // Shared, thread-safe counters of isolated calls (workers may update them
@@ -58,14 +55,23 @@ struct IsolatedCallReport {
   std::uint32_t winner = 0;    // 1-based index of the answering attempt, 0 if none
 };
 
-// Runs model.predict(row) into out on the executor, waiting until
+// Runs model.predict(rows, n_rows) into out on the executor, waiting until
 // `deadline`. Errors: kDeadlineExceeded (late), kOverloaded (executor
 // full), or the model's own error (the last one when every attempt failed).
 // Thread-safe; noexcept (an allocation failure terminates).
-[[nodiscard]] Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> row,
-                                   std::span<float> out, Deadline deadline, Clock& clock,
+[[nodiscard]] Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> rows,
+                                   std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
                                    const IsolatedCallOptions& options = {},
                                    const std::shared_ptr<IsolationCounters>& counters = nullptr,
                                    IsolatedCallReport* report = nullptr) noexcept;
+
+// One row.
+[[nodiscard]] inline Status call_isolated(BoundedExecutor& executor, const ModelPtr& model,
+                                          std::span<const float> row, std::span<float> out, Deadline deadline,
+                                          Clock& clock, const IsolatedCallOptions& options = {},
+                                          const std::shared_ptr<IsolationCounters>& counters = nullptr,
+                                          IsolatedCallReport* report = nullptr) noexcept {
+  return call_isolated(executor, model, row, 1, out, deadline, clock, options, counters, report);
+}
 
 }  // namespace keel

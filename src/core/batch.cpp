@@ -1,0 +1,35 @@
+#include <keel/core/batch.hpp>
+
+#include <fmt/format.h>
+
+namespace keel {
+
+bool BatchResult::response(std::size_t r, Response& o) const {
+  if (r >= rows || stage[r] == kNoStage) return false;
+  const std::size_t s = stage[r];
+  o.id = id;
+  const std::span<const float> sc = row_scores(r);
+  o.scores.assign(sc.begin(), sc.end());
+  o.model_id = stage_model_ids[s];
+  o.model_version = stage_model_versions[s];
+  o.model_content_id = stage_content_ids[s];
+  o.stage = stage_names[s];
+  o.degraded = is_degraded(r);
+  o.degraded_reason = degraded_reason[r];
+  o.cache_hit = cache_hit[r] != 0;
+  o.attempts = attempts[r];
+  o.latency = latency;
+  o.anomaly = anomaly[r] != 0;
+  o.anomaly_score = anomaly_score[r];
+  o.anomaly_reason = anomaly_reason[r];
+  return true;
+}
+
+Result<Response> BatchResult::response(std::size_t r) const {
+  if (r >= rows) return invalid_input(fmt::format("row {}: the batch has {} rows", r, rows));
+  Response o;
+  if (!response(r, o)) return status[r];
+  return o;
+}
+
+}  // namespace keel

@@ -1,0 +1,227 @@
+// The request path's driver: score() and score_batch() run the same stages
+// (request_state.hpp); admit (idempotency) wraps them.
+
+#include "engine/request_state.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace keel {
+
+namespace detail {
+
+void fail_row(RequestState& st, std::uint32_t r, Status why) { st.out.status[r] = std::move(why); }
+
+namespace {
+
+// Clears the per-row fields for n rows, keeping capacity; copies the
+// per-stage tables only when the snapshot changed.
+void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::size_t width) {
+  out.rows = n;
+  out.width = width;
+  out.scores.assign(n * width, std::numeric_limits<float>::quiet_NaN());
+  out.status.resize(n);
+  for (Status& s : out.status) {
+    if (!s.is_ok()) s = Status();
+  }
+  out.stage.assign(n, BatchResult::kNoStage);
+  out.anomaly.assign(n, 0);
+  out.cache_hit.assign(n, 0);
+  out.attempts.assign(n, 0);
+  out.anomaly_score.assign(n, 0.0);
+  out.degraded_reason.resize(n);
+  out.anomaly_reason.resize(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    if (!out.degraded_reason[r].empty()) out.degraded_reason[r].clear();
+    if (!out.anomaly_reason[r].empty()) out.anomaly_reason[r].clear();
+  }
+  if (out.snapshot != snap.generation) {
+    out.stage_names = snap.stage_names;
+    out.stage_model_ids = snap.model_ids;
+    out.stage_model_versions = snap.model_versions;
+    out.stage_content_ids = snap.content_ids;
+    out.model_id = snap.model_ids.front();
+    out.model_version = snap.model_versions.front();
+    out.model_content_id = snap.content_ids.front();
+    out.snapshot = snap.generation;
+  }
+  out.failed = 0;
+  out.degraded = 0;
+  out.latency = Duration::zero();
+}
+
+// The thread's scratch, or fresh buffers when a model on this thread is
+// itself inside a request (an engine used as a model).
+class ScratchLease {
+ public:
+  ScratchLease() : s_(&scratch()) {
+    if (s_->busy) {
+      own_ = std::make_unique<Scratch>();
+      s_ = own_.get();
+    }
+    s_->busy = true;
+  }
+  ~ScratchLease() { s_->busy = false; }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& get() noexcept { return *s_; }
+
+ private:
+  Scratch* s_;
+  std::unique_ptr<Scratch> own_;
+};
+
+using StageFn = Next (*)(ScoringEngine::Impl&, RequestState&) noexcept;
+// The stages, in order (admit wraps them: run_admitted).
+constexpr StageFn kStages[] = {stage_validate,    stage_screen,      stage_preprocess, stage_cache_lookup,
+                               stage_chain,       stage_postprocess, stage_observe,    stage_store};
+
+}  // namespace
+
+}  // namespace detail
+
+Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
+                                       bool single) noexcept {
+  try {
+    const std::size_t n = v.rows;
+    const std::size_t stride = v.row_stride();
+    if (v.cols != in_width) {
+      return invalid_input(fmt::format("batch: rows have {} columns, the engine takes {}", v.cols, in_width));
+    }
+    if (stride < v.cols) return invalid_input(fmt::format("batch: stride {} is below {} columns", stride, v.cols));
+    if (n > 0 && v.values.size() < (n - 1) * stride + v.cols) {
+      return invalid_input(
+          fmt::format("batch: {} values cannot hold {} rows of stride {}", v.values.size(), n, stride));
+    }
+    if (n > std::numeric_limits<std::uint32_t>::max()) {
+      return invalid_input(fmt::format("batch: {} rows is more than one call takes", n));
+    }
+    const std::shared_ptr<const detail::Snapshot> snapshot = current();
+    detail::ScratchLease lease;
+    detail::Scratch& s = lease.get();
+    detail::begin_result(out, *snapshot, n, out_width);
+
+    // Dense input rows, in the caller's memory when possible.
+    std::span<const float> rows;
+    if (stride == v.cols) {
+      rows = v.values.first(n * v.cols);
+    } else {
+      s.rows.resize(n * v.cols);
+      for (std::size_t r = 0; r < n; ++r) std::memcpy(&s.rows[r * v.cols], &v.values[r * stride], v.cols * 4);
+      rows = s.rows;
+    }
+    s.pending.resize(n);
+    for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
+    s.first_stage.assign(n, 0);
+
+    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single};
+    for (detail::StageFn stage : detail::kStages) {
+      if (stage(*this, st) == detail::Next::kStop) return st.error;
+    }
+    return Status::ok();
+  } catch (...) {
+    return internal_error("score: out of memory");
+  }
+}
+
+Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0,
+                                         Deadline deadline, bool single, bool& computed) noexcept {
+  computed = true;
+  if (id.empty()) {
+    out.id.clear();  // `out` may be reused from an idempotent call
+    return run_stages(v, out, t0, deadline, single);
+  }
+  try {
+    // The payload compared for a reused id: the rows, densely.
+    std::vector<float> dense;
+    std::span<const float> features = v.values.first(std::min(v.values.size(), v.rows * v.cols));
+    if (v.row_stride() != v.cols && v.rows > 0 && v.values.size() >= (v.rows - 1) * v.row_stride() + v.cols) {
+      dense.resize(v.rows * v.cols);
+      for (std::size_t r = 0; r < v.rows; ++r) {
+        std::memcpy(&dense[r * v.cols], &v.values[r * v.row_stride()], v.cols * sizeof(float));
+      }
+      features = dense;
+    }
+    computed = false;
+    Result<StoredBatch> r =
+        idempotency->run({id, name, features}, t0, deadline, [&]() noexcept -> Result<StoredBatch> {
+          computed = true;
+          Status st = run_stages(v, out, t0, deadline, single);
+          if (!st) return st;
+          out.id.assign(id);
+          // The store forgets a batch whose every row failed (remembered()).
+          try {
+            return StoredBatch(std::make_shared<const BatchResult>(out));
+          } catch (...) {
+            return internal_error("idempotency: out of memory");
+          }
+        });
+    if (!r.ok()) return r.status();
+    if (!computed) out = **r;  // a replay, or a duplicate's answer
+    return Status::ok();
+  } catch (...) {
+    return internal_error("idempotency: out of memory");
+  }
+}
+
+Result<Response> ScoringEngine::score(const Request& req) noexcept {
+  Impl& m = *impl_;
+  const TimePoint t0 = m.clock->now();
+  Deadline deadline = req.deadline;
+  if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
+  bool computed = true;
+  Result<Response> result = [&]() noexcept -> Result<Response> {
+    if (!req.model.empty() && req.model != m.name) {
+      return not_found(fmt::format("model: engine '{}' does not serve '{}'", m.name, req.model));
+    }
+    if (req.features.size() != m.in_width) {
+      return invalid_input(fmt::format("features: expected {} values, got {}", m.in_width, req.features.size()));
+    }
+    try {
+      // A batch of one, in a per-thread result (fresh when nested).
+      thread_local BatchResult shared;
+      thread_local bool busy = false;
+      std::unique_ptr<BatchResult> own;
+      BatchResult* out = &shared;
+      if (busy) {
+        own = std::make_unique<BatchResult>();
+        out = own.get();
+      }
+      const bool owner = !busy;
+      busy = true;
+      const Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed);
+      if (owner) busy = false;
+      if (!s) return s;
+      Response resp;
+      if (!out->response(0, resp)) return out->status[0];
+      resp.id = req.id;
+      return resp;
+    } catch (...) {
+      return internal_error("score: out of memory");
+    }
+  }();
+  if (computed) {
+    m.latency->observe(result.ok() ? result->latency : m.clock->now() - t0);
+    m.record(result);
+  } else if (!result.ok()) {
+    m.record(result);  // a conflict, or a wait for the duplicate past the deadline
+  }
+  return result;
+}
+
+Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline deadline, std::string_view model,
+                                  std::string_view id) noexcept {
+  Impl& m = *impl_;
+  const TimePoint t0 = m.clock->now();
+  if (!model.empty() && model != m.name) {
+    return not_found(fmt::format("model: engine '{}' does not serve '{}'", m.name, model));
+  }
+  if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
+  bool computed = true;
+  return m.run_admitted(id, v, out, t0, deadline, false, computed);
+}
+
+}  // namespace keel

@@ -1,0 +1,44 @@
+// cache lookup and store: per row, keyed on the primary's identity
+// (Snapshot::cache_model: content id and output kind) and the model row's
+// exact bytes. Rows routed past the primary neither read nor fill the cache;
+// only the primary's answers are stored (a fallback's are degraded).
+
+#include "engine/request_state.hpp"
+
+namespace keel::detail {
+
+Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept {
+  Cache& cache = *m.cache;
+  if (!cache.enabled()) return Next::kContinue;
+  Scratch& s = st.s;
+  const std::size_t F = m.model_width;
+  const std::size_t W = m.out_width;
+  s.next.clear();
+  for (std::uint32_t r : s.pending) {
+    if (s.first_stage[r] == 0) {
+      const CacheKey key{st.snap.cache_model, st.model_rows.subspan(r * F, F)};
+      if (cache.lookup(key, st.t0, st.deadline, std::span<float>(&st.out.scores[r * W], W))) {
+        st.out.cache_hit[r] = 1;
+        st.out.stage[r] = 0;
+        continue;
+      }
+    }
+    s.next.push_back(r);
+  }
+  s.pending.swap(s.next);
+  return Next::kContinue;
+}
+
+Next stage_store(ScoringEngine::Impl& m, RequestState& st) noexcept {
+  Cache& cache = *m.cache;
+  if (!cache.enabled()) return Next::kContinue;
+  const std::size_t F = m.model_width;
+  for (std::size_t r = 0; r < st.n; ++r) {
+    if (st.out.stage[r] != 0 || st.out.cache_hit[r]) continue;
+    const CacheKey key{st.snap.cache_model, st.model_rows.subspan(r * F, F)};
+    cache.insert(key, st.out.row_scores(r), st.t0, st.deadline);
+  }
+  return Next::kContinue;
+}
+
+}  // namespace keel::detail

@@ -1,0 +1,68 @@
+// chain: FallbackChain::run_rows scores every pending row, one model call
+// per stage for the rows still pending; rows routed past the primary start
+// at stage 1. Per row: the stage that answered, the attempts, and why the
+// earlier stages failed (the degraded reason), or, when none answered, an
+// error naming each stage's reason.
+
+#include "engine/request_state.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace keel::detail {
+
+Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
+  Scratch& s = st.s;
+  if (s.pending.empty()) return Next::kContinue;
+  try {
+    FallbackChain& chain = *st.snap.chain;
+    ChainRows& cr = s.chain;
+    BatchResult& out = st.out;
+    const Status run = chain.run_rows(
+        st.model_rows, st.n, s.pending, out.scores, st.deadline, st.t0, cr,
+        st.any_routed ? std::span<const std::uint8_t>(s.first_stage) : std::span<const std::uint8_t>());
+    if (!run.is_ok()) {
+      st.error = run;
+      return Next::kStop;
+    }
+    if (st.any_routed) {
+      const std::string skipped = st.snap.stage_names.front() + ": skipped: the row is anomalous";
+      for (std::uint32_t r : s.pending) {
+        if (s.first_stage[r] != 0) out.degraded_reason[r] = skipped;
+      }
+    }
+    for (const RowFailure& f : cr.failures) {
+      const auto code = static_cast<std::size_t>(f.status.code());
+      m.stage_failures[f.stage][std::min<std::size_t>(code, kNumCodes - 1)]->inc();
+      std::string& reason = out.degraded_reason[f.row];
+      if (!reason.empty()) reason += "; ";
+      reason += st.snap.stage_names[f.stage];
+      reason += ": ";
+      reason += f.status.to_string();
+      out.status[f.row] = Status(f.status.code(), std::string());  // the last failure's code, for an error
+    }
+    s.answers.assign(chain.size(), 0);
+    for (std::uint32_t r : s.pending) {
+      out.attempts[r] = cr.attempts[r];
+      if (cr.stage[r] != ChainRows::kNoStage) {
+        out.stage[r] = cr.stage[r];
+        ++s.answers[cr.stage[r]];
+        continue;
+      }
+      std::string& reason = out.degraded_reason[r];
+      const StatusCode code = out.status[r].is_ok() ? StatusCode::kInternal : out.status[r].code();
+      out.status[r] = Status(code, fmt::format("all {} stages failed: {}", chain.size(), reason));
+      reason.clear();
+    }
+    for (std::size_t i = 0; i < s.answers.size(); ++i) {
+      if (s.answers[i] != 0) m.stage_answers[i]->inc(s.answers[i]);
+    }
+    return Next::kContinue;
+  } catch (...) {
+    st.error = internal_error("chain: out of memory");
+    return Next::kStop;
+  }
+}
+
+}  // namespace keel::detail
