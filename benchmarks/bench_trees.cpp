@@ -7,7 +7,7 @@
 //
 // Counters: rows_per_s, ns_per_tree_row (time / (rows * trees)). KeelGatherWalk
 // is Keel with TreeEnsembleOptions::column_top_levels off; KeelF64 scores the
-// same rows as float64.
+// same rows as float64, KeelF64Out into float64 outputs.
 // Run: build/release/benchmarks/bench_trees --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 #include <keel/model/loaders.hpp>
@@ -158,8 +158,9 @@ void BM_Keel(benchmark::State& state, const std::string& name, bool walk) {
 }
 
 // The same rows as float64 (Model::predict(span<const double>)): for
-// LightGBM models, exactly as LightGBM compares.
-void BM_KeelF64(benchmark::State& state, const std::string& name) {
+// LightGBM models, exactly as LightGBM compares; double_out: float64 outputs
+// too (keel score, FP64 server tensors), LightGBM's unrounded doubles.
+void BM_KeelF64(benchmark::State& state, const std::string& name, bool double_out) {
   Fixture* f = fixture(name);
   if (!f->model || f->rows.n() == 0) {
     state.SkipWithError("model or rows missing (run scripts/bench_models.py)");
@@ -169,10 +170,13 @@ void BM_KeelF64(benchmark::State& state, const std::string& name) {
   keel::PredictOptions opts;
   opts.threads = static_cast<unsigned>(state.range(1));
   std::vector<float> out(batch * f->model->info().num_outputs);
+  std::vector<double> out_d(double_out ? out.size() : 0);
   run_batches(state, *f, batch, [&](const float* rows, std::size_t n) {
-    const double* d = f->rows.doubles.data() + (rows - f->rows.values.data());
-    const keel::Status s = f->model->predict(std::span<const double>(d, n * f->rows.cols), n, out, opts);
+    const std::span<const double> d(f->rows.doubles.data() + (rows - f->rows.values.data()), n * f->rows.cols);
+    const keel::Status s =
+        double_out ? f->model->predict(d, n, std::span<double>(out_d), opts) : f->model->predict(d, n, out, opts);
     benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(out_d.data());
     return s.is_ok();
   });
 }
@@ -225,11 +229,14 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"), false)
       ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
       ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("KeelF64/lgb_deep", BM_KeelF64, std::string("lgb_deep"))
-      ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
-      ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  for (bool double_out : {false, true}) {
+    benchmark::RegisterBenchmark(double_out ? "KeelF64Out/lgb_deep" : "KeelF64/lgb_deep", BM_KeelF64,
+                                 std::string("lgb_deep"), double_out)
+        ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
+        ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
   for (const char* name : {"b500_d8_f100", "b100_d4_f20"}) {
-    benchmark::RegisterBenchmark((std::string("KeelF64/") + name).c_str(), BM_KeelF64, std::string(name))
+    benchmark::RegisterBenchmark((std::string("KeelF64/") + name).c_str(), BM_KeelF64, std::string(name), false)
         ->Args({1, 1})->Args({4096, 1})->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   return true;

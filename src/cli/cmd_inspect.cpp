@@ -3,12 +3,14 @@
 #include "cli/registry.hpp"
 
 #include <keel/model/loaders.hpp>
+#include <keel/model/tree_ensemble.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace keel::cli {
 namespace {
@@ -16,7 +18,24 @@ namespace {
 struct InspectOptions {
   std::string model;
   bool json = false;
+  bool no_single_row_copy = false;
 };
+
+// Tree ensembles: the kernel, layout and bytes per layout; null otherwise.
+nlohmann::json memory_json(const Model& m) {
+  if (tree_kernel_of(m) == TreeKernel::kAuto) return nullptr;
+  const TreeMemory b = tree_memory_of(m);
+  return {{"kernel", std::string(to_string(tree_kernel_of(m)))},
+          {"layout", std::string(to_string(tree_layout_of(m)))},
+          {"bytes",
+           {{"spec", b.spec},
+            {"heap", b.heap},
+            {"single_row_copy", b.row},
+            {"compact", b.compact},
+            {"compact_simd", b.compact_simd},
+            {"double_rows", b.double_rows},
+            {"total", b.total()}}}};
+}
 
 nlohmann::json to_json(const ModelInfo& info) {
   nlohmann::json features = nlohmann::json::array();
@@ -48,14 +67,18 @@ nlohmann::json to_json(const ModelInfo& info) {
 }
 
 int inspect(const InspectOptions& o) {
-  Result<ModelPtr> model = load_model(o.model);
+  LoadOptions lo;
+  lo.tree.single_row_copy = !o.no_single_row_copy;
+  Result<ModelPtr> model = load_model(o.model, lo);
   if (!model) {
     fmt::print(stderr, "keel inspect: error: {}\n", model.status().message());
     return 1;
   }
   const ModelInfo& info = (*model)->info();
   if (o.json) {
-    fmt::print("{}\n", to_json(info).dump(2));
+    nlohmann::json j = to_json(info);
+    j["tree_ensemble"] = memory_json(**model);
+    fmt::print("{}\n", j.dump(2));
     return 0;
   }
   fmt::print("id:            {}\n", info.id);
@@ -76,6 +99,16 @@ int inspect(const InspectOptions& o) {
   fmt::print("trees:         {}\n", info.num_trees);
   fmt::print("max depth:     {}\n", info.max_depth);
   fmt::print("base score:    {}\n", fmt::join(info.base_score, " "));
+  if (const nlohmann::json mem = memory_json(**model); !mem.is_null()) {
+    fmt::print("kernel:        {} ({} layout)\n", mem["kernel"].get<std::string>(), mem["layout"].get<std::string>());
+    fmt::print("memory (bytes):");
+    for (const char* part : {"spec", "heap", "single_row_copy", "compact", "compact_simd", "double_rows", "total"}) {
+      if (const auto v = mem["bytes"][part].get<std::size_t>(); v > 0 || std::string_view(part) == "total") {
+        fmt::print(" {} {}", part, v);
+      }
+    }
+    fmt::print("\n");
+  }
   fmt::print("\n{:>6}  {:<32} {:<12} {}\n", "index", "feature", "type", "categories");
   for (std::size_t j = 0; j < info.features.size(); ++j) {
     const FeatureInfo& f = info.features[j];
@@ -99,5 +132,7 @@ KEEL_CLI_COMMAND(inspect) {
   CLI::App* sub = app.add_subcommand("inspect", "Print what a model file holds (format, objective, features, trees)");
   sub->add_option("--model,-m", o->model, "Model file")->required();
   sub->add_flag("--json", o->json, "Print JSON instead of text");
+  sub->add_flag("--no-single-row-copy", o->no_single_row_copy,
+                "Load as a batch-only host would (LoadOptions::tree.single_row_copy = false)");
   return [o] { return keel::cli::inspect(*o); };
 }

@@ -73,7 +73,10 @@ void ThreadPool::run(std::size_t n, unsigned threads, TaskFn fn, void* ctx) noex
       }
     }
   }
-  if (job.helpers_wanted > 0) wake_.notify_all();
+  if (job.helpers_wanted > 0) {
+    shared_runs_.fetch_add(1, std::memory_order_relaxed);
+    wake_.notify_all();
+  }
   work(job);
   if (job.helpers_wanted == 0) return;
   std::unique_lock lock(mu_);

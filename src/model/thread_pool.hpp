@@ -5,6 +5,7 @@
 // always works too, so a busy pool only slows a batch down, never stalls it.
 // Thread-safe: any number of callers may run() concurrently.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -27,6 +28,9 @@ class ThreadPool {
 
   // Runs fn(ctx, i) for every i in [0, n) and returns when all are done.
   void run(std::size_t n, unsigned threads, TaskFn fn, void* ctx) noexcept;
+  // run() calls so far that handed tasks to at least one worker (tests use
+  // it to know a batch really went parallel).
+  std::size_t shared_runs() const noexcept { return shared_runs_.load(std::memory_order_relaxed); }
 
  private:
   struct Job;
@@ -39,6 +43,7 @@ class ThreadPool {
   std::deque<Job*> queue_;         // guarded by mu_
   std::vector<std::thread> workers_;  // guarded by mu_
   bool stop_ = false;                 // guarded by mu_
+  std::atomic<std::size_t> shared_runs_{0};
 };
 
 }  // namespace keel::detail

@@ -281,25 +281,29 @@ class TreeEnsembleModel final : public Model {
   const ModelInfo& info() const noexcept override { return spec_.info; }
   TreeKernel kernel() const noexcept { return kernel_; }
   TreeLayout layout() const noexcept { return layout_; }
+  TreeMemory memory() const noexcept;
 
   Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override;
   Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
                  const PredictOptions& opts) const noexcept override;
-  // float64 outputs: LightGBM's double results through the reference
-  // evaluator (the kernels round to float); XGBoost's float results widened.
+  // float64 outputs: LightGBM's double margins and transforms unrounded
+  // (the kernels accumulate in double in tree order, as the reference does);
+  // XGBoost's float results widened.
   Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
-                 const PredictOptions& opts) const noexcept override {
-    if (spec_.arithmetic == Arithmetic::kLightGBM) return reference_predict(spec_, rows, n_rows, out, opts);
-    return Model::predict(rows, n_rows, out, opts);
-  }
+                 const PredictOptions& opts) const noexcept override;
   // Float64 rows of a LightGBM model: mapped exactly onto float rows
   // (tree_double_rows.hpp); rows that do not map take reference_row.
   // Throws bad_alloc.
-  Status predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+  template <class Out>
+  Status predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<Out> out,
                         const PredictOptions& opts) const;
   // Row r of rows by the reference evaluator, into row r of out.
-  void reference_row(const double* rows, std::size_t r, float* out, OutputKind kind) const;
+  template <class Out>
+  void reference_row(const double* rows, std::size_t r, Out* out, OutputKind kind) const;
+  // Float rows (shapes checked) into float or double outputs.
+  template <class Out>
+  Status predict_rows(const float* rows, std::size_t n_rows, Out* out, const PredictOptions& opts) const noexcept;
 
   // Rows [r0, r1) of a batch, margins into acc ([rows][K], starting at r0).
   void margins_rows(const float* rows, std::size_t n, float* acc_f, double* acc_d) const noexcept;
@@ -327,14 +331,14 @@ class TreeEnsembleModel final : public Model {
   void heap_one(const float* row, Acc* acc) const noexcept;
   template <class Acc>
   void init_acc(Acc* acc, std::size_t n) const noexcept;
-  template <class Acc>
-  void finish_row(const Acc* acc, float* out, OutputKind kind) const noexcept;
-  template <class Acc>
-  Status predict_one(const float* row, float* out, OutputKind kind) const noexcept;
-  template <class Acc>
-  Status predict_batch(const float* rows, std::size_t n, float* out, const PredictOptions& opts) const noexcept;
-  template <class Acc>
-  Status predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+  template <class Acc, class Out>
+  void finish_row(const Acc* acc, Out* out, OutputKind kind) const noexcept;
+  template <class Acc, class Out>
+  Status predict_one(const float* row, Out* out, OutputKind kind) const noexcept;
+  template <class Acc, class Out>
+  Status predict_batch(const float* rows, std::size_t n, Out* out, const PredictOptions& opts) const noexcept;
+  template <class Acc, class Out>
+  Status predict_tree_split(const float* rows, std::size_t n, Out* out, const PredictOptions& opts,
                             unsigned threads) const noexcept;
 
   template <class Acc>
@@ -631,7 +635,9 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
   layout_ = opts.layout == TreeLayout::kAuto ? (fits ? TreeLayout::kHeap : TreeLayout::kCompact) : opts.layout;
   if (layout_ == TreeLayout::kHeap) {
     build_heap();
-    if (detail::row_pack_applies(heap_)) detail::build_row_pack(heap_, spec_.info.num_features, row_);
+    if (opts.single_row_copy && detail::row_pack_applies(heap_)) {
+      detail::build_row_pack(heap_, spec_.info.num_features, row_);
+    }
     heap_kernel_ = &detail::heap_block_scalar;
 #if defined(__x86_64__)
     if (kernel_ == TreeKernel::kAvx2) heap_kernel_ = &detail::heap_block_avx2;
@@ -644,6 +650,12 @@ Status TreeEnsembleModel::build(const TreeEnsembleOptions& opts) {
     if (kernel_ == TreeKernel::kAvx512) build_compact_pack(opts.column_top_levels);
 #endif
     if (compact_kernel_ == nullptr) kernel_ = TreeKernel::kScalar;  // the portable walk
+    if (compact_kernel_ != nullptr && !opts.single_row_copy) {
+      // Single rows run the kernel (predict_one); nothing else reads these.
+      std::vector<CNode>().swap(nodes_);
+      std::vector<float>().swap(leaf_f_);
+      std::vector<double>().swap(leaf_d_);
+    }
   }
   if (double_acc_ && !has_linear_) double_rows_ = detail::DoubleRowMap(spec_);
   take_views();
@@ -691,6 +703,38 @@ void TreeEnsembleModel::take_views() noexcept {
   cv.double_acc = double_acc_;
   cv.top = view_of(c.top);
   cv.entry = c.entry.data();
+}
+
+namespace {
+
+template <class T, class A>
+std::size_t bytes_of(const std::vector<T, A>& v) noexcept {
+  return v.capacity() * sizeof(T);
+}
+
+std::size_t bytes_of(const detail::TopLevels& t) noexcept {
+  return bytes_of(t.slot) + bytes_of(t.thr) + bytes_of(t.slot_feature);
+}
+
+}  // namespace
+
+TreeMemory TreeEnsembleModel::memory() const noexcept {
+  TreeMemory m;
+  m.spec = sizeof(spec_) + bytes_of(spec_.trees) + bytes_of(spec_.base_margin);
+  for (const Tree& t : spec_.trees) {
+    m.spec += bytes_of(t.nodes) + bytes_of(t.category_bits) + bytes_of(t.linear_terms) + bytes_of(t.leaf_vectors) +
+              bytes_of(t.cover) + bytes_of(t.source_id);
+  }
+  const detail::HeapPack& h = heap_;
+  m.heap = bytes_of(h.feat) + bytes_of(h.thr) + bytes_of(h.leaf_f) + bytes_of(h.leaf_d) + bytes_of(h.out) +
+           bytes_of(h.top);
+  m.row = bytes_of(row_.nodes);
+  m.compact = bytes_of(nodes_) + bytes_of(roots_) + bytes_of(leaf_f_) + bytes_of(leaf_d_) + bytes_of(specials_);
+  const detail::CompactPack& c = compact_pack_;
+  m.compact_simd = bytes_of(c.feat) + bytes_of(c.thr) + bytes_of(c.next) + bytes_of(c.leaf_f) + bytes_of(c.leaf_d) +
+                   bytes_of(c.top) + bytes_of(c.entry);
+  m.double_rows = double_rows_.bytes();
+  return m;
 }
 
 template <class Acc>
@@ -788,25 +832,25 @@ void TreeEnsembleModel::heap_one(const float* row, Acc* acc) const noexcept {
   }
 }
 
-template <class Acc>
-void TreeEnsembleModel::finish_row(const Acc* acc, float* out, OutputKind kind) const noexcept {
+template <class Acc, class Out>
+void TreeEnsembleModel::finish_row(const Acc* acc, Out* out, OutputKind kind) const noexcept {
   const std::size_t k = spec_.info.num_margin_outputs;
   if (kind == OutputKind::kMargin) {
-    for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<float>(acc[o]);
+    for (std::size_t o = 0; o < k; ++o) out[o] = static_cast<Out>(acc[o]);
     return;
   }
   double m[64];
   if (k <= 64) {
     for (std::size_t o = 0; o < k; ++o) m[o] = static_cast<double>(acc[o]);
-    apply_transform(spec_, std::span<const double>(m, k), std::span<float>(out, spec_.info.num_outputs));
+    apply_transform(spec_, std::span<const double>(m, k), std::span<Out>(out, spec_.info.num_outputs));
     return;
   }
   std::vector<double> big(acc, acc + k);  // more than 64 outputs: not allocation-free
-  apply_transform(spec_, big, std::span<float>(out, spec_.info.num_outputs));
+  apply_transform(spec_, big, std::span<Out>(out, spec_.info.num_outputs));
 }
 
-template <class Acc>
-Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind kind) const noexcept {
+template <class Acc, class Out>
+Status TreeEnsembleModel::predict_one(const float* row, Out* out, OutputKind kind) const noexcept {
   const std::size_t k = spec_.info.num_margin_outputs;
   Acc small[64];
   std::vector<Acc> big;
@@ -824,8 +868,12 @@ Status TreeEnsembleModel::predict_one(const float* row, float* out, OutputKind k
     detail::row_margins(row_, heap_, row, acc);
   } else if (layout_ == TreeLayout::kHeap) {
     heap_one(row, acc);
-  } else {
+  } else if (!nodes_.empty()) {
     compact_one(row, acc);
+  } else if constexpr (std::is_same_v<Acc, float>) {  // single_row_copy off: the batch kernel
+    kernel_rows(row, 1, heap_view_, compact_view_, k, acc, nullptr);
+  } else {
+    kernel_rows(row, 1, heap_view_, compact_view_, k, nullptr, acc);
   }
   finish_row(acc, out, kind);
   return Status::ok();
@@ -915,8 +963,8 @@ constexpr std::size_t kMaxTreeSplitValues = std::size_t{1} << 20;
 // thread, 90 us split in two).
 constexpr std::size_t kMinParallelTreeRows = std::size_t{1} << 16;
 
-template <class Acc>
-Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float* out,
+template <class Acc, class Out>
+Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, Out* out,
                                         const PredictOptions& opts) const noexcept {
   const std::size_t nf = spec_.info.num_features;
   const std::size_t k = spec_.info.num_margin_outputs;
@@ -944,7 +992,7 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
     const float* rows;
     std::size_t n, nf, k, w, task_rows;
     Acc* acc;
-    float* out;
+    Out* out;
     OutputKind kind;
   } ctx{this, rows, n, nf, k, w, task_rows, acc.data(), out, opts.output};
   auto task = [](void* p, std::size_t i) noexcept {
@@ -968,8 +1016,8 @@ Status TreeEnsembleModel::predict_batch(const float* rows, std::size_t n, float*
   return Status::ok();
 }
 
-template <class Acc>
-Status TreeEnsembleModel::predict_tree_split(const float* rows, std::size_t n, float* out, const PredictOptions& opts,
+template <class Acc, class Out>
+Status TreeEnsembleModel::predict_tree_split(const float* rows, std::size_t n, Out* out, const PredictOptions& opts,
                                              unsigned threads) const noexcept {
   // Each task walks a contiguous range of trees and keeps every leaf value
   // (one column per tree, starting from -0.0, so x + -0.0 == x exactly);
@@ -1019,20 +1067,25 @@ Status TreeEnsembleModel::predict_tree_split(const float* rows, std::size_t n, f
 Status TreeEnsembleModel::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                                   const PredictOptions& opts) const noexcept {
   if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  return predict_rows(rows.data(), n_rows, out.data(), opts);
+}
+
+template <class Out>
+Status TreeEnsembleModel::predict_rows(const float* rows, std::size_t n_rows, Out* out,
+                                       const PredictOptions& opts) const noexcept {
   const std::size_t nf = spec_.info.num_features;
   const std::size_t w = spec_.info.width(opts.output);
   // Below a few rows, interleaving trees of one row beats lockstep rows
   // (predict_one: the blocked row layout of tree_row.hpp when built).
   if (n_rows < 8) {
     for (std::size_t r = 0; r < n_rows; ++r) {
-      Status s = double_acc_ ? predict_one<double>(rows.data() + r * nf, out.data() + r * w, opts.output)
-                             : predict_one<float>(rows.data() + r * nf, out.data() + r * w, opts.output);
+      Status s = double_acc_ ? predict_one<double>(rows + r * nf, out + r * w, opts.output)
+                             : predict_one<float>(rows + r * nf, out + r * w, opts.output);
       if (!s) return s;
     }
     return Status::ok();
   }
-  return double_acc_ ? predict_batch<double>(rows.data(), n_rows, out.data(), opts)
-                     : predict_batch<float>(rows.data(), n_rows, out.data(), opts);
+  return double_acc_ ? predict_batch<double>(rows, n_rows, out, opts) : predict_batch<float>(rows, n_rows, out, opts);
 }
 
 Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
@@ -1051,7 +1104,21 @@ Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_ro
   }
 }
 
-Status TreeEnsembleModel::predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+Status TreeEnsembleModel::predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                                  const PredictOptions& opts) const noexcept {
+  if (spec_.arithmetic == Arithmetic::kXGBoost) return Model::predict(rows, n_rows, out, opts);
+  // Linear leaves read x in double: the reference evaluator.
+  if (has_linear_) return reference_predict(spec_, rows, n_rows, out, opts);
+  if (Status s = check_shapes(rows.size(), n_rows, out.size(), opts); !s) return s;
+  try {
+    return predict_mapped(rows, n_rows, out, opts);
+  } catch (...) {
+    return internal_error("predict: allocation failed");
+  }
+}
+
+template <class Out>
+Status TreeEnsembleModel::predict_mapped(std::span<const double> rows, std::size_t n_rows, std::span<Out> out,
                                          const PredictOptions& opts) const {
   const std::size_t nf = spec_.info.num_features;
   const std::size_t w = spec_.info.width(opts.output);
@@ -1062,7 +1129,7 @@ Status TreeEnsembleModel::predict_mapped(std::span<const double> rows, std::size
         reference_row(rows.data(), r, out.data(), opts.output);
         continue;
       }
-      if (Status s = predict(std::span<const float>(y.data(), nf), 1, out.subspan(r * w, w), opts); !s) return s;
+      if (Status s = predict_rows(y.data(), 1, out.data() + r * w, opts); !s) return s;
     }
     return Status::ok();
   }
@@ -1071,21 +1138,22 @@ Status TreeEnsembleModel::predict_mapped(std::span<const double> rows, std::size
   for (std::size_t r = 0; r < n_rows; ++r) {
     if (!double_rows_.map_row(rows.data() + r * nf, y.data() + r * nf)) unmapped.push_back(r);
   }
-  if (Status s = predict(std::span<const float>(y), n_rows, out, opts); !s) return s;
+  if (Status s = predict_rows(y.data(), n_rows, out.data(), opts); !s) return s;
   for (std::size_t r : unmapped) reference_row(rows.data(), r, out.data(), opts.output);
   return Status::ok();
 }
 
-void TreeEnsembleModel::reference_row(const double* rows, std::size_t r, float* out, OutputKind kind) const {
+template <class Out>
+void TreeEnsembleModel::reference_row(const double* rows, std::size_t r, Out* out, OutputKind kind) const {
   const std::size_t nf = spec_.info.num_features;
   const std::size_t k = spec_.info.num_margin_outputs;
   const std::size_t w = spec_.info.width(kind);
   detail::SmallBuffer<double, 64> margin(k);
   reference_margin(spec_, std::span<const double>(rows + r * nf, nf), std::span<double>(margin.data(), k));
   if (kind == OutputKind::kMargin) {
-    for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<float>(margin[o]);
+    for (std::size_t o = 0; o < k; ++o) out[r * w + o] = static_cast<Out>(margin[o]);
   } else {
-    apply_transform(spec_, std::span<const double>(margin.data(), k), std::span<float>(out + r * w, w));
+    apply_transform(spec_, std::span<const double>(margin.data(), k), std::span<Out>(out + r * w, w));
   }
 }
 
@@ -1120,6 +1188,11 @@ TreeKernel tree_kernel_of(const Model& m) noexcept {
 TreeLayout tree_layout_of(const Model& m) noexcept {
   const auto* te = dynamic_cast<const TreeEnsembleModel*>(&m);
   return te ? te->layout() : TreeLayout::kAuto;
+}
+
+TreeMemory tree_memory_of(const Model& m) noexcept {
+  const auto* te = dynamic_cast<const TreeEnsembleModel*>(&m);
+  return te ? te->memory() : TreeMemory{};
 }
 
 }  // namespace keel

@@ -32,6 +32,23 @@ assert [f['type'] for f in j['features']][:3] == ['categorical', 'numeric', 'cat
 
 "$KEEL" inspect -m "$LGB/rf.model.txt" | grep -q "booster:       rf"
 
+# Bytes per layout; --no-single-row-copy drops the single-row copy and
+# keeps the batch layout.
+"$KEEL" inspect -m "$LGB/binary.model.txt" --json > "$TMP/full.json"
+"$KEEL" inspect -m "$LGB/binary.model.txt" --json --no-single-row-copy > "$TMP/lean.json"
+python3 - "$TMP/full.json" "$TMP/lean.json" <<'PY'
+import json, sys
+full, lean = (json.load(open(p))["tree_ensemble"] for p in sys.argv[1:3])
+fb, lb = full["bytes"], lean["bytes"]
+assert fb["spec"] > 0 and fb["total"] == sum(v for k, v in fb.items() if k != "total"), fb
+batch = "heap" if full["layout"] == "heap" else "compact_simd" if fb["compact_simd"] else "compact"
+assert fb[batch] > 0 and lb[batch] == fb[batch], (full, lean)
+if full["layout"] == "heap" or fb["compact_simd"]:
+    copy = "single_row_copy" if full["layout"] == "heap" else "compact"
+    assert fb[copy] > 0 and lb[copy] == 0 and lb["total"] < fb["total"], (full, lean)
+PY
+"$KEEL" inspect -m "$LGB/binary.model.txt" | grep -q "^memory (bytes):.* total [0-9]" || { echo "FAIL: no memory line"; exit 1; }
+
 # A corrupted model: non-zero exit, the message names tree and line.
 sed 's/^left_child=1 3 -2 4 6 -4 -1$/left_child=1 3 -2 4 6 -4 -99/' "$LGB/binary.model.txt" > "$TMP/bad.txt"
 if "$KEEL" inspect -m "$TMP/bad.txt" 2> "$TMP/err"; then echo "FAIL: corrupted model accepted"; exit 1; fi

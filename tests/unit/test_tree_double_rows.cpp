@@ -77,6 +77,7 @@ std::vector<double> awkward_rows(std::mt19937_64& rng, const TreeEnsembleSpec& s
 
 struct Answers {
   std::vector<float> margin, transformed;
+  std::vector<double> margin_d, transformed_d;  // predict(double rows, double out)
 };
 
 Answers run(const Model& m, const std::vector<double>& rows, std::size_t n, bool one_by_one) {
@@ -88,14 +89,17 @@ Answers run(const Model& m, const std::vector<double>& rows, std::size_t n, bool
     out.assign(n * w, 0.0f);
     PredictOptions opts;
     opts.output = kind;
+    std::vector<double>& out_d = kind == OutputKind::kMargin ? a.margin_d : a.transformed_d;
+    out_d.assign(n * w, 0.0);
     if (!one_by_one) {
       REQUIRE(m.predict(std::span<const double>(rows).first(n * nf), n, out, opts).is_ok());
+      REQUIRE(m.predict(std::span<const double>(rows).first(n * nf), n, std::span<double>(out_d), opts).is_ok());
       continue;
     }
     for (std::size_t r = 0; r < n; ++r) {
-      REQUIRE(m.predict(std::span<const double>(rows).subspan(r * nf, nf), 1, std::span<float>(out).subspan(r * w, w),
-                        opts)
-                  .is_ok());
+      const auto row = std::span<const double>(rows).subspan(r * nf, nf);
+      REQUIRE(m.predict(row, 1, std::span<float>(out).subspan(r * w, w), opts).is_ok());
+      REQUIRE(m.predict(row, 1, std::span<double>(out_d).subspan(r * w, w), opts).is_ok());
     }
   }
   return a;
@@ -115,8 +119,12 @@ void check_double_rows(const TreeEnsembleSpec& spec, const std::vector<double>& 
       const Answers got = run(**m, rows, n, false);
       CHECK(same_bits(got.margin, want.margin));
       CHECK(same_bits(got.transformed, want.transformed));
+      CHECK(same_bits(got.margin_d, want.margin_d));
+      CHECK(same_bits(got.transformed_d, want.transformed_d));
       const Answers one = run(**m, rows, few, true);
       CHECK(same_bits(one.margin, std::vector<float>(want.margin.begin(), want.margin.begin() + one.margin.size())));
+      CHECK(same_bits(one.transformed_d,
+                      std::vector<double>(want.transformed_d.begin(), want.transformed_d.begin() + one.transformed_d.size())));
     }
   }
 }
@@ -295,6 +303,8 @@ TEST_CASE("double rows: LightGBM models in the wild, their rows and awkward ones
     const std::size_t w = mi.num_outputs;
     std::vector<float> want(n * w);
     REQUIRE((*ref)->predict(std::span<const double>(rows), n, want).is_ok());
+    std::vector<double> want_d(n * w);
+    REQUIRE((*ref)->predict(std::span<const double>(rows), n, std::span<double>(want_d)).is_ok());
     for (TreeKernel k : available_kernels()) {
       auto m = load_with(model.string(), k);
       REQUIRE(m.ok());
@@ -303,6 +313,9 @@ TEST_CASE("double rows: LightGBM models in the wild, their rows and awkward ones
       std::vector<float> got(n * w);
       REQUIRE((*m)->predict(std::span<const double>(rows), n, got).is_ok());
       CHECK(same_bits(got, want));
+      std::vector<double> got_d(n * w);
+      REQUIRE((*m)->predict(std::span<const double>(rows), n, std::span<double>(got_d)).is_ok());
+      CHECK(same_bits(got_d, want_d));
       std::vector<float> one(w);
       for (std::size_t r = 0; r < std::min<std::size_t>(n, 8); ++r) {
         REQUIRE((*m)->predict(std::span<const double>(rows).subspan(r * mi.num_features, mi.num_features), 1, one)

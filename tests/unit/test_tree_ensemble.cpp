@@ -72,6 +72,18 @@ void check_all_engines(const TreeEnsembleSpec& spec, std::mt19937_64& rng, std::
       const Outputs got_one = run(**m, rows, std::min<std::size_t>(n, 9), true);
       CHECK(same_bits(got_one.margin, want_one.margin));
       CHECK(same_bits(got_one.transformed, want_one.transformed));
+      // Without the single-row copy, single rows walk the batch layout.
+      auto lean = make_tree_ensemble(spec, {kernel, layout, true, false});
+      REQUIRE(lean.ok());
+      const TreeMemory full = tree_memory_of(**m), cut = tree_memory_of(**lean);
+      CHECK(cut.row == 0);
+      CHECK(cut.heap == full.heap);
+      CHECK(cut.compact_simd == full.compact_simd);
+      if (full.compact_simd > 0) CHECK(cut.compact <= spec.trees.size() * sizeof(std::uint32_t));  // the roots stay
+      CHECK(cut.total() <= full.total());
+      const Outputs lean_one = run(**lean, rows, std::min<std::size_t>(n, 9), true);
+      CHECK(same_bits(lean_one.margin, want_one.margin));
+      CHECK(same_bits(lean_one.transformed, want_one.transformed));
     }
   }
 }
@@ -225,6 +237,7 @@ TEST_CASE("tree ensemble: single rows through the blocked layout, every heap dep
         const Outputs want = run(**ref, rows, n);
         auto m = make_tree_ensemble(spec, {TreeKernel::kAuto, TreeLayout::kHeap});
         REQUIRE(m.ok());
+        CHECK(tree_memory_of(**m).row > 0);  // the blocked layout was built
         INFO("depth " << depth << " (model " << spec.info.max_depth << "), trees " << trees << ", lightgbm " << lgb);
         const Outputs got = run(**m, rows, n, true);
         CHECK(same_bits(got.margin, want.margin));

@@ -1,9 +1,12 @@
 #include <keel/model/tree_ensemble.hpp>
 
+#include "model/thread_pool.hpp"
 #include "tree_ensemble_testing.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -55,28 +58,42 @@ TEST_CASE("tree ensemble: results do not depend on the thread count", "[model][t
 
 TEST_CASE("tree ensemble: concurrent multi-threaded batches share the pool safely",
           "[model][tree_ensemble][concurrency]") {
+  // 4 callers at once, each batch large enough (80,000 tree-rows, above the
+  // 65,536 threshold) to go to the pool's workers: 2000 rows split by rows,
+  // 40 rows of 2000 trees split by trees.
   std::mt19937_64 rng(12);
-  SpecShape s;
-  s.features = 6;
-  s.trees = 20;
-  const auto spec = random_spec(rng, s);
-  auto m = make_tree_ensemble(spec);
-  REQUIRE(m.ok());
-  const std::size_t n = 2000;
-  const auto rows = random_rows(rng, n, s.features);
-  std::vector<float> want(n);
-  REQUIRE((*m)->predict(rows, n, want).is_ok());
-  std::vector<std::vector<float>> got(4, std::vector<float>(n));
-  std::vector<int> ok(4, 0);
-  std::vector<std::thread> callers;
-  for (std::size_t c = 0; c < 4; ++c) {
-    callers.emplace_back([&, c] {
-      for (int rep = 0; rep < 5; ++rep) ok[c] += (*m)->predict(rows, n, got[c], {OutputKind::kTransformed, 2}).is_ok();
-    });
-  }
-  for (auto& t : callers) t.join();
-  for (std::size_t c = 0; c < 4; ++c) {
-    CHECK(ok[c] == 5);
-    CHECK(same_bits(got[c], want));
+  for (auto [trees, n] : {std::pair<std::size_t, std::size_t>{40, 2000}, {2000, 40}}) {
+    SpecShape s;
+    s.features = 6;
+    s.trees = trees;
+    const auto spec = random_spec(rng, s);
+    const auto rows = random_rows(rng, n, s.features);
+    for (TreeKernel k : available_kernels()) {
+      auto m = make_tree_ensemble(spec, {k, TreeLayout::kAuto});
+      REQUIRE(m.ok());
+      std::vector<float> want(n);
+      REQUIRE((*m)->predict(rows, n, want, {OutputKind::kTransformed, 1}).is_ok());
+      const std::size_t before = detail::ThreadPool::instance().shared_runs();
+      std::vector<std::vector<float>> got(4, std::vector<float>(n));
+      std::vector<int> ok(4, 0), same(4, 0);
+      std::vector<std::thread> callers;
+      for (std::size_t c = 0; c < 4; ++c) {
+        callers.emplace_back([&, c] {
+          for (int rep = 0; rep < 5; ++rep) {
+            std::fill(got[c].begin(), got[c].end(), -1.0f);
+            ok[c] += (*m)->predict(rows, n, got[c], {OutputKind::kTransformed, 2}).is_ok();
+            same[c] += same_bits(got[c], want);
+          }
+        });
+      }
+      for (auto& t : callers) t.join();
+      INFO("kernel " << to_string(k) << ", rows " << n);
+      for (std::size_t c = 0; c < 4; ++c) {
+        CHECK(ok[c] == 5);
+        CHECK(same[c] == 5);
+      }
+      // Every one of the 20 batches went to the pool.
+      CHECK(detail::ThreadPool::instance().shared_runs() - before >= 20);
+    }
   }
 }

@@ -153,8 +153,9 @@ inline std::vector<float> random_rows(std::mt19937_64& rng, std::size_t n, std::
 }
 
 // Bit-exact equality (NaN equals NaN with the same bits).
-inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 inline std::vector<TreeKernel> available_kernels() {

@@ -69,6 +69,24 @@ struct TreeEnsembleOptions {
   // whole feature columns of a transposed block (no gathers) instead of
   // walking them. Same answers either way; false is for measuring the gain.
   bool column_top_levels = true;
+  // Keep the single-row copy of the nodes (heap models: the blocked row
+  // layout, about +115% of the heap's nodes at depth 8; AVX-512 compact
+  // models: the scalar node array beside the kernel's). false drops it for
+  // hosts that score batches: single rows then walk the batch layout (same
+  // answers, slower; on compact models not allocation-free).
+  bool single_row_copy = true;
+};
+
+// Bytes a model built by make_tree_ensemble holds, per layout (0: not
+// built). For `keel inspect` and hosts sizing their memory.
+struct TreeMemory {
+  std::size_t spec = 0;          // the validated spec (reference walk, SHAP, special nodes)
+  std::size_t heap = 0;          // heap layout, with its column-compare top levels
+  std::size_t row = 0;           // single-row copy of the heap
+  std::size_t compact = 0;       // compact scalar nodes and leaves
+  std::size_t compact_simd = 0;  // AVX-512 compact arrays, with top levels
+  std::size_t double_rows = 0;   // float64 row map (LightGBM)
+  std::size_t total() const noexcept { return spec + heap + row + compact + compact_simd + double_rows; }
 };
 
 // Validates the spec and builds the fast model. Loaders return this.
@@ -78,5 +96,7 @@ struct TreeEnsembleOptions {
 // any other Model (including a kReference one).
 TreeKernel tree_kernel_of(const Model& m) noexcept;
 TreeLayout tree_layout_of(const Model& m) noexcept;
+// All zero for any other Model.
+TreeMemory tree_memory_of(const Model& m) noexcept;
 
 }  // namespace keel
