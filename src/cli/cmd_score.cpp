@@ -1,16 +1,20 @@
 // keel score: scores a CSV file with a model, writing one line of scores per
 // input row. Columns are matched to the model's features by name when the
 // model has names, by position otherwise. Rows go to the model in batches.
+// --contribs, --leaf and --reason-codes append the row's explanation after
+// its scores (explain.hpp), from the same float64 rows.
 
 #include "cli/csv.hpp"
 #include "cli/registry.hpp"
 
 #include <keel/model/categories.hpp>
+#include <keel/model/explain.hpp>
 #include <keel/model/loaders.hpp>
 
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +35,10 @@ struct ScoreOptions {
   std::string num_iterations;  // "" = all, N = the first N rounds, "best" = the file's best iteration
   std::size_t batch = 4096;
   std::size_t max_reported = 100;  // skipped rows named on stderr; the rest are counted
+  bool contribs = false;
+  bool leaf = false;
+  std::size_t reason_codes = 0;  // top K per output; 0 = none
+  std::string reason_mode = "magnitude";
 };
 
 // column_of[j] = the input column holding model feature j.
@@ -66,6 +74,137 @@ Result<std::vector<std::size_t>> match_columns(const ModelInfo& info, const CsvR
   }
   return column_of;
 }
+
+// A CSV field: quoted when it holds a separator, a quote or a line break.
+void put_field(fmt::memory_buffer& buf, std::string_view v) {
+  auto it = std::back_inserter(buf);
+  if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
+    fmt::format_to(it, "{}", v);
+    return;
+  }
+  *it++ = '"';
+  for (const char c : v) {
+    if (c == '"') *it++ = '"';
+    *it++ = c;
+  }
+  *it++ = '"';
+}
+
+// The explanation columns after the scores, and their per-batch buffers.
+// Contributions are named as XGBoost's pred_contribs names them (feature
+// names, then bias; c{k}_ before each for several margin outputs), leaves
+// tree_{i}, reason codes reason_{i}, reason_{i}_value, reason_{i}_contribution.
+// Not thread-safe: one per command.
+class Explanations {
+ public:
+  Explanations(const ScoreOptions& o, const ModelInfo& info)
+      : o_(o), names_(reason_code_names(info)), outputs_(info.num_margin_outputs), trees_(info.num_trees),
+        mode_(o.reason_mode == "up" ? ReasonMode::kIncreasing : ReasonMode::kMagnitude),
+        codes_(o.reason_codes) {}
+
+  [[nodiscard]] bool any() const { return o_.contribs || o_.leaf || o_.reason_codes > 0; }
+  [[nodiscard]] bool need_contribs() const { return o_.contribs || o_.reason_codes > 0; }
+
+  // Asks the model for nothing, to learn before reading any row whether it
+  // can explain at all (a tree without covers, a linear model's leaves).
+  [[nodiscard]] Status probe(const Model& m) const {
+    if (need_contribs()) {
+      if (Status s = m.contributions(std::span<const double>(), 0, std::span<float>()); !s) return s;
+    }
+    if (o_.leaf) {
+      if (Status s = m.leaf_indices(std::span<const double>(), 0, std::span<std::int32_t>()); !s) return s;
+    }
+    return Status::ok();
+  }
+
+  void header(fmt::memory_buffer& buf) const {
+    auto it = std::back_inserter(buf);
+    auto prefix = [&](std::size_t k) {
+      if (outputs_ > 1) fmt::format_to(it, "c{}_", k);
+    };
+    if (o_.contribs) {
+      for (std::size_t k = 0; k < outputs_; ++k) {
+        for (const std::string& n : names_) {
+          *it++ = ',';
+          prefix(k);
+          put_field(buf, n);
+        }
+        *it++ = ',';
+        prefix(k);
+        fmt::format_to(it, "bias");
+      }
+    }
+    if (o_.leaf) {
+      for (std::size_t t = 0; t < trees_; ++t) fmt::format_to(it, ",tree_{}", t);
+    }
+    for (std::size_t k = 0; k < outputs_ && o_.reason_codes > 0; ++k) {
+      for (std::size_t i = 1; i <= o_.reason_codes; ++i) {
+        for (const char* what : {"", "_value", "_contribution"}) {
+          *it++ = ',';
+          prefix(k);
+          fmt::format_to(it, "reason_{}{}", i, what);
+        }
+      }
+    }
+  }
+
+  // Explains the n rows of a batch; then row(r) appends row r's columns.
+  [[nodiscard]] Status compute(const Model& m, std::span<const double> rows, std::size_t n) {
+    rows_ = rows;
+    if (need_contribs()) {
+      contribs_.resize(n * outputs_ * (names_.size() + 1));
+      if (Status s = m.contributions(rows, n, contribs_); !s) return s;
+    }
+    if (o_.leaf) {
+      leaves_.resize(n * trees_);
+      if (Status s = m.leaf_indices(rows, n, leaves_); !s) return s;
+    }
+    return Status::ok();
+  }
+
+  [[nodiscard]] Status row(fmt::memory_buffer& buf, std::size_t r) {
+    auto it = std::back_inserter(buf);
+    const std::size_t nf = names_.size(), block = nf + 1;
+    const std::span<const float> all(contribs_.data() + r * outputs_ * block, need_contribs() ? outputs_ * block : 0);
+    if (o_.contribs) {
+      for (const float c : all) fmt::format_to(it, ",{:.9g}", c);
+    }
+    if (o_.leaf) {
+      for (std::size_t t = 0; t < trees_; ++t) fmt::format_to(it, ",{}", leaves_[r * trees_ + t]);
+    }
+    if (o_.reason_codes == 0) return Status::ok();
+    const std::span<const double> values = rows_.subspan(r * nf, nf);
+    for (std::size_t k = 0; k < outputs_; ++k) {
+      Result<std::size_t> got = top_reason_codes(all.subspan(k * block, block), names_, values, mode_, codes_);
+      if (!got) return got.status();
+      for (std::size_t i = 0; i < o_.reason_codes; ++i) {
+        if (i >= *got) {
+          fmt::format_to(it, ",,,");  // fewer features qualify than asked for
+          continue;
+        }
+        const ReasonCode& c = codes_[i];
+        *it++ = ',';
+        put_field(buf, c.name);
+        if (std::isnan(c.value)) {
+          fmt::format_to(it, ",,{:.9g}", c.contribution);
+        } else {
+          fmt::format_to(it, ",{},{:.9g}", c.value, c.contribution);
+        }
+      }
+    }
+    return Status::ok();
+  }
+
+ private:
+  const ScoreOptions& o_;
+  std::vector<std::string> names_;
+  std::size_t outputs_, trees_;
+  ReasonMode mode_;
+  std::span<const double> rows_;
+  std::vector<float> contribs_;
+  std::vector<std::int32_t> leaves_;
+  std::vector<ReasonCode> codes_;
+};
 
 class Output {
  public:
@@ -138,14 +277,17 @@ int score(const ScoreOptions& o) {
 
   const PredictOptions popts{o.margin ? OutputKind::kMargin : OutputKind::kTransformed, o.threads};
   const std::size_t f = info.num_features, w = info.width(popts.output);
+  Explanations explain(o, info);
+  if (Status s = explain.probe(**model); !s) return fail(s.with_context(o.model));
   Output out(o.output);
   if (!out.ok()) return fail(invalid_input(fmt::format("cannot write '{}'", o.output)));
   if (w == 1) {
-    fmt::format_to(std::back_inserter(out.buf()), "score\n");
+    fmt::format_to(std::back_inserter(out.buf()), "score");
   } else {
     for (std::size_t k = 0; k < w; ++k) fmt::format_to(std::back_inserter(out.buf()), "{}score_{}", k ? "," : "", k);
-    fmt::format_to(std::back_inserter(out.buf()), "\n");
   }
+  explain.header(out.buf());
+  fmt::format_to(std::back_inserter(out.buf()), "\n");
 
   const bool skip = o.on_error == "skip";
   std::vector<double> line(in.columns().size()), batch;
@@ -157,6 +299,9 @@ int score(const ScoreOptions& o) {
     if (n == 0) return Status::ok();
     scores.resize(n * w);
     if (Status s = (*model)->predict(std::span<const double>(batch), n, scores, popts); !s) return s;
+    if (explain.any()) {
+      if (Status s = explain.compute(**model, batch, n); !s) return s;
+    }
     auto it = std::back_inserter(out.buf());
     for (std::size_t r = 0; r < n; ++r) {
       for (std::size_t k = 0; k < w; ++k) {
@@ -169,6 +314,9 @@ int score(const ScoreOptions& o) {
         } else {
           fmt::format_to(it, "{:.17g}", v);
         }
+      }
+      if (explain.any()) {
+        if (Status s = explain.row(out.buf(), r); !s) return s;
       }
       fmt::format_to(it, "\n");
     }
@@ -232,5 +380,17 @@ KEEL_CLI_COMMAND(score) {
                   "Score with the first N boosting rounds only (0 = all), or 'best' for the round the file "
                   "records as best; more rounds than the model has, or a model without rounds, is an error");
   sub->add_option("--batch", o->batch, "Rows per call to the model")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  sub->add_flag("--contribs", o->contribs,
+               "Append each feature's exact SHAP contribution to the margin and the bias (columns named as "
+               "XGBoost's pred_contribs: feature names, bias; c{k}_ per class)");
+  sub->add_flag("--leaf", o->leaf, "Append the leaf each tree reaches (tree_0..), numbered as the training library does");
+  CLI::Option* reasons = sub->add_option("--reason-codes", o->reason_codes,
+                  "Append the top K reason codes per margin output: feature, its value, its contribution")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  sub->add_option("--reason-mode", o->reason_mode,
+                  "Reason codes by 'magnitude' (either sign) or only those pushing the score 'up'")
+      ->check(CLI::IsMember({"magnitude", "up"}))
+      ->needs(reasons)
+      ->capture_default_str();
   return [o] { return keel::cli::score(*o); };
 }

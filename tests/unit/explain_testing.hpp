@@ -9,7 +9,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <span>
 #include <string>
+#include <vector>
 
 namespace keel::testing {
 
@@ -35,6 +37,21 @@ std::size_t for_each_xgboost_tree_fixture(Fn&& fn) {
     }
   }
   return visited;
+}
+
+// A model with the rows to explain, float and float64.
+struct ExplainCase {
+  ModelPtr model;
+  std::vector<float> rows;
+  std::vector<double> rows64;
+  std::size_t n = 0;
+};
+
+inline ExplainCase load_explain_case(const std::string& model_path, const std::string& rows_path) {
+  auto m = load_model(model_path);
+  REQUIRE(m.ok());
+  const auto t = keel::test::read_csv(rows_path);
+  return ExplainCase{*m, t.values, std::vector<double>(t.values.begin(), t.values.end()), t.rows};
 }
 
 }  // namespace keel::testing

@@ -24,6 +24,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace keel {
 
@@ -49,6 +52,51 @@ class Explainer {
   [[nodiscard]] virtual Status leaf_indices(std::span<const double> rows, std::size_t n_rows,
                                             std::span<std::int32_t> out) const noexcept = 0;
 };
+
+// Reason codes: the features that moved one row's score most, from one
+// output's block of its contributions. A code names the feature, the row's
+// value of it and its contribution.
+struct ReasonCode {
+  std::uint32_t feature = 0;  // index into the model's features
+  std::string_view name;      // points into the names passed in
+  double value = 0.0;         // the row's value (NaN = missing)
+  float contribution = 0.0f;
+};
+
+enum class ReasonMode : std::uint8_t {
+  kMagnitude,   // largest |contribution| first, either sign
+  kIncreasing,  // only contributions > 0 (pushing the margin up), largest first
+};
+
+// The names reason codes carry: the model's feature names, "f0".."fN-1"
+// (XGBoost's default names) where the file has none.
+[[nodiscard]] std::vector<std::string> reason_code_names(const ModelInfo& mi);
+
+// Writes the top out.size() codes of one row, best first, into out and
+// returns how many it wrote (fewer when fewer features qualify). A zero
+// contribution is never a reason. Ties keep the lower feature index first.
+// contributions: one output's block, num_features values optionally
+// followed by the bias (ignored); names and values: num_features each.
+// Errors (kInvalidInput): sizes that disagree, a NaN contribution.
+// Allocation-free and thread-safe; O(num_features * out.size()).
+[[nodiscard]] Result<std::size_t> top_reason_codes(std::span<const float> contributions,
+                                                   std::span<const std::string> names,
+                                                   std::span<const double> values, ReasonMode mode,
+                                                   std::span<ReasonCode> out) noexcept;
+[[nodiscard]] Result<std::size_t> top_reason_codes(std::span<const float> contributions,
+                                                   std::span<const std::string> names,
+                                                   std::span<const float> values, ReasonMode mode,
+                                                   std::span<ReasonCode> out) noexcept;
+
+// The same into a new vector of at most k codes.
+[[nodiscard]] Result<std::vector<ReasonCode>> reason_codes(std::span<const float> contributions,
+                                                           std::span<const std::string> names,
+                                                           std::span<const double> values, std::size_t k,
+                                                           ReasonMode mode = ReasonMode::kMagnitude);
+[[nodiscard]] Result<std::vector<ReasonCode>> reason_codes(std::span<const float> contributions,
+                                                           std::span<const std::string> names,
+                                                           std::span<const float> values, std::size_t k,
+                                                           ReasonMode mode = ReasonMode::kMagnitude);
 
 // Builds the explainer of a validated (validate()) tree-ensemble spec: its own layout of
 // the trees (preorder nodes, cover ratios, quadrature tables), independent
