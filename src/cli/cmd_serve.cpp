@@ -1,8 +1,9 @@
-// keel serve: the OIP REST server over a model repository.
+// keel serve: the OIP REST and gRPC servers over a model repository.
 #include "cli/registry.hpp"
 
 #ifdef KEEL_HAVE_NET
 #include <keel/engine/metrics.hpp>
+#include <keel/net/grpc/grpc_server.hpp>
 #include <keel/net/server/http_server.hpp>
 #include <keel/net/server/model_repository.hpp>
 #include <keel/net/server/rest_service.hpp>
@@ -25,6 +26,8 @@ struct ServeOptions {
   std::string models_dir;
   std::map<std::string, std::string> models;  // name -> file
   keel::net::HttpServerConfig http;
+  keel::net::GrpcServerConfig grpc;
+  bool grpc_enabled = true;
   keel::net::ServiceConfig service;
   Duration poll = ms(0);
   Duration drain_delay = ms(5000);
@@ -77,7 +80,11 @@ void apply_config(const std::string& file, ServeOptions& o) {
   for (const auto& [k, v] : j.items()) {
     if (k == "host") o.http.host = string(v, k);
     else if (k == "http_port") o.http.port = number<std::uint16_t>(v, k, 0, 65535);
-    else if (k == "io_threads") o.http.io_threads = number<unsigned>(v, k, 1, 256);
+    else if (k == "grpc_port") {
+      const int p = number<int>(v, k, -1, 65535);
+      o.grpc_enabled = p >= 0;
+      if (p >= 0) o.grpc.port = static_cast<std::uint16_t>(p);
+    } else if (k == "io_threads") o.http.io_threads = number<unsigned>(v, k, 1, 256);
     else if (k == "models") o.models_dir = rel(string(v, k));
     else if (k == "model") {
       if (!v.is_object()) bad(k, "expected an object of name: file");
@@ -149,9 +156,17 @@ int serve(ServeOptions o, bool check) {
   keel::net::RestService service(repo, *registry, o.service);
   keel::net::HttpServer server(o.http, service, *registry);
   server.start();
+  o.grpc.host = o.http.host;
+  o.grpc.max_message_bytes = o.http.limits.max_body_bytes;
+  std::unique_ptr<keel::net::GrpcServer> grpc;
+  if (o.grpc_enabled) {
+    grpc = std::make_unique<keel::net::GrpcServer>(o.grpc, service, *registry);
+    grpc->start();
+  }
   if (o.poll > Duration::zero()) repo.watch(o.poll);
-  log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\",\"models\":" +
-           std::to_string(repo.all().size()) + "}");
+  log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\"" +
+           (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
+           ",\"models\":" + std::to_string(repo.all().size()) + "}");
 
   const auto wait = [&](Duration d) {  // next signal within d, flushing the access log meanwhile
     const auto until = std::chrono::steady_clock::now() + d;
@@ -184,6 +199,10 @@ int serve(ServeOptions o, bool check) {
     std::_Exit(1);
   }
   server.stop_accepting();
+  // gRPC refuses new calls and finishes in-flight ones within drain_timeout.
+  std::thread grpc_drain([&] {
+    if (grpc) grpc->shutdown(o.drain_timeout);
+  });
   const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
   while (server.busy_connections() > 0 || service.in_flight() > 0) {
     if (std::chrono::steady_clock::now() >= until) {
@@ -195,6 +214,7 @@ int serve(ServeOptions o, bool check) {
       std::_Exit(1);
     }
   }
+  grpc_drain.join();
   server.stop();
   log_line("{\"event\":\"stopped\"}");
   return 0;
@@ -203,12 +223,13 @@ int serve(ServeOptions o, bool check) {
 }  // namespace
 
 KEEL_CLI_COMMAND(serve) {
-  auto* sub = app.add_subcommand("serve", "Serve models over the Open Inference Protocol (KServe v2 REST)");
+  auto* sub = app.add_subcommand("serve", "Serve models over the Open Inference Protocol (KServe v2 REST and gRPC)");
   auto opts = std::make_shared<ServeOptions>();
   auto model_args = std::make_shared<std::vector<std::string>>();
   auto config = std::make_shared<std::string>();
   auto check = std::make_shared<bool>(false);
   auto port = std::make_shared<int>(-1);
+  auto grpc_port = std::make_shared<int>(-2);
   auto host = std::make_shared<std::string>();
   auto io = std::make_shared<unsigned>(0);
   auto drain_delay = std::make_shared<long>(-1);
@@ -218,6 +239,7 @@ KEEL_CLI_COMMAND(serve) {
   sub->add_option("--models", *models_dir, "Model repository: one folder per model");
   sub->add_option("--model", *model_args, "NAME=FILE: serve one model file");
   sub->add_option("--http-port,--port", *port, "HTTP port (0: a free one; default 8000)");
+  sub->add_option("--grpc-port", *grpc_port, "gRPC port (0: a free one; -1: no gRPC; default 8001)");
   sub->add_option("--host", *host, "Address to bind (default 127.0.0.1)");
   sub->add_option("--config", *config, "serve.json with every option; flags override it");
   sub->add_option("--io-threads", *io, "I/O threads (default 1)");
@@ -238,6 +260,11 @@ KEEL_CLI_COMMAND(serve) {
       if (*port >= 0) {
         if (*port > 65535) bad("--http-port", "must be in [0, 65535]");
         o.http.port = static_cast<std::uint16_t>(*port);
+      }
+      if (*grpc_port != -2) {
+        if (*grpc_port < -1 || *grpc_port > 65535) bad("--grpc-port", "must be in [-1, 65535]");
+        o.grpc_enabled = *grpc_port >= 0;
+        if (o.grpc_enabled) o.grpc.port = static_cast<std::uint16_t>(*grpc_port);
       }
       if (!host->empty()) o.http.host = *host;
       if (*io > 0) o.http.io_threads = *io;

@@ -188,7 +188,7 @@ TEST_CASE("binary tensors: FP32 in place, INT32 and FP64 converted, sizes checke
   const std::string hb =
       R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"BOOL","parameters":{"binary_data_size":2}}]})";
   s = decode(hb + std::string("\x01\x02", 2), r, hb.size());
-  CHECK(s.message() == "inputs[0].data: row 0, feature 1: BOOL byte 2 is neither 0 nor 1");
+  CHECK(s.message() == "inputs[0].data: row 0, feature 1: BOOL value 2 is neither 0 nor 1");
 }
 
 TEST_CASE("a decoder is reused across requests and bodies without padding are copied", "[oip][codec]") {

@@ -50,6 +50,7 @@ struct StatusMapping {
 // (retryable) is 409. Servers answer with this one.
 [[nodiscard]] const StatusMapping& mapping(const Status& status) noexcept;
 [[nodiscard]] inline int http_status(const Status& status) noexcept { return mapping(status).http; }
+[[nodiscard]] inline GrpcCode grpc_code(const Status& status) noexcept { return mapping(status).grpc; }
 
 // HTTP-level failures that have no StatusCode (the request never reached
 // the scoring path), each with its own status.

@@ -110,7 +110,7 @@ struct RestService::Impl {
     reg.gauge_fn("keel_server_in_flight", "Infer requests admitted and not yet answered.", {},
                  [this] { return static_cast<double>(admission->stats().in_flight); });
     reg.gauge_fn("keel_server_ready", "1 while the server reports ready.", {},
-                 [this] { return !draining.load() && models.all_ready() ? 1.0 : 0.0; });
+                 [this] { return ready() ? 1.0 : 0.0; });
     reg.gauge_fn("keel_server_admission_limit", "The adaptive admission limit.", {},
                  [this] { return static_cast<double>(admission->limit()); });
   }
@@ -130,24 +130,32 @@ struct RestService::Impl {
 
   void access_log(const HttpRequest& req, int status, std::size_t bytes_out, std::string_view request_id,
                   std::string_view model) {
+    log_access({.protocol = "http", .method = req.method, .path = req.target, .status = status,
+                .request_id = request_id, .traceparent = req.traceparent, .model = model,
+                .bytes_in = req.body.size(), .bytes_out = bytes_out, .received = req.received});
+  }
+
+  void log_access(const RestService::Access& a) {
     if (!config.access_log) return;
-    std::string line = "{\"event\":\"access\",\"method\":";
-    oip::append_json_string(line, req.method);
+    std::string line = "{\"event\":\"access\",\"protocol\":";
+    oip::append_json_string(line, a.protocol);
+    line += ",\"method\":";
+    oip::append_json_string(line, a.method);
     line += ",\"path\":";
-    oip::append_json_string(line, req.target.substr(0, std::min<std::size_t>(req.target.size(), 256)));
-    line += ",\"status\":" + std::to_string(status);
+    oip::append_json_string(line, a.path.substr(0, std::min<std::size_t>(a.path.size(), 256)));
+    line += ",\"status\":" + std::to_string(a.status);
     line += ",\"request_id\":";
-    oip::append_json_string(line, request_id);
+    oip::append_json_string(line, a.request_id);
     line += ",\"trace_id\":";
-    oip::append_json_string(line, trace_id(req.traceparent));
-    if (!model.empty()) {
+    oip::append_json_string(line, trace_id(a.traceparent));
+    if (!a.model.empty()) {
       line += ",\"model\":";
-      oip::append_json_string(line, model);
+      oip::append_json_string(line, a.model);
     }
-    line += ",\"bytes_in\":" + std::to_string(req.body.size()) + ",\"bytes_out\":" + std::to_string(bytes_out);
+    line += ",\"bytes_in\":" + std::to_string(a.bytes_in) + ",\"bytes_out\":" + std::to_string(a.bytes_out);
     line += ",\"duration_us\":" +
-            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(system_clock().now() - req.received)
-                               .count());
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::microseconds>(system_clock().now() - a.received).count());
     line += "}\n";
     // stdout is fully buffered when not a terminal; flushed by the CLI.
     std::fwrite(line.data(), 1, line.size(), stdout);
@@ -165,14 +173,24 @@ struct RestService::Impl {
     return r;
   }
 
-  Result<const ServedModel*> lookup(const Route& r) {
-    if (!ModelRepository::valid_name(r.model))
-      return invalid_input("model name '" + std::string(r.model.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
-    if (!r.version.empty() && !ModelRepository::valid_name(r.version))
-      return invalid_input("model version '" + std::string(r.version.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
-    if (const auto* m = models.find(r.model, r.version)) return m;
-    if (!models.find(r.model)) return not_found("unknown model '" + std::string(r.model) + "'");
-    return not_found("model '" + std::string(r.model) + "' has no version '" + std::string(r.version) + "'");
+  Result<const ServedModel*> lookup(const Route& r) const { return lookup(r.model, r.version); }
+  Result<const ServedModel*> lookup(std::string_view model, std::string_view version) const {
+    if (!ModelRepository::valid_name(model))
+      return invalid_input("model name '" + std::string(model.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (!version.empty() && !ModelRepository::valid_name(version))
+      return invalid_input("model version '" + std::string(version.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (const auto* m = models.find(model, version)) return m;
+    if (!models.find(model)) return not_found("unknown model '" + std::string(model) + "'");
+    return not_found("model '" + std::string(model) + "' has no version '" + std::string(version) + "'");
+  }
+
+  bool ready() const { return !draining.load() && models.all_ready(); }
+
+  std::vector<const ServedModel*> versions(std::string_view name) const {
+    std::vector<const ServedModel*> out;
+    for (const auto* v : models.all())
+      if (v->name == name) out.push_back(v);
+    return out;
   }
 
   HttpResponse metadata(const ServedModel& m) {
@@ -180,8 +198,7 @@ struct RestService::Impl {
     oip::append_json_string(b, m.name);
     b += ",\"versions\":[";
     bool first = true;
-    for (const auto* v : models.all()) {
-      if (v->name != m.name) continue;
+    for (const auto* v : versions(m.name)) {
       if (!first) b.push_back(',');
       first = false;
       oip::append_json_string(b, v->version);
@@ -236,13 +253,29 @@ struct RestService::Impl {
                              "' is not a whole number of milliseconds");
       t = std::chrono::milliseconds(std::min<std::uint64_t>(ms, 1000ull * 3600 * 24 * 365));
     }
-    return Deadline::after(std::min(t, config.max_timeout), now);
+    return deadline(t, now);
+  }
+  Deadline deadline(std::optional<Duration> requested, TimePoint now) const {
+    return Deadline::after(std::min(requested.value_or(config.default_timeout), config.max_timeout), now);
   }
 };
 
 RestService::RestService(ModelRepository& models, MetricsRegistry& metrics, ServiceConfig config)
     : impl_(std::make_unique<Impl>(models, metrics, std::move(config))) {}
 RestService::~RestService() = default;
+
+Result<const ServedModel*> RestService::lookup(std::string_view model, std::string_view version) const {
+  return impl_->lookup(model, version);
+}
+Deadline RestService::deadline(std::optional<Duration> requested, TimePoint now) const {
+  return impl_->deadline(requested, now);
+}
+std::vector<const ServedModel*> RestService::versions(std::string_view name) const {
+  return impl_->versions(name);
+}
+bool RestService::ready() const { return impl_->ready(); }
+bool RestService::ready(const ServedModel& model) const { return model.ready() && !impl_->draining.load(); }
+void RestService::log_access(const Access& entry) { impl_->log_access(entry); }
 
 void RestService::set_draining() { impl_->draining.store(true); }
 std::size_t RestService::in_flight() const noexcept { return impl_->admission->stats().in_flight; }
@@ -330,7 +363,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
       if (r.action == "live") {
         resp.body = "{\"live\":true}";
       } else {
-        const bool ready = !im.draining.load() && im.models.all_ready();
+        const bool ready = im.ready();
         resp.status = ready ? 200 : 503;
         resp.body = ready ? "{\"ready\":true}" : "{\"ready\":false}";
       }
@@ -359,7 +392,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
         return;
       }
       if (r.action == "ready") {
-        const bool ready = (*m)->ready() && !im.draining.load();
+        const bool ready = this->ready(**m);
         resp.status = ready ? 200 : 503;
         resp.body = "{\"name\":";
         oip::append_json_string(resp.body, (*m)->name);

@@ -26,7 +26,9 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace keel::net {
 
@@ -58,6 +60,32 @@ class RestService final : public HttpHandler {
   // The shared request path: admission, deadline, scoring. The Status maps
   // to HTTP/gRPC through status_map.hpp.
   [[nodiscard]] Status infer(const oip::InferRequest& request, const CallContext& ctx, oip::InferResult& result);
+
+  // The pieces a second front end (gRPC) shares, so that both answer alike.
+  // A model by checked name and version: 400 for a name a URL must not
+  // carry, 404 for an unknown model or version.
+  [[nodiscard]] Result<const ServedModel*> lookup(std::string_view model, std::string_view version) const;
+  // Every version of `name`, lowest first.
+  [[nodiscard]] std::vector<const ServedModel*> versions(std::string_view name) const;
+  // The call's deadline: `requested` (absent: default_timeout) capped by max_timeout.
+  [[nodiscard]] Deadline deadline(std::optional<Duration> requested, TimePoint now) const;
+  // Server and model readiness (false while draining).
+  [[nodiscard]] bool ready() const;
+  [[nodiscard]] bool ready(const ServedModel& model) const;
+  // One JSON line of the access log (when enabled); `status` is the HTTP
+  // status or, for gRPC, the gRPC code.
+  struct Access {
+    std::string_view protocol = "http";  // "http" | "grpc"
+    std::string_view method;             // HTTP method or RPC name
+    std::string_view path;
+    int status = 0;
+    std::string_view request_id;
+    std::string_view traceparent;
+    std::string_view model;
+    std::size_t bytes_in = 0, bytes_out = 0;
+    TimePoint received{};
+  };
+  void log_access(const Access& entry);
 
   // Readiness false at once (SIGTERM); in-flight requests still finish.
   void set_draining();

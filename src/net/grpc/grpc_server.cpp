@@ -1,0 +1,189 @@
+#include <keel/net/grpc/grpc_server.hpp>
+
+#include <keel/engine/metrics.hpp>
+#include <keel/net/server/rest_service.hpp>
+#include <keel/net/status_map.hpp>
+#include <keel/version.hpp>
+
+#include "net/grpc/grpc_codec.hpp"
+#include "open_inference_grpc.grpc.pb.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <mutex>
+
+namespace keel::net {
+namespace {
+
+::grpc::Status to_grpc(const Status& s) {
+  if (s) return ::grpc::Status::OK;
+  return {static_cast<::grpc::StatusCode>(grpc_code(s)), s.message()};
+}
+
+std::string_view metadata(const ::grpc::CallbackServerContext& ctx, std::string_view key) {
+  const auto& md = ctx.client_metadata();
+  const auto it = md.find(::grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return {};
+  return {it->second.data(), it->second.size()};
+}
+
+}  // namespace
+
+struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService {
+  GrpcServerConfig config;
+  RestService& service;
+  MetricsRegistry& metrics;
+  std::unique_ptr<::grpc::Server> server;
+  int bound_port = 0;
+  std::mutex counters_mu;
+  std::map<std::pair<int, int>, Counter*> counters;  // (rpc, code)
+
+  enum Rpc : int { kLive, kReady, kModelReady, kServerMetadata, kModelMetadata, kInfer };
+  static constexpr std::array<std::string_view, 6> kRpcNames{"ServerLive",     "ServerReady",   "ModelReady",
+                                                             "ServerMetadata", "ModelMetadata", "ModelInfer"};
+
+  Impl(GrpcServerConfig c, RestService& s, MetricsRegistry& m) : config(std::move(c)), service(s), metrics(m) {}
+
+  // Counts and logs one finished RPC, then finishes it.
+  ::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, Rpc rpc, const Status& s,
+                                     std::string_view model, TimePoint received, std::size_t bytes_in,
+                                     std::size_t bytes_out) {
+    const int code = static_cast<int>(grpc_code(s));
+    {
+      std::lock_guard lock(counters_mu);
+      Counter*& c = counters[{rpc, code}];
+      if (!c)
+        c = &metrics.counter("keel_grpc_requests_total", "gRPC calls by method and status code.",
+                             {{"method", std::string(kRpcNames[rpc])}, {"code", std::to_string(code)}});
+      c->inc();
+    }
+    if (rpc == kInfer || !s) {
+      std::string_view request_id = metadata(*ctx, "x-request-id");
+      service.log_access({.protocol = "grpc", .method = kRpcNames[rpc], .path = "/inference.GRPCInferenceService",
+                          .status = code, .request_id = request_id, .traceparent = metadata(*ctx, "traceparent"),
+                          .model = model, .bytes_in = bytes_in, .bytes_out = bytes_out, .received = received});
+    }
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(to_grpc(s));
+    return reactor;
+  }
+
+  ::grpc::ServerUnaryReactor* ServerLive(::grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
+                                         inference::ServerLiveResponse* resp) override {
+    resp->set_live(true);
+    return finish(ctx, kLive, {}, {}, system_clock().now(), 0, 0);
+  }
+
+  ::grpc::ServerUnaryReactor* ServerReady(::grpc::CallbackServerContext* ctx, const inference::ServerReadyRequest*,
+                                          inference::ServerReadyResponse* resp) override {
+    resp->set_ready(service.ready());
+    return finish(ctx, kReady, {}, {}, system_clock().now(), 0, 0);
+  }
+
+  ::grpc::ServerUnaryReactor* ModelReady(::grpc::CallbackServerContext* ctx, const inference::ModelReadyRequest* req,
+                                         inference::ModelReadyResponse* resp) override {
+    auto m = service.lookup(req->name(), req->version());
+    if (m) resp->set_ready(service.ready(**m));
+    return finish(ctx, kModelReady, m.status(), req->name(), system_clock().now(), 0, 0);
+  }
+
+  ::grpc::ServerUnaryReactor* ServerMetadata(::grpc::CallbackServerContext* ctx,
+                                             const inference::ServerMetadataRequest*,
+                                             inference::ServerMetadataResponse* resp) override {
+    resp->set_name("keel");
+    resp->set_version(std::string(keel::version()));
+    resp->add_extensions("binary_tensor_data");
+    resp->add_extensions("statistics");
+    return finish(ctx, kServerMetadata, {}, {}, system_clock().now(), 0, 0);
+  }
+
+  ::grpc::ServerUnaryReactor* ModelMetadata(::grpc::CallbackServerContext* ctx,
+                                            const inference::ModelMetadataRequest* req,
+                                            inference::ModelMetadataResponse* resp) override {
+    auto m = service.lookup(req->name(), req->version());
+    if (m) {
+      const ServedModel& sm = **m;
+      resp->set_name(sm.name);
+      for (const ServedModel* v : service.versions(sm.name)) resp->add_versions(v->version);
+      resp->set_platform("keel");
+      auto* in = resp->add_inputs();
+      in->set_name("input-0");
+      in->set_datatype("FP32");
+      in->add_shape(-1);
+      in->add_shape(static_cast<std::int64_t>(sm.features));
+      auto* out = resp->add_outputs();
+      out->set_name(std::string(oip::kScoresOutput));
+      out->set_datatype("FP32");
+      out->add_shape(-1);
+      out->add_shape(static_cast<std::int64_t>(sm.width));
+    }
+    return finish(ctx, kModelMetadata, m.status(), req->name(), system_clock().now(), 0, 0);
+  }
+
+  ::grpc::ServerUnaryReactor* ModelInfer(::grpc::CallbackServerContext* ctx, const inference::ModelInferRequest* req,
+                                         inference::ModelInferResponse* resp) override {
+    const TimePoint received = system_clock().now();
+    const Status s = infer(*ctx, *req, *resp, received);
+    return finish(ctx, kInfer, s, req->model_name(), received, req->ByteSizeLong(), s ? resp->ByteSizeLong() : 0);
+  }
+
+  Status infer(const ::grpc::CallbackServerContext& ctx, const inference::ModelInferRequest& req,
+               inference::ModelInferResponse& resp, TimePoint received) {
+    auto m = service.lookup(req.model_name(), req.model_version());
+    if (!m) return m.status();
+    thread_local oip::InferRequest request;
+    thread_local oip::InferResult result;
+    if (Status s = grpc_oip::decode(req, request); !s) return s;
+    // The gRPC deadline (system clock) as a steady-clock deadline.
+    std::optional<Duration> requested;
+    if (const auto d = ctx.deadline(); d != std::chrono::system_clock::time_point::max())
+      requested = std::max<Duration>(Duration::zero(), d - std::chrono::system_clock::now());
+    CallContext cc;
+    cc.model = (*m)->name;
+    cc.version = (*m)->version;
+    const std::string_view key = metadata(ctx, "idempotency-key");
+    cc.idempotency_key = key.empty() ? std::string_view(request.id) : key;
+    cc.deadline = service.deadline(requested, received);
+    if (Status s = service.infer(request, cc, result); !s) return s;
+    grpc_oip::encode(result, request, grpc_oip::wants_raw(req, request), resp);
+    return {};
+  }
+};
+
+GrpcServer::GrpcServer(GrpcServerConfig config, RestService& service, MetricsRegistry& metrics)
+    : impl_(std::make_unique<Impl>(std::move(config), service, metrics)) {}
+
+GrpcServer::~GrpcServer() {
+  if (impl_->server) shutdown(Duration::zero());
+}
+
+void GrpcServer::start() {
+  auto& im = *impl_;
+  const std::string host = im.config.host.find(':') != std::string::npos ? "[" + im.config.host + "]" : im.config.host;
+  ::grpc::ServerBuilder builder;
+  builder.AddListeningPort(host + ":" + std::to_string(im.config.port), ::grpc::InsecureServerCredentials(),
+                           &im.bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<std::size_t>(im.config.max_message_bytes, INT32_MAX)));
+  builder.RegisterService(&im);
+  im.server = builder.BuildAndStart();
+  if (!im.server || im.bound_port == 0)
+    throw Error(StatusCode::kUnavailable, "gRPC: cannot bind " + host + ":" + std::to_string(im.config.port));
+}
+
+std::string GrpcServer::bound_address() const {
+  const auto& h = impl_->config.host;
+  return (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(impl_->bound_port);
+}
+
+std::uint16_t GrpcServer::port() const noexcept { return static_cast<std::uint16_t>(impl_->bound_port); }
+
+void GrpcServer::shutdown(Duration grace) {
+  if (!impl_->server) return;
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(grace));
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+}  // namespace keel::net
