@@ -94,6 +94,7 @@ void apply_config(const std::string& file, ServeOptions& o) {
     else if (k == "drain_timeout_ms") o.drain_timeout = millis(v, k);
     else if (k == "default_timeout_ms") o.service.default_timeout = millis(v, k);
     else if (k == "max_timeout_ms") o.service.max_timeout = millis(v, k);
+    else if (k == "scoring_threads") o.service.scoring_threads = number<unsigned>(v, k, 0, 1024);
     else if (k == "retry_after_s") o.service.retry_after_s = number<int>(v, k, 0, 3600);
     else if (k == "access_log") o.service.access_log = boolean(v, k);
     else if (k == "limits") {
@@ -232,6 +233,7 @@ KEEL_CLI_COMMAND(serve) {
   auto grpc_port = std::make_shared<int>(-2);
   auto host = std::make_shared<std::string>();
   auto io = std::make_shared<unsigned>(0);
+  auto scoring = std::make_shared<int>(-1);
   auto drain_delay = std::make_shared<long>(-1);
   auto drain_timeout = std::make_shared<long>(-1);
   auto poll = std::make_shared<long>(-1);
@@ -243,6 +245,7 @@ KEEL_CLI_COMMAND(serve) {
   sub->add_option("--host", *host, "Address to bind (default 127.0.0.1)");
   sub->add_option("--config", *config, "serve.json with every option; flags override it");
   sub->add_option("--io-threads", *io, "I/O threads (default 1)");
+  sub->add_option("--scoring-threads", *scoring, "Scoring pool threads, apart from I/O (0: score on the I/O thread; default 2)");
   sub->add_option("--poll-ms", *poll, "Reload changed model files every this many ms (0: only on SIGHUP)");
   sub->add_option("--drain-delay-ms", *drain_delay, "After SIGTERM, keep accepting this long (default 5000)");
   sub->add_option("--drain-timeout-ms", *drain_timeout, "Then finish in-flight requests within this (default 30000)");
@@ -268,6 +271,7 @@ KEEL_CLI_COMMAND(serve) {
       }
       if (!host->empty()) o.http.host = *host;
       if (*io > 0) o.http.io_threads = *io;
+      if (*scoring >= 0) o.service.scoring_threads = static_cast<unsigned>(*scoring);
       if (*poll >= 0) o.poll = ms(*poll);
       if (*drain_delay >= 0) o.drain_delay = ms(*drain_delay);
       if (*drain_timeout >= 0) o.drain_timeout = ms(*drain_timeout);

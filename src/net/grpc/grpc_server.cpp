@@ -48,7 +48,7 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
   // Counts and logs one finished RPC, then finishes it.
   ::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, Rpc rpc, const Status& s,
                                      std::string_view model, TimePoint received, std::size_t bytes_in,
-                                     std::size_t bytes_out) {
+                                     std::size_t bytes_out, ::grpc::ServerUnaryReactor* reactor = nullptr) {
     const int code = static_cast<int>(grpc_code(s));
     {
       std::lock_guard lock(counters_mu);
@@ -64,7 +64,7 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
                           .status = code, .request_id = request_id, .traceparent = metadata(*ctx, "traceparent"),
                           .model = model, .bytes_in = bytes_in, .bytes_out = bytes_out, .received = received});
     }
-    auto* reactor = ctx->DefaultReactor();
+    if (!reactor) reactor = ctx->DefaultReactor();
     reactor->Finish(to_grpc(s));
     return reactor;
   }
@@ -121,33 +121,35 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
     return finish(ctx, kModelMetadata, m.status(), req->name(), system_clock().now(), 0, 0);
   }
 
+  // Decoded here, scored through RestService::infer (the scoring pool);
+  // the reactor finishes from the thread that scored.
   ::grpc::ServerUnaryReactor* ModelInfer(::grpc::CallbackServerContext* ctx, const inference::ModelInferRequest* req,
                                          inference::ModelInferResponse* resp) override {
     const TimePoint received = system_clock().now();
-    const Status s = infer(*ctx, *req, *resp, received);
-    return finish(ctx, kInfer, s, req->model_name(), received, req->ByteSizeLong(), s ? resp->ByteSizeLong() : 0);
-  }
-
-  Status infer(const ::grpc::CallbackServerContext& ctx, const inference::ModelInferRequest& req,
-               inference::ModelInferResponse& resp, TimePoint received) {
-    auto m = service.lookup(req.model_name(), req.model_version());
-    if (!m) return m.status();
-    thread_local oip::InferRequest request;
-    thread_local oip::InferResult result;
-    if (Status s = grpc_oip::decode(req, request); !s) return s;
+    auto* reactor = ctx->DefaultReactor();
+    const auto fail = [&](const Status& s) {
+      return finish(ctx, kInfer, s, req->model_name(), received, req->ByteSizeLong(), 0, reactor);
+    };
+    auto m = service.lookup(req->model_name(), req->model_version());
+    if (!m) return fail(m.status());
+    auto call = std::make_shared<InferCall>();
+    if (Status s = grpc_oip::decode(*req, call->request); !s) return fail(s);
     // The gRPC deadline (system clock) as a steady-clock deadline.
     std::optional<Duration> requested;
-    if (const auto d = ctx.deadline(); d != std::chrono::system_clock::time_point::max())
+    if (const auto d = ctx->deadline(); d != std::chrono::system_clock::time_point::max())
       requested = std::max<Duration>(Duration::zero(), d - std::chrono::system_clock::now());
-    CallContext cc;
-    cc.model = (*m)->name;
-    cc.version = (*m)->version;
-    const std::string_view key = metadata(ctx, "idempotency-key");
-    cc.idempotency_key = key.empty() ? std::string_view(request.id) : key;
-    cc.deadline = service.deadline(requested, received);
-    if (Status s = service.infer(request, cc, result); !s) return s;
-    grpc_oip::encode(result, request, grpc_oip::wants_raw(req, request), resp);
-    return {};
+    call->model = (*m)->name;
+    call->version = (*m)->version;
+    const std::string_view key = metadata(*ctx, "idempotency-key");
+    call->idempotency_key = key.empty() ? std::string_view(call->request.id) : key;
+    call->deadline = service.deadline(requested, received);
+    call->cancelled = [ctx] { return ctx->IsCancelled(); };
+    const bool raw = grpc_oip::wants_raw(*req, call->request);
+    service.infer(call, [this, ctx, req, resp, reactor, call, raw, received](Status s) {
+      if (s) grpc_oip::encode(call->result, call->request, raw, *resp);
+      finish(ctx, kInfer, s, req->model_name(), received, req->ByteSizeLong(), s ? resp->ByteSizeLong() : 0, reactor);
+    });
+    return reactor;
   }
 };
 

@@ -244,7 +244,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void process_input() {
     while (phase != Phase::kClosed && phase != Phase::kProcessing && phase != Phase::kWriting) {
       if (begin == end) {
-        if (begin > 0) begin = end = 0;
+        // Not while a read is pending: it writes at the old end.
+        if (begin > 0 && !reading) begin = end = 0;
         do_read();
         return;
       }

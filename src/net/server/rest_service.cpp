@@ -4,6 +4,7 @@
 #include <keel/net/oip/codec.hpp>
 #include <keel/net/status_map.hpp>
 #include <keel/resilience/bulkhead.hpp>
+#include <keel/resilience/executor.hpp>
 #include <keel/version.hpp>
 
 #include <array>
@@ -75,6 +76,7 @@ struct RestService::Impl {
   MetricsRegistry& metrics;
   ServiceConfig config;
   std::shared_ptr<Bulkhead> admission;
+  std::unique_ptr<BoundedExecutor> pool;  // null: score inline
   std::atomic<bool> draining{false};
   std::array<std::array<std::atomic<Counter*>, 600>, kEndpoints> requests{};
   std::mutex register_mu;
@@ -92,6 +94,9 @@ struct RestService::Impl {
     BulkheadConfig bc;
     bc.adaptive = config.admission;
     admission = std::make_shared<Bulkhead>("admission", bc);
+    if (config.scoring_threads > 0)
+      pool = std::make_unique<BoundedExecutor>(ExecutorConfig{
+          .threads = config.scoring_threads, .queue_capacity = std::max<std::size_t>(config.admission.max_limit, 1)});
     const auto shed = [&](const char* reason) {
       return &reg.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
                           {{"reason", reason}});
@@ -172,6 +177,8 @@ struct RestService::Impl {
     if (mapping(s).retry_after) r.retry_after_s = config.retry_after_s;
     return r;
   }
+
+  Status run(Bulkhead::Permit& permit, const ServedModel& m, InferCall& call, TimePoint queued);
 
   Result<const ServedModel*> lookup(const Route& r) const { return lookup(r.model, r.version); }
   Result<const ServedModel*> lookup(std::string_view model, std::string_view version) const {
@@ -280,33 +287,28 @@ void RestService::log_access(const Access& entry) { impl_->log_access(entry); }
 void RestService::set_draining() { impl_->draining.store(true); }
 std::size_t RestService::in_flight() const noexcept { return impl_->admission->stats().in_flight; }
 
-Status RestService::infer(const oip::InferRequest& request, const CallContext& ctx, oip::InferResult& result) {
-  auto& im = *impl_;
-  const ServedModel* m = im.models.find(ctx.model, ctx.version);
-  if (!m) return not_found("unknown model '" + std::string(ctx.model) + "'");
-  if (request.cols != m->features)
-    return invalid_input("inputs[0].shape: " + std::to_string(request.cols) + " features, but model '" + m->name +
-                         "' takes " + std::to_string(m->features));
-  auto permit = im.admission->try_acquire();
-  if (!permit) {
-    im.shed_limit->inc();
-    return overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached");
-  }
+// Scores an admitted call: the deadline and the client are checked when it
+// leaves the queue, so a late call is never scored.
+Status RestService::Impl::run(Bulkhead::Permit& permit, const ServedModel& m, InferCall& call, TimePoint queued) {
   const TimePoint start = system_clock().now();
-  if (ctx.deadline.expired(start)) {
-    im.shed_deadline->inc();
-    permit.release(Duration::zero(), true);
+  phase_queue->observe(start - queued);
+  auto& st = m.stats;
+  st.queue_count.fetch_add(1, std::memory_order_relaxed);
+  st.queue_ns.fetch_add(ns(start - queued), std::memory_order_relaxed);
+  if (call.deadline.expired(start)) {
+    shed_deadline->inc();
+    permit.release(start - queued, true);
     return deadline_exceeded("deadline passed before scoring");
   }
-  if (ctx.cancelled && ctx.cancelled->load(std::memory_order_relaxed)) {
+  if (call.cancelled && call.cancelled()) {
     permit.release();
-    return cancelled("client disconnected before scoring");
+    return cancelled("client went away before scoring");
   }
-  Status s = m->score(request, ctx.idempotency_key, ctx.deadline, result);
+  Status s = m.score(call.request, call.idempotency_key, call.deadline, call.result);
   const TimePoint end = system_clock().now();
-  permit.release(end - start, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
-  im.phase_score->observe(end - start);
-  auto& st = m->stats;
+  // The limit adapts to queue wait plus scoring: a backed-up pool lowers it.
+  permit.release(end - queued, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
+  phase_score->observe(end - start);
   st.execution_count.fetch_add(1, std::memory_order_relaxed);
   st.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
@@ -317,13 +319,36 @@ Status RestService::infer(const oip::InferRequest& request, const CallContext& c
     st.fail_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
     return s;
   }
-  st.inference_count.fetch_add(request.rows, std::memory_order_relaxed);
+  st.inference_count.fetch_add(call.request.rows, std::memory_order_relaxed);
   st.success_count.fetch_add(1, std::memory_order_relaxed);
   st.score_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
-  result.model_name = m->name;
-  result.model_version = m->version;
-  result.id = request.id;
+  call.result.model_name = m.name;
+  call.result.model_version = m.version;
+  call.result.id = call.request.id;
   return {};
+}
+
+void RestService::infer(std::shared_ptr<InferCall> call, std::function<void(Status)> done) {
+  auto& im = *impl_;
+  const ServedModel* m = im.models.find(call->model, call->version);
+  if (!m) return done(not_found("unknown model '" + std::string(call->model) + "'"));
+  if (call->request.cols != m->features)
+    return done(invalid_input("inputs[0].shape: " + std::to_string(call->request.cols) + " features, but model '" +
+                              m->name + "' takes " + std::to_string(m->features)));
+  auto permit = im.admission->try_acquire();
+  if (!permit) {
+    im.shed_limit->inc();
+    return done(overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached"));
+  }
+  const TimePoint queued = system_clock().now();
+  if (!im.pool) return done(im.run(permit, *m, *call, queued));
+  auto held = std::make_shared<Bulkhead::Permit>(std::move(permit));
+  auto task = [&im, m, call, done, held, queued] { done(im.run(*held, *m, *call, queued)); };
+  if (!im.pool->try_submit(std::move(task))) {
+    held->release();
+    im.shed_limit->inc();
+    done(overloaded("scoring queue full"));
+  }
 }
 
 void RestService::handle(const HttpRequest& req, Reply reply) {
@@ -430,33 +455,41 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
     json_length = v;
   }
   thread_local oip::RequestDecoder decoder;
-  thread_local oip::InferRequest request;
-  thread_local oip::InferResult result;
+  auto call = std::make_shared<InferCall>();
   const TimePoint t0 = system_clock().now();
-  if (Status s = decoder.decode(req.body, req.body_capacity, json_length, request); !s) {
+  if (Status s = decoder.decode(req.body, req.body_capacity, json_length, call->request); !s) {
     finish(im.error(s), r.model);
     return;
   }
   const TimePoint t1 = system_clock().now();
   im.phase_parse->observe(t1 - t0);
-  im.phase_queue->observe(Duration::zero());  // scored inline on the I/O thread: no queue
-  (*m)->stats.parse_ns.fetch_add(ns(t1 - t0), std::memory_order_relaxed);
-  CallContext ctx;
-  ctx.model = (*m)->name;
-  ctx.version = (*m)->version;
-  ctx.idempotency_key = req.idempotency_key.empty() ? std::string_view(request.id) : req.idempotency_key;
-  ctx.deadline = *deadline;
-  if (Status s = infer(request, ctx, result); !s) {
-    finish(im.error(s), r.model);
-    return;
-  }
-  const std::size_t jl = oip::encode_infer_response(result, request, resp.body);
-  if (jl != resp.body.size()) {
-    resp.inference_header_length = jl;
-    resp.content_type = "application/octet-stream";
-  }
-  (*m)->stats.write_ns.fetch_add(ns(system_clock().now() - t1), std::memory_order_relaxed);
-  finish(std::move(resp), r.model);
+  const ServedModel& model = **m;
+  model.stats.parse_ns.fetch_add(ns(t1 - t0), std::memory_order_relaxed);
+  call->model = model.name;
+  call->version = model.version;
+  call->idempotency_key = req.idempotency_key.empty() ? std::string_view(call->request.id) : req.idempotency_key;
+  call->deadline = *deadline;
+  call->cancelled = [reply] { return reply.cancelled(); };
+  // The request's views stay valid until the reply is sent (HttpRequest).
+  infer(call, [this, &model, req, call, reply = std::move(reply), request_id = std::string(request_id),
+               endpoint = r.endpoint](Status s) mutable {
+    auto& im = *impl_;
+    HttpResponse resp;
+    if (!s) {
+      resp = im.error(s);
+    } else {
+      const TimePoint w0 = system_clock().now();
+      const std::size_t jl = oip::encode_infer_response(call->result, call->request, resp.body);
+      if (jl != resp.body.size()) {
+        resp.inference_header_length = jl;
+        resp.content_type = "application/octet-stream";
+      }
+      model.stats.write_ns.fetch_add(ns(system_clock().now() - w0), std::memory_order_relaxed);
+    }
+    im.count(endpoint, resp.status);
+    im.access_log(req, resp.status, resp.body.size(), request_id, model.name);
+    reply.send(std::move(resp));
+  });
 }
 
 }  // namespace keel::net

@@ -1,7 +1,7 @@
 #pragma once
 // RestService: the OIP REST endpoints over a ModelRepository, and the one
-// request path (admission → deadline → score → answer) that a gRPC front
-// end can reuse through infer().
+// request path (admission → queue → deadline → score → answer) that the gRPC
+// front end shares through infer().
 //
 //   GET  /v2                                  server metadata
 //   GET  /v2/health/live | /v2/health/ready   {"live"|"ready": bool}; ready 503 while not ready or draining
@@ -12,7 +12,8 @@
 //   GET  /metrics                             Prometheus text: engines and server
 //
 // Admission is a Bulkhead with an adaptive (AIMD) limit, never waiting: past
-// it a request is shed with 503 + Retry-After. The deadline is
+// it a request is shed with 503 + Retry-After. The limit adapts to queue
+// wait plus scoring time, so a backed-up scoring pool lowers it: one rule. The deadline is
 // Keel-Timeout-Ms, capped by max_timeout, default_timeout when absent; a
 // request whose deadline has passed before scoring is answered 504 unscored.
 // Thread-safe.
@@ -25,6 +26,7 @@
 #include <keel/resilience/adaptive_limit.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,17 +39,25 @@ struct ServiceConfig {
   Duration max_timeout = std::chrono::milliseconds(30000);
   AimdConfig admission{.initial_limit = 64, .min_limit = 4, .max_limit = 4096, .backoff_ratio = 0.9,
                        .latency_threshold = std::chrono::milliseconds(100)};
+  // Threads that score, apart from the I/O threads, so that a slow model
+  // holds no connection's thread. Its queue is bounded by the admission
+  // limit (a queued call holds its admission permit). 0: score on the I/O
+  // thread.
+  unsigned scoring_threads = 2;
   int retry_after_s = 1;
   bool access_log = true;  // JSON lines on stdout
 };
 
-// What infer() needs besides the decoded request.
-struct CallContext {
-  std::string_view model;
+// One call on the shared path: the decoded request, where it goes, and its
+// answer. The front end owns it (shared) until `done` has run.
+struct InferCall {
+  oip::InferRequest request;
+  oip::InferResult result;
+  std::string_view model;            // must outlive the call
   std::string_view version;
-  std::string_view idempotency_key;
+  std::string_view idempotency_key;  // must outlive the call
   Deadline deadline;
-  const std::atomic<bool>* cancelled = nullptr;
+  std::function<bool()> cancelled;   // the client went away (optional)
 };
 
 class RestService final : public HttpHandler {
@@ -57,9 +67,13 @@ class RestService final : public HttpHandler {
 
   void handle(const HttpRequest& request, Reply reply) override;
 
-  // The shared request path: admission, deadline, scoring. The Status maps
-  // to HTTP/gRPC through status_map.hpp.
-  [[nodiscard]] Status infer(const oip::InferRequest& request, const CallContext& ctx, oip::InferResult& result);
+  // The shared request path. Admission is decided at once on the caller's
+  // thread; an admitted call is scored on the scoring pool (inline when
+  // scoring_threads is 0) and `done` runs there with its Status, which maps
+  // to HTTP/gRPC through status_map.hpp. A call still queued at its deadline
+  // is answered kDeadlineExceeded unscored; one whose client went away,
+  // kCancelled. `done` runs exactly once, possibly before infer() returns.
+  void infer(std::shared_ptr<InferCall> call, std::function<void(Status)> done);
 
   // The pieces a second front end (gRPC) shares, so that both answer alike.
   // A model by checked name and version: 400 for a name a URL must not
