@@ -6,31 +6,25 @@ the small requests wait for the batch, so the check can fail. Loopback only;
 servers stopped by PID. Usage: test_serve_pool.py KEEL_BINARY MODEL_JSON"""
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 
 import requests
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from keel_serve import Checks, Server  # noqa: E402
+
 keel, model = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok     " if ok else "FAILED ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+check = Checks()
 
 
 def run(scoring_threads):
     """Seconds by which the small requests finished before the batch (negative: after)."""
-    proc = subprocess.Popen([keel, "serve", "--model", "m=" + model, "--http-port", "0", "--grpc-port", "-1",
-                             "--io-threads", "1", "--scoring-threads", str(scoring_threads),
-                             "--drain-delay-ms", "0"], stdout=subprocess.PIPE, text=True)
+    srv = Server(keel, "--model", "m=" + model, "--grpc-port", "-1", "--io-threads", "1",
+                 "--scoring-threads", str(scoring_threads), "--drain-delay-ms", "0")
+    base = srv.base
     try:
-        base = "http://" + json.loads(proc.stdout.readline())["http"]
         features = requests.get(base + "/v2/models/m", timeout=10).json()["inputs"][0]["shape"][1]
         rows = 200000  # about a second of scoring in a Debug build
         head = json.dumps({"inputs": [{"name": "input-0", "shape": [rows, features], "datatype": "FP32",
@@ -56,17 +50,11 @@ def run(scoring_threads):
               "scoring_threads=%d: every request answered 200" % scoring_threads)
         return done["batch"][0] - small_done
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        srv.stop()
 
 
 lead = run(2)
 check(lead > 0, "with a scoring pool, 5 small requests finish %.3f s before the batch" % lead)
 lead0 = run(0)
 check(lead0 < 0, "control, scoring on the I/O thread: they wait for the batch (%.3f s after)" % -lead0)
-print("%d failed" % len(failures))
-sys.exit(1 if failures else 0)
+check.exit()
