@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,7 @@ struct ServeOptions {
   bool grpc_enabled = true;
   keel::net::ServiceConfig service;
   Duration poll = ms(0);
+  std::string token_file;  // bearer token, read at start
   Duration drain_delay = ms(5000);
   Duration drain_timeout = ms(30000);
 };
@@ -110,6 +112,14 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else if (lk == "max_connections") L.max_connections = number<std::size_t>(lv, p, 1, 1e7);
         else bad(p, "unknown key");
       }
+    } else if (k == "auth") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [ak, av] : v.items()) {
+        const std::string p = "auth." + ak;
+        if (ak == "token_file") o.token_file = rel(string(av, p));
+        else if (ak == "infer") o.service.auth_infer = boolean(av, p);
+        else bad(p, "unknown key");
+      }
     } else if (k == "admission") {
       if (!v.is_object()) bad(k, "expected an object");
       auto& a = o.service.admission;
@@ -144,6 +154,17 @@ int serve(ServeOptions o, bool check) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  if (!o.token_file.empty()) {
+    std::ifstream in(o.token_file);
+    if (!in) bad("auth.token_file", "cannot read " + o.token_file);
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.size() < 16) bad("auth.token_file", "the token must have at least 16 characters");
+    if (token.find_first_of(" \t\r\n") != std::string::npos) bad("auth.token_file", "the token must be one word");
+    o.service.auth_token = std::move(token);
+  } else if (o.service.auth_infer) {
+    bad("auth.infer", "needs auth.token_file");
+  }
   auto registry = std::make_shared<keel::MetricsRegistry>(4096);
   keel::net::ModelRepository repo({registry});
   if (!o.models_dir.empty()) repo.add_directory(o.models_dir);
@@ -194,6 +215,7 @@ int serve(ServeOptions o, bool check) {
   // Drain: not ready at once, keep accepting for drain_delay so load
   // balancers notice, then finish what is in flight within drain_timeout.
   service.set_draining();
+  server.end_keep_alive();
   log_line("{\"event\":\"draining\",\"signal\":" + std::to_string(sig) + "}");
   if (int s2 = wait(o.drain_delay); s2 == SIGTERM || s2 == SIGINT) {
     log_line("{\"event\":\"exit\",\"reason\":\"second signal\"}");
@@ -205,9 +227,9 @@ int serve(ServeOptions o, bool check) {
     if (grpc) grpc->shutdown(o.drain_timeout);
   });
   const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
-  while (server.busy_connections() > 0 || service.in_flight() > 0) {
+  while (server.answering() > 0 || service.in_flight() > 0) {
     if (std::chrono::steady_clock::now() >= until) {
-      log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" + std::to_string(server.busy_connections()) + "}");
+      log_line("{\"event\":\"drain_timeout\",\"answering\":" + std::to_string(server.answering()) + "}");
       break;
     }
     if (int s2 = wait(ms(10)); s2 == SIGTERM || s2 == SIGINT) {
@@ -238,6 +260,8 @@ KEEL_CLI_COMMAND(serve) {
   auto drain_timeout = std::make_shared<long>(-1);
   auto poll = std::make_shared<long>(-1);
   auto models_dir = std::make_shared<std::string>();
+  auto token_file = std::make_shared<std::string>();
+  auto auth_infer = std::make_shared<bool>(false);
   sub->add_option("--models", *models_dir, "Model repository: one folder per model");
   sub->add_option("--model", *model_args, "NAME=FILE: serve one model file");
   sub->add_option("--http-port,--port", *port, "HTTP port (0: a free one; default 8000)");
@@ -249,6 +273,9 @@ KEEL_CLI_COMMAND(serve) {
   sub->add_option("--poll-ms", *poll, "Reload changed model files every this many ms (0: only on SIGHUP)");
   sub->add_option("--drain-delay-ms", *drain_delay, "After SIGTERM, keep accepting this long (default 5000)");
   sub->add_option("--drain-timeout-ms", *drain_timeout, "Then finish in-flight requests within this (default 30000)");
+  sub->add_option("--auth-token-file", *token_file,
+                  "Bearer token file: required for /v2/repository (disabled without one)");
+  sub->add_flag("--auth-infer", *auth_infer, "Require the bearer token for inference too");
   sub->add_flag("--check", *check, "Validate the config and every model, then exit");
   return [=] {
     try {
@@ -273,6 +300,8 @@ KEEL_CLI_COMMAND(serve) {
       if (*io > 0) o.http.io_threads = *io;
       if (*scoring >= 0) o.service.scoring_threads = static_cast<unsigned>(*scoring);
       if (*poll >= 0) o.poll = ms(*poll);
+      if (!token_file->empty()) o.token_file = *token_file;
+      if (*auth_infer) o.service.auth_infer = true;
       if (*drain_delay >= 0) o.drain_delay = ms(*drain_delay);
       if (*drain_timeout >= 0) o.drain_timeout = ms(*drain_timeout);
       return serve(std::move(o), *check);

@@ -197,6 +197,7 @@ batch = batch_head + bytes(ROWS * features * 4)
 
 
 def client(n):
+    """Sends until refused, as a client behind a load balancer would then go elsewhere."""
     s = requests.Session()
     k = 0
     while stop_at[0] is None or time.monotonic() < stop_at[0]:
@@ -214,6 +215,8 @@ def client(n):
             time.sleep(0.01)
         with lock:
             outcomes[rid] = out
+        if out[0] != 200:
+            return
 
 
 try:
@@ -241,6 +244,7 @@ try:
     check(not lost, "every request the server logged was answered to its client as logged (%d logged, lost: %s)" % (
         len(logged), lost[:5]))
     check(not not_retryable, "every other answer is 503 with Retry-After (%s)" % not_retryable[:5])
+    check(any(o[0] == 503 for o in outcomes.values()), "requests after the drain delay refused with 503")
     check(not broken, "a connection error only when a new connection was refused, never on an open one (%s)" %
           broken[:3])
 finally:

@@ -60,8 +60,11 @@ enum class HttpLimit : std::uint8_t {
   kHeaderTimeout,     // 408
   kBodyTimeout,       // 408
   kMethodNotAllowed,  // 405
+  kUnauthorized,      // 401: bearer token missing or wrong (gRPC UNAUTHENTICATED)
+  kForbidden,         // 403: endpoint disabled, e.g. repository without a token (PERMISSION_DENIED)
 };
 [[nodiscard]] int http_status(HttpLimit limit) noexcept;
+[[nodiscard]] GrpcCode grpc_code(HttpLimit limit) noexcept;
 
 // What a RemoteModel makes of a peer's answer. Codes a peer uses for its own
 // overload (429, 503 with Retry-After; RESOURCE_EXHAUSTED) become kOverloaded,

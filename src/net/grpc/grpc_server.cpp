@@ -16,11 +16,6 @@
 namespace keel::net {
 namespace {
 
-::grpc::Status to_grpc(const Status& s) {
-  if (s) return ::grpc::Status::OK;
-  return {static_cast<::grpc::StatusCode>(grpc_code(s)), s.message()};
-}
-
 std::string_view metadata(const ::grpc::CallbackServerContext& ctx, std::string_view key) {
   const auto& md = ctx.client_metadata();
   const auto it = md.find(::grpc::string_ref(key.data(), key.size()));
@@ -49,7 +44,12 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
   ::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, Rpc rpc, const Status& s,
                                      std::string_view model, TimePoint received, std::size_t bytes_in,
                                      std::size_t bytes_out, ::grpc::ServerUnaryReactor* reactor = nullptr) {
-    const int code = static_cast<int>(grpc_code(s));
+    return finish(ctx, rpc, grpc_code(s), s.message(), model, received, bytes_in, bytes_out, reactor);
+  }
+  ::grpc::ServerUnaryReactor* finish(::grpc::CallbackServerContext* ctx, Rpc rpc, GrpcCode grpc, std::string message,
+                                     std::string_view model, TimePoint received, std::size_t bytes_in,
+                                     std::size_t bytes_out, ::grpc::ServerUnaryReactor* reactor) {
+    const int code = static_cast<int>(grpc);
     {
       std::lock_guard lock(counters_mu);
       Counter*& c = counters[{rpc, code}];
@@ -58,14 +58,15 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
                              {{"method", std::string(kRpcNames[rpc])}, {"code", std::to_string(code)}});
       c->inc();
     }
-    if (rpc == kInfer || !s) {
+    if (rpc == kInfer || grpc != GrpcCode::kOk) {
       std::string_view request_id = metadata(*ctx, "x-request-id");
       service.log_access({.protocol = "grpc", .method = kRpcNames[rpc], .path = "/inference.GRPCInferenceService",
                           .status = code, .request_id = request_id, .traceparent = metadata(*ctx, "traceparent"),
                           .model = model, .bytes_in = bytes_in, .bytes_out = bytes_out, .received = received});
     }
     if (!reactor) reactor = ctx->DefaultReactor();
-    reactor->Finish(to_grpc(s));
+    reactor->Finish(grpc == GrpcCode::kOk ? ::grpc::Status::OK
+                                          : ::grpc::Status(static_cast<::grpc::StatusCode>(grpc), std::move(message)));
     return reactor;
   }
 
@@ -130,6 +131,9 @@ struct GrpcServer::Impl final : inference::GRPCInferenceService::CallbackService
     const auto fail = [&](const Status& s) {
       return finish(ctx, kInfer, s, req->model_name(), received, req->ByteSizeLong(), 0, reactor);
     };
+    if (const auto denied = service.authorize(metadata(*ctx, "authorization"), false))
+      return finish(ctx, kInfer, grpc_code(*denied), "missing or wrong bearer token", req->model_name(), received,
+                    req->ByteSizeLong(), 0, reactor);
     auto m = service.lookup(req->model_name(), req->model_version());
     if (!m) return fail(m.status());
     auto call = std::make_shared<InferCall>();

@@ -29,9 +29,10 @@ constexpr auto kSweep = std::chrono::milliseconds(200);
 
 // Header values are copied out of the read buffer (which is compacted).
 struct Fields {
-  std::string method, target, content_type, idempotency_key, timeout_ms, traceparent, request_id, ihcl;
+  std::string method, target, content_type, idempotency_key, timeout_ms, traceparent, request_id, ihcl, authorization;
   void clear() {
-    for (auto* s : {&method, &target, &content_type, &idempotency_key, &timeout_ms, &traceparent, &request_id, &ihcl})
+    for (auto* s : {&method, &target, &content_type, &idempotency_key, &timeout_ms, &traceparent, &request_id, &ihcl,
+                    &authorization})
       s->clear();
   }
 };
@@ -61,6 +62,7 @@ class Parser final : public http::basic_parser<true> {
     const std::string_view value(v.data(), v.size());
     switch (name) {
       case http::field::content_type: f_.content_type = value; return;
+      case http::field::authorization: f_.authorization = value; return;
       default: break;
     }
     const std::string_view n(name_s.data(), name_s.size());
@@ -111,12 +113,15 @@ struct HttpServer::Impl {
   Counter* bytes_in;
   Counter* bytes_out;
   Counter* shed_connections;
+  Counter* shed_draining;
   HistogramMetric* write_phase;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> busy{0};
+  std::atomic<std::size_t> answering{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> no_keep_alive{false};  // answers end their connection
   std::size_t next_worker = 0;
   std::uint16_t bound_port = 0;
   std::vector<std::thread> threads;
@@ -128,6 +133,8 @@ struct HttpServer::Impl {
         bytes_out(&m.counter("keel_server_bytes_sent_total", "Bytes written to HTTP clients.")),
         shed_connections(&m.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
                                     {{"reason", "connections"}})),
+        shed_draining(&m.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
+                                 {{"reason", "draining"}})),
         write_phase(&m.histogram("keel_server_request_phase_seconds",
                                  "Time per request phase: queue wait, body parse, scoring, response write.",
                                  kPhaseBounds, {{"phase", "write"}})) {
@@ -184,6 +191,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
     const bool was_busy = phase != Phase::kIdle && phase != Phase::kClosed;
     const bool is_busy = p != Phase::kIdle && p != Phase::kClosed;
     if (was_busy != is_busy) srv.busy.fetch_add(is_busy ? 1 : static_cast<std::size_t>(-1));
+    const bool was_answering = phase == Phase::kProcessing || phase == Phase::kWriting;
+    const bool is_answering = p == Phase::kProcessing || p == Phase::kWriting;
+    if (was_answering != is_answering) srv.answering.fetch_add(is_answering ? 1 : static_cast<std::size_t>(-1));
     phase = p;
     if (timeout != Duration::max()) deadline = SteadyClock::now() + timeout;
   }
@@ -306,6 +316,20 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   void dispatch() {
     keep_alive = parser->keep_alive();
+    if (srv.draining.load(std::memory_order_relaxed)) {
+      // Draining: a request read after accepting stopped is refused, whole,
+      // with a retryable status (a listener closed under a client's new
+      // connection would reset it instead).
+      srv.shed_draining->inc();
+      HttpResponse r;
+      r.status = 503;
+      r.retry_after_s = 1;
+      r.body = oip::error_json("server is shutting down: retry elsewhere");
+      close_after = true;
+      set_phase(Phase::kProcessing, Duration::max());
+      write(std::move(r));
+      return;
+    }
     set_phase(Phase::kProcessing, Duration::max());
     HttpRequest req;
     req.method = fields.method;
@@ -316,6 +340,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     req.traceparent = fields.traceparent;
     req.request_id = fields.request_id;
     req.inference_header_length = fields.ihcl;
+    req.authorization = fields.authorization;
     req.body = body;
     req.body_capacity = body.capacity();
     req.received = system_clock().now();
@@ -335,7 +360,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
       return;
     }
     out = std::move(r);
-    const bool close_conn = close_after || !keep_alive || srv.draining.load(std::memory_order_relaxed);
+    const bool close_conn = close_after || !keep_alive || srv.no_keep_alive.load(std::memory_order_relaxed);
     close_after = close_conn;
     out_head.clear();
     out_head += "HTTP/1.1 ";
@@ -357,7 +382,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
       out_head += std::to_string(out.retry_after_s);
     }
     if (close_conn) out_head += "\r\nConnection: close";
-    out_head += "\r\n\r\n";
+    out_head += "\r\n";
+    out_head += out.headers;
+    out_head += "\r\n";
     set_phase(Phase::kWriting, srv.config.limits.write_timeout);
     write_start = SteadyClock::now();
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
@@ -500,15 +527,15 @@ std::string HttpServer::bound_address() const {
 
 std::uint16_t HttpServer::port() const noexcept { return impl_->bound_port; }
 
+void HttpServer::end_keep_alive() { impl_->no_keep_alive.store(true); }
+
 void HttpServer::stop_accepting() {
   auto& im = *impl_;
+  im.no_keep_alive.store(true);
   im.draining.store(true);
-  if (im.acceptor)
-    asio::post(im.workers[0]->io, [&im] {
-      error_code ec;
-      im.acceptor->close(ec);
-    });
 }
+
+std::size_t HttpServer::answering() const noexcept { return impl_->answering.load(); }
 
 std::size_t HttpServer::busy_connections() const noexcept { return impl_->busy.load(); }
 std::size_t HttpServer::connections() const noexcept { return impl_->connections.load(); }

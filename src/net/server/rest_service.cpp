@@ -7,6 +7,8 @@
 #include <keel/resilience/executor.hpp>
 #include <keel/version.hpp>
 
+#include <openssl/crypto.h>
+
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -46,6 +48,16 @@ Route route(std::string_view path) {
   if (path == "/v2" || path == "/v2/") return {kMetadata, {}, {}, "server", true};
   if (path == "/v2/health/live" || path == "/v2/health/ready") return {kHealth, {}, {}, path.substr(11), true};
   if (path == "/v2/models/stats") return {kStats, {}, {}, "stats", true};
+  if (path == "/v2/repository/index") return {kRepository, {}, {}, "index", true};
+  constexpr std::string_view kRepo = "/v2/repository/models/";
+  if (path.starts_with(kRepo)) {
+    const std::string_view rest = path.substr(kRepo.size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string_view::npos || slash == 0) return r;
+    const std::string_view action = rest.substr(slash + 1);
+    if (action != "load" && action != "unload") return r;
+    return {kRepository, rest.substr(0, slash), {}, action, true};
+  }
   constexpr std::string_view kModels = "/v2/models/";
   if (!path.starts_with(kModels)) return r;
   std::string_view rest = path.substr(kModels.size());
@@ -172,6 +184,24 @@ struct RestService::Impl {
     r.body = oip::error_json(message);
     return r;
   }
+  HttpResponse denied(HttpLimit why) {
+    HttpResponse r = error(http_status(why), why == HttpLimit::kForbidden
+                                                 ? "repository endpoints are disabled: no auth token is configured"
+                                                 : "missing or wrong bearer token");
+    if (why == HttpLimit::kUnauthorized) r.headers = "WWW-Authenticate: Bearer realm=\"keel\"\r\n";
+    return r;
+  }
+
+  // One JSON line of the event log (load, unload).
+  void event(const std::string& what, std::string_view model) {
+    std::string line = "{\"event\":";
+    oip::append_json_string(line, what);
+    line += ",\"model\":";
+    oip::append_json_string(line, model);
+    line += "}\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  }
+
   HttpResponse error(const Status& s) {
     HttpResponse r = error(http_status(s), s.message());
     if (mapping(s).retry_after) r.retry_after_s = config.retry_after_s;
@@ -284,6 +314,20 @@ bool RestService::ready() const { return impl_->ready(); }
 bool RestService::ready(const ServedModel& model) const { return model.ready() && !impl_->draining.load(); }
 void RestService::log_access(const Access& entry) { impl_->log_access(entry); }
 
+std::optional<HttpLimit> RestService::authorize(std::string_view authorization, bool repository) const {
+  const std::string& token = impl_->config.auth_token;
+  if (token.empty()) return repository ? std::optional(HttpLimit::kForbidden) : std::nullopt;
+  if (!repository && !impl_->config.auth_infer) return std::nullopt;
+  constexpr std::string_view kBearer = "bearer ";  // the scheme is case-insensitive (RFC 9110)
+  if (authorization.size() != kBearer.size() + token.size()) return HttpLimit::kUnauthorized;
+  for (std::size_t i = 0; i < kBearer.size(); ++i)
+    if ((authorization[i] | 0x20) != kBearer[i]) return HttpLimit::kUnauthorized;
+  // Constant time: the comparison does not tell how much of a guess was right.
+  if (CRYPTO_memcmp(authorization.data() + kBearer.size(), token.data(), token.size()) != 0)
+    return HttpLimit::kUnauthorized;
+  return std::nullopt;
+}
+
 void RestService::set_draining() { impl_->draining.store(true); }
 std::size_t RestService::in_flight() const noexcept { return impl_->admission->stats().in_flight; }
 
@@ -372,7 +416,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
     return;
   }
   const bool post = req.method == "POST";
-  if ((r.endpoint == kInfer) != post || (!post && req.method != "GET")) {
+  if ((r.endpoint == kInfer || r.endpoint == kRepository) != post || (!post && req.method != "GET")) {
     resp = im.error(http_status(HttpLimit::kMethodNotAllowed),
                     std::string(req.method) + " is not allowed on " + std::string(req.target.substr(0, 256)));
     finish(std::move(resp));
@@ -428,11 +472,50 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
       finish(im.metadata(**m), r.model);
       return;
     }
+    case kRepository: {
+      if (const auto denied = authorize(req.authorization, true)) {
+        finish(im.denied(*denied), r.model);
+        return;
+      }
+      if (r.action == "index") {
+        resp.body = "[";
+        bool first = true;
+        for (const auto& e : im.models.index()) {
+          if (!first) resp.body.push_back(',');
+          first = false;
+          resp.body += "{\"name\":";
+          oip::append_json_string(resp.body, e.name);
+          resp.body += ",\"version\":";
+          oip::append_json_string(resp.body, e.version);
+          resp.body += ",\"state\":";
+          oip::append_json_string(resp.body, e.state);
+          resp.body += ",\"reason\":";
+          oip::append_json_string(resp.body, e.reason);
+          resp.body.push_back('}');
+        }
+        resp.body.push_back(']');
+        finish(std::move(resp));
+        return;
+      }
+      const Status s = r.action == "load" ? im.models.load(r.model) : im.models.unload(r.model);
+      if (!s) {
+        finish(im.error(s), r.model);
+        return;
+      }
+      resp.body = "{}";
+      im.event(std::string(r.action), r.model);
+      finish(std::move(resp), r.model);
+      return;
+    }
     case kInfer: break;
     default: finish(im.error(404, "no route")); return;
   }
 
-  // Infer: validate the path, decode, run the shared path, encode.
+  // Infer: authorize, validate the path, decode, run the shared path, encode.
+  if (const auto denied = authorize(req.authorization, false)) {
+    finish(im.denied(*denied), r.model);
+    return;
+  }
   auto m = im.lookup(r);
   if (!m) {
     finish(im.error(m.status()), r.model);

@@ -8,8 +8,10 @@
 // file keeps the old model serving. Kept small so that it can later sit on
 // the engine registry.
 //
-// Thread-safe after construction: the set of models is fixed; each model's
-// engine is thread-safe and its counters are atomics.
+// Thread-safe: load() may add models while requests look them up (a shared
+// mutex); models are never destroyed before the repository, so a pointer
+// from find() stays valid; each model's engine is thread-safe and its
+// counters are atomics.
 
 #include <keel/core/clock.hpp>
 #include <keel/core/deadline.hpp>
@@ -22,6 +24,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +56,9 @@ struct ServedModel {
   std::size_t features = 0;
   std::size_t width = 0;
   mutable ModelStats stats;
+  // False after an unload (repository extension): find() skips it. The
+  // object stays, so a call already holding it finishes safely.
+  std::atomic<bool> loaded{true};
 
   ServedModel();
   ~ServedModel();
@@ -89,6 +95,19 @@ class ModelRepository {
   [[nodiscard]] bool all_ready() const;
   [[nodiscard]] bool empty() const noexcept { return models_.empty(); }
 
+  // Triton's repository extension. A model is loaded from its folder below
+  // the --models directory (a folder that appeared since the start too) or,
+  // if already known, re-read through each version's checked reload and
+  // served again; unloaded, it stops being served (its memory is kept
+  // until the process exits, so calls in flight finish). Errors are values:
+  // kNotFound for no such folder, kInvalidInput for a bad name or model.
+  struct IndexEntry {
+    std::string name, version, state, reason;  // state: READY | UNAVAILABLE
+  };
+  [[nodiscard]] std::vector<IndexEntry> index() const;
+  [[nodiscard]] Status load(std::string_view name);
+  [[nodiscard]] Status unload(std::string_view name);
+
   // Reloads every changed model file (SIGHUP); how many were swapped.
   std::size_t reload_changed();
   // Polls for changed files every `interval` (engine watchers).
@@ -103,7 +122,13 @@ class ModelRepository {
 
  private:
   void add(std::unique_ptr<ServedModel> model);
+  // The models of one folder of the repository (its versions). Throws.
+  std::vector<std::unique_ptr<ServedModel>> load_folder(const std::filesystem::path& folder) const;
   RepositoryOptions options_;
+  std::filesystem::path dir_;  // --models, empty without one
+  Duration watch_interval_{0};
+  // Guards models_ against load() adding to it; models are never removed.
+  mutable std::shared_mutex mu_;
   // name -> version -> model; versions compare numerically when both are
   // numbers.
   struct VersionLess {

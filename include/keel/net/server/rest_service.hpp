@@ -10,6 +10,8 @@
 //   POST /v2/models/{m}[/versions/{v}]/infer  inference (codec.hpp)
 //   GET  /v2/models[/{m}[/versions/{v}]]/stats  Triton's statistics extension
 //   GET  /metrics                             Prometheus text: engines and server
+//   POST /v2/repository/index                 Triton's repository extension: every model and its state
+//   POST /v2/repository/models/{m}/load|unload  load (or re-read) / stop serving; bearer token required
 //
 // Admission is a Bulkhead with an adaptive (AIMD) limit, never waiting: past
 // it a request is shed with 503 + Retry-After. The limit adapts to queue
@@ -23,6 +25,7 @@
 #include <keel/net/oip/infer.hpp>
 #include <keel/net/server/http_server.hpp>
 #include <keel/net/server/model_repository.hpp>
+#include <keel/net/status_map.hpp>
 #include <keel/resilience/adaptive_limit.hpp>
 
 #include <atomic>
@@ -46,6 +49,10 @@ struct ServiceConfig {
   unsigned scoring_threads = 2;
   int retry_after_s = 1;
   bool access_log = true;  // JSON lines on stdout
+  // Bearer token: required for the repository endpoints (which are
+  // disabled, 403, without one) and, with auth_infer, for infer too.
+  std::string auth_token;
+  bool auth_infer = false;
 };
 
 // One call on the shared path: the decoded request, where it goes, and its
@@ -86,6 +93,10 @@ class RestService final : public HttpHandler {
   // Server and model readiness (false while draining).
   [[nodiscard]] bool ready() const;
   [[nodiscard]] bool ready(const ServedModel& model) const;
+  // Whether `authorization` (the Authorization header or gRPC metadata,
+  // "Bearer <token>") may call an infer (repository false) or repository
+  // endpoint: nullopt when it may, else kUnauthorized or kForbidden.
+  [[nodiscard]] std::optional<HttpLimit> authorize(std::string_view authorization, bool repository) const;
   // One JSON line of the access log (when enabled); `status` is the HTTP
   // status or, for gRPC, the gRPC code.
   struct Access {
