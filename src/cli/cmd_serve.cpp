@@ -112,6 +112,15 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else if (lk == "max_connections") L.max_connections = number<std::size_t>(lv, p, 1, 1e7);
         else bad(p, "unknown key");
       }
+    } else if (k == "grpc_tls") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [tk, tv] : v.items()) {
+        const std::string p = "grpc_tls." + tk;
+        if (tk == "cert_file") o.grpc.tls_cert_file = rel(string(tv, p));
+        else if (tk == "key_file") o.grpc.tls_key_file = rel(string(tv, p));
+        else if (tk == "client_ca_file") o.grpc.tls_client_ca_file = rel(string(tv, p));
+        else bad(p, "unknown key");
+      }
     } else if (k == "auth") {
       if (!v.is_object()) bad(k, "expected an object");
       for (const auto& [ak, av] : v.items()) {
@@ -188,6 +197,7 @@ int serve(ServeOptions o, bool check) {
   if (o.poll > Duration::zero()) repo.watch(o.poll);
   log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\"" +
            (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
+           (grpc && !o.grpc.tls_cert_file.empty() ? ",\"grpc_tls\":true" : "") +
            ",\"models\":" + std::to_string(repo.all().size()) + "}");
 
   const auto wait = [&](Duration d) {  // next signal within d, flushing the access log meanwhile

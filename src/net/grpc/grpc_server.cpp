@@ -10,6 +10,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -21,6 +23,27 @@ std::string_view metadata(const ::grpc::CallbackServerContext& ctx, std::string_
   const auto it = md.find(::grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return {};
   return {it->second.data(), it->second.size()};
+}
+
+std::string read_pem(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(StatusCode::kInvalidInput, std::string("grpc_tls.") + what + ": cannot read " + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::shared_ptr<::grpc::ServerCredentials> credentials(const GrpcServerConfig& c) {
+  if (c.tls_cert_file.empty()) {
+    if (!c.tls_key_file.empty() || !c.tls_client_ca_file.empty())
+      throw Error(StatusCode::kInvalidInput, "grpc_tls: key_file and client_ca_file need cert_file");
+    return ::grpc::InsecureServerCredentials();
+  }
+  if (c.tls_key_file.empty()) throw Error(StatusCode::kInvalidInput, "grpc_tls.key_file: missing");
+  ::grpc::SslServerCredentialsOptions o(c.tls_client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_key_cert_pairs.push_back({read_pem(c.tls_key_file, "key_file"), read_pem(c.tls_cert_file, "cert_file")});
+  if (!c.tls_client_ca_file.empty()) o.pem_root_certs = read_pem(c.tls_client_ca_file, "client_ca_file");
+  return ::grpc::SslServerCredentials(o);
 }
 
 }  // namespace
@@ -168,8 +191,7 @@ void GrpcServer::start() {
   auto& im = *impl_;
   const std::string host = im.config.host.find(':') != std::string::npos ? "[" + im.config.host + "]" : im.config.host;
   ::grpc::ServerBuilder builder;
-  builder.AddListeningPort(host + ":" + std::to_string(im.config.port), ::grpc::InsecureServerCredentials(),
-                           &im.bound_port);
+  builder.AddListeningPort(host + ":" + std::to_string(im.config.port), credentials(im.config), &im.bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<std::size_t>(im.config.max_message_bytes, INT32_MAX)));
   builder.RegisterService(&im);
   im.server = builder.BuildAndStart();

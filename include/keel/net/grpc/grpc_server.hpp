@@ -28,6 +28,9 @@ struct GrpcServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8001;  // 0: a free port
   std::size_t max_message_bytes = 64 * 1024 * 1024;
+  // TLS when cert_file is set (PEM files, read at start()); with
+  // client_ca_file, clients must present a certificate it signed (mTLS).
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
 };
 
 class GrpcServer {
