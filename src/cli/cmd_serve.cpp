@@ -237,9 +237,11 @@ int serve(ServeOptions o, bool check) {
     if (grpc) grpc->shutdown(o.drain_timeout);
   });
   const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
-  while (server.answering() > 0 || service.in_flight() > 0) {
+  // Busy connections include requests still being read: they get a 503
+  // once read, rather than a reset by stop().
+  while (server.busy_connections() > 0 || service.in_flight() > 0) {
     if (std::chrono::steady_clock::now() >= until) {
-      log_line("{\"event\":\"drain_timeout\",\"answering\":" + std::to_string(server.answering()) + "}");
+      log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" + std::to_string(server.busy_connections()) + "}");
       break;
     }
     if (int s2 = wait(ms(10)); s2 == SIGTERM || s2 == SIGINT) {

@@ -137,6 +137,13 @@ TEST_CASE("structural errors name the field", "[oip][codec]") {
   }
 }
 
+TEST_CASE("a malformed null literal is an error, not an exception (found by fuzz_oip_rest)", "[oip][codec]") {
+  InferRequest r;
+  const Status s = decode(R"({"inputs" :n"[{"name": "x"}]})", r);
+  CHECK(s.code() == StatusCode::kInvalidInput);
+  CHECK(s.message().rfind("malformed JSON", 0) == 0);
+}
+
 TEST_CASE("malformed JSON names the byte offset", "[oip][codec]") {
   InferRequest r;
   const std::string body = R"({"inputs": [{"name": "x", "shape": [1], oops}]})";

@@ -95,17 +95,48 @@ bool walk(simdjson::ondemand::value v, int depth) {
       bool b;
       return v.get_bool().get(b) == simdjson::SUCCESS;
     }
-    case simdjson::ondemand::json_type::null: return v.is_null();
+    case simdjson::ondemand::json_type::null: {
+      // is_null() converted to bool would throw on a malformed literal.
+      bool n = false;
+      return v.is_null().get(n) == simdjson::SUCCESS && n;
+    }
   }
   return false;
+}
+
+// Where brackets stop matching outside strings (json.size() when left
+// open), or npos when they balance. The on-demand walk below is only safe
+// on a balanced document (fuzz_oip_rest found it reading out of bounds).
+std::size_t unbalanced_at(std::string_view json) {
+  std::vector<char> open;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (open.size() >= 1024) return i;
+      open.push_back(c);
+    } else if (c == ']' || c == '}') {
+      if (open.empty() || open.back() != (c == ']' ? '[' : '{')) return i;
+      open.pop_back();
+    }
+  }
+  return in_string || !open.empty() ? json.size() : std::string_view::npos;
 }
 
 std::string malformed(const simdjson::padded_string_view& json, simdjson::error_code parse_error) {
   std::string msg = "malformed JSON";
   simdjson::ondemand::parser od;
   simdjson::ondemand::document doc;
-  std::size_t at = std::string_view::npos;
-  if (od.iterate(json).get(doc) == simdjson::SUCCESS) {
+  std::size_t at = unbalanced_at(std::string_view(json.data(), json.size()));
+  if (at == std::string_view::npos && od.iterate(json).get(doc) == simdjson::SUCCESS) {
     simdjson::ondemand::value root;
     bool ok = doc.get_value().get(root) == simdjson::SUCCESS && walk(root, 0);
     if (!ok) at = offset_of(doc, json.data());

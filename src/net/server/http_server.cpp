@@ -119,7 +119,6 @@ struct HttpServer::Impl {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> busy{0};
-  std::atomic<std::size_t> answering{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> no_keep_alive{false};  // answers end their connection
   std::size_t next_worker = 0;
@@ -191,9 +190,6 @@ struct Conn : std::enable_shared_from_this<Conn> {
     const bool was_busy = phase != Phase::kIdle && phase != Phase::kClosed;
     const bool is_busy = p != Phase::kIdle && p != Phase::kClosed;
     if (was_busy != is_busy) srv.busy.fetch_add(is_busy ? 1 : static_cast<std::size_t>(-1));
-    const bool was_answering = phase == Phase::kProcessing || phase == Phase::kWriting;
-    const bool is_answering = p == Phase::kProcessing || p == Phase::kWriting;
-    if (was_answering != is_answering) srv.answering.fetch_add(is_answering ? 1 : static_cast<std::size_t>(-1));
     phase = p;
     if (timeout != Duration::max()) deadline = SteadyClock::now() + timeout;
   }
@@ -534,8 +530,6 @@ void HttpServer::stop_accepting() {
   im.no_keep_alive.store(true);
   im.draining.store(true);
 }
-
-std::size_t HttpServer::answering() const noexcept { return impl_->answering.load(); }
 
 std::size_t HttpServer::busy_connections() const noexcept { return impl_->busy.load(); }
 std::size_t HttpServer::connections() const noexcept { return impl_->connections.load(); }

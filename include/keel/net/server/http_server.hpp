@@ -137,8 +137,6 @@ class HttpServer {
   // stop(), so that a client's new connection is answered, not reset.
   // Returns at once.
   void stop_accepting();
-  // Requests handed to the handler and not yet written: what a drain waits for.
-  [[nodiscard]] std::size_t answering() const noexcept;
   // Connections with a request being read, scored or written.
   [[nodiscard]] std::size_t busy_connections() const noexcept;
   [[nodiscard]] std::size_t connections() const noexcept;
