@@ -1,14 +1,16 @@
-// keel serve: the OIP REST server over a model repository.
+// keel serve: the OIP REST and gRPC servers over a model repository.
 #include "cli/registry.hpp"
 
 #ifdef KEEL_HAVE_NET
 #include <keel/engine/metrics.hpp>
+#include <keel/net/grpc/grpc_server.hpp>
 #include <keel/net/server/http_server.hpp>
 #include <keel/net/server/model_repository.hpp>
 #include <keel/net/server/rest_service.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -25,8 +27,11 @@ struct ServeOptions {
   std::string models_dir;
   std::map<std::string, std::string> models;  // name -> file
   keel::net::HttpServerConfig http;
+  keel::net::GrpcServerConfig grpc;
+  bool grpc_enabled = true;
   keel::net::ServiceConfig service;
   Duration poll = ms(0);
+  std::string token_file;  // bearer token, read at start
   Duration drain_delay = ms(5000);
   Duration drain_timeout = ms(30000);
 };
@@ -77,7 +82,11 @@ void apply_config(const std::string& file, ServeOptions& o) {
   for (const auto& [k, v] : j.items()) {
     if (k == "host") o.http.host = string(v, k);
     else if (k == "http_port") o.http.port = number<std::uint16_t>(v, k, 0, 65535);
-    else if (k == "io_threads") o.http.io_threads = number<unsigned>(v, k, 1, 256);
+    else if (k == "grpc_port") {
+      const int p = number<int>(v, k, -1, 65535);
+      o.grpc_enabled = p >= 0;
+      if (p >= 0) o.grpc.port = static_cast<std::uint16_t>(p);
+    } else if (k == "io_threads") o.http.io_threads = number<unsigned>(v, k, 1, 256);
     else if (k == "models") o.models_dir = rel(string(v, k));
     else if (k == "model") {
       if (!v.is_object()) bad(k, "expected an object of name: file");
@@ -87,6 +96,7 @@ void apply_config(const std::string& file, ServeOptions& o) {
     else if (k == "drain_timeout_ms") o.drain_timeout = millis(v, k);
     else if (k == "default_timeout_ms") o.service.default_timeout = millis(v, k);
     else if (k == "max_timeout_ms") o.service.max_timeout = millis(v, k);
+    else if (k == "scoring_threads") o.service.scoring_threads = number<unsigned>(v, k, 0, 1024);
     else if (k == "retry_after_s") o.service.retry_after_s = number<int>(v, k, 0, 3600);
     else if (k == "access_log") o.service.access_log = boolean(v, k);
     else if (k == "limits") {
@@ -100,6 +110,23 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else if (lk == "idle_timeout_ms") L.idle_timeout = millis(lv, p);
         else if (lk == "write_timeout_ms") L.write_timeout = millis(lv, p);
         else if (lk == "max_connections") L.max_connections = number<std::size_t>(lv, p, 1, 1e7);
+        else bad(p, "unknown key");
+      }
+    } else if (k == "grpc_tls") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [tk, tv] : v.items()) {
+        const std::string p = "grpc_tls." + tk;
+        if (tk == "cert_file") o.grpc.tls_cert_file = rel(string(tv, p));
+        else if (tk == "key_file") o.grpc.tls_key_file = rel(string(tv, p));
+        else if (tk == "client_ca_file") o.grpc.tls_client_ca_file = rel(string(tv, p));
+        else bad(p, "unknown key");
+      }
+    } else if (k == "auth") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [ak, av] : v.items()) {
+        const std::string p = "auth." + ak;
+        if (ak == "token_file") o.token_file = rel(string(av, p));
+        else if (ak == "infer") o.service.auth_infer = boolean(av, p);
         else bad(p, "unknown key");
       }
     } else if (k == "admission") {
@@ -136,6 +163,17 @@ int serve(ServeOptions o, bool check) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  if (!o.token_file.empty()) {
+    std::ifstream in(o.token_file);
+    if (!in) bad("auth.token_file", "cannot read " + o.token_file);
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.size() < 16) bad("auth.token_file", "the token must have at least 16 characters");
+    if (token.find_first_of(" \t\r\n") != std::string::npos) bad("auth.token_file", "the token must be one word");
+    o.service.auth_token = std::move(token);
+  } else if (o.service.auth_infer) {
+    bad("auth.infer", "needs auth.token_file");
+  }
   auto registry = std::make_shared<keel::MetricsRegistry>(4096);
   keel::net::ModelRepository repo({registry});
   if (!o.models_dir.empty()) repo.add_directory(o.models_dir);
@@ -149,9 +187,18 @@ int serve(ServeOptions o, bool check) {
   keel::net::RestService service(repo, *registry, o.service);
   keel::net::HttpServer server(o.http, service, *registry);
   server.start();
+  o.grpc.host = o.http.host;
+  o.grpc.max_message_bytes = o.http.limits.max_body_bytes;
+  std::unique_ptr<keel::net::GrpcServer> grpc;
+  if (o.grpc_enabled) {
+    grpc = std::make_unique<keel::net::GrpcServer>(o.grpc, service, *registry);
+    grpc->start();
+  }
   if (o.poll > Duration::zero()) repo.watch(o.poll);
-  log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\",\"models\":" +
-           std::to_string(repo.all().size()) + "}");
+  log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\"" +
+           (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
+           (grpc && !o.grpc.tls_cert_file.empty() ? ",\"grpc_tls\":true" : "") +
+           ",\"models\":" + std::to_string(repo.all().size()) + "}");
 
   const auto wait = [&](Duration d) {  // next signal within d, flushing the access log meanwhile
     const auto until = std::chrono::steady_clock::now() + d;
@@ -178,13 +225,20 @@ int serve(ServeOptions o, bool check) {
   // Drain: not ready at once, keep accepting for drain_delay so load
   // balancers notice, then finish what is in flight within drain_timeout.
   service.set_draining();
+  server.end_keep_alive();
   log_line("{\"event\":\"draining\",\"signal\":" + std::to_string(sig) + "}");
   if (int s2 = wait(o.drain_delay); s2 == SIGTERM || s2 == SIGINT) {
     log_line("{\"event\":\"exit\",\"reason\":\"second signal\"}");
     std::_Exit(1);
   }
   server.stop_accepting();
+  // gRPC refuses new calls and finishes in-flight ones within drain_timeout.
+  std::thread grpc_drain([&] {
+    if (grpc) grpc->shutdown(o.drain_timeout);
+  });
   const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
+  // Busy connections include requests still being read: they get a 503
+  // once read, rather than a reset by stop().
   while (server.busy_connections() > 0 || service.in_flight() > 0) {
     if (std::chrono::steady_clock::now() >= until) {
       log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" + std::to_string(server.busy_connections()) + "}");
@@ -195,6 +249,7 @@ int serve(ServeOptions o, bool check) {
       std::_Exit(1);
     }
   }
+  grpc_drain.join();
   server.stop();
   log_line("{\"event\":\"stopped\"}");
   return 0;
@@ -203,27 +258,36 @@ int serve(ServeOptions o, bool check) {
 }  // namespace
 
 KEEL_CLI_COMMAND(serve) {
-  auto* sub = app.add_subcommand("serve", "Serve models over the Open Inference Protocol (KServe v2 REST)");
+  auto* sub = app.add_subcommand("serve", "Serve models over the Open Inference Protocol (KServe v2 REST and gRPC)");
   auto opts = std::make_shared<ServeOptions>();
   auto model_args = std::make_shared<std::vector<std::string>>();
   auto config = std::make_shared<std::string>();
   auto check = std::make_shared<bool>(false);
   auto port = std::make_shared<int>(-1);
+  auto grpc_port = std::make_shared<int>(-2);
   auto host = std::make_shared<std::string>();
   auto io = std::make_shared<unsigned>(0);
+  auto scoring = std::make_shared<int>(-1);
   auto drain_delay = std::make_shared<long>(-1);
   auto drain_timeout = std::make_shared<long>(-1);
   auto poll = std::make_shared<long>(-1);
   auto models_dir = std::make_shared<std::string>();
+  auto token_file = std::make_shared<std::string>();
+  auto auth_infer = std::make_shared<bool>(false);
   sub->add_option("--models", *models_dir, "Model repository: one folder per model");
   sub->add_option("--model", *model_args, "NAME=FILE: serve one model file");
   sub->add_option("--http-port,--port", *port, "HTTP port (0: a free one; default 8000)");
+  sub->add_option("--grpc-port", *grpc_port, "gRPC port (0: a free one; -1: no gRPC; default 8001)");
   sub->add_option("--host", *host, "Address to bind (default 127.0.0.1)");
   sub->add_option("--config", *config, "serve.json with every option; flags override it");
   sub->add_option("--io-threads", *io, "I/O threads (default 1)");
+  sub->add_option("--scoring-threads", *scoring, "Scoring pool threads, apart from I/O (0: score on the I/O thread; default 2)");
   sub->add_option("--poll-ms", *poll, "Reload changed model files every this many ms (0: only on SIGHUP)");
   sub->add_option("--drain-delay-ms", *drain_delay, "After SIGTERM, keep accepting this long (default 5000)");
   sub->add_option("--drain-timeout-ms", *drain_timeout, "Then finish in-flight requests within this (default 30000)");
+  sub->add_option("--auth-token-file", *token_file,
+                  "Bearer token file: required for /v2/repository (disabled without one)");
+  sub->add_flag("--auth-infer", *auth_infer, "Require the bearer token for inference too");
   sub->add_flag("--check", *check, "Validate the config and every model, then exit");
   return [=] {
     try {
@@ -239,9 +303,17 @@ KEEL_CLI_COMMAND(serve) {
         if (*port > 65535) bad("--http-port", "must be in [0, 65535]");
         o.http.port = static_cast<std::uint16_t>(*port);
       }
+      if (*grpc_port != -2) {
+        if (*grpc_port < -1 || *grpc_port > 65535) bad("--grpc-port", "must be in [-1, 65535]");
+        o.grpc_enabled = *grpc_port >= 0;
+        if (o.grpc_enabled) o.grpc.port = static_cast<std::uint16_t>(*grpc_port);
+      }
       if (!host->empty()) o.http.host = *host;
       if (*io > 0) o.http.io_threads = *io;
+      if (*scoring >= 0) o.service.scoring_threads = static_cast<unsigned>(*scoring);
       if (*poll >= 0) o.poll = ms(*poll);
+      if (!token_file->empty()) o.token_file = *token_file;
+      if (*auth_infer) o.service.auth_infer = true;
       if (*drain_delay >= 0) o.drain_delay = ms(*drain_delay);
       if (*drain_timeout >= 0) o.drain_timeout = ms(*drain_timeout);
       return serve(std::move(o), *check);

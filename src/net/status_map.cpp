@@ -51,8 +51,23 @@ int http_status(HttpLimit limit) noexcept {
     case HttpLimit::kHeaderTimeout:
     case HttpLimit::kBodyTimeout: return 408;
     case HttpLimit::kMethodNotAllowed: return 405;
+    case HttpLimit::kUnauthorized: return 401;
+    case HttpLimit::kForbidden: return 403;
   }
   return 400;
+}
+
+GrpcCode grpc_code(HttpLimit limit) noexcept {
+  switch (limit) {
+    case HttpLimit::kBodyTooLarge:
+    case HttpLimit::kHeaderTooLarge: return GrpcCode::kResourceExhausted;
+    case HttpLimit::kHeaderTimeout:
+    case HttpLimit::kBodyTimeout: return GrpcCode::kDeadlineExceeded;
+    case HttpLimit::kMethodNotAllowed: return GrpcCode::kUnimplemented;
+    case HttpLimit::kUnauthorized: return GrpcCode::kUnauthenticated;
+    case HttpLimit::kForbidden: return GrpcCode::kPermissionDenied;
+  }
+  return GrpcCode::kInvalidArgument;
 }
 
 const StatusMapping& mapping(const Status& status) noexcept {

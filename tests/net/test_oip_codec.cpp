@@ -137,6 +137,13 @@ TEST_CASE("structural errors name the field", "[oip][codec]") {
   }
 }
 
+TEST_CASE("a malformed null literal is an error, not an exception (found by fuzz_oip_rest)", "[oip][codec]") {
+  InferRequest r;
+  const Status s = decode(R"({"inputs" :n"[{"name": "x"}]})", r);
+  CHECK(s.code() == StatusCode::kInvalidInput);
+  CHECK(s.message().rfind("malformed JSON", 0) == 0);
+}
+
 TEST_CASE("malformed JSON names the byte offset", "[oip][codec]") {
   InferRequest r;
   const std::string body = R"({"inputs": [{"name": "x", "shape": [1], oops}]})";
@@ -188,7 +195,7 @@ TEST_CASE("binary tensors: FP32 in place, INT32 and FP64 converted, sizes checke
   const std::string hb =
       R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"BOOL","parameters":{"binary_data_size":2}}]})";
   s = decode(hb + std::string("\x01\x02", 2), r, hb.size());
-  CHECK(s.message() == "inputs[0].data: row 0, feature 1: BOOL byte 2 is neither 0 nor 1");
+  CHECK(s.message() == "inputs[0].data: row 0, feature 1: BOOL value 2 is neither 0 nor 1");
 }
 
 TEST_CASE("a decoder is reused across requests and bodies without padding are copied", "[oip][codec]") {

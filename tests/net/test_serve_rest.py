@@ -22,7 +22,8 @@ def check(ok, what):
         failures.append(what)
 
 
-proc = subprocess.Popen([keel, "serve", "--model", "m=" + model, "--http-port", "0", "--drain-delay-ms", "200",
+proc = subprocess.Popen([keel, "serve", "--model", "m=" + model, "--http-port", "0", "--grpc-port", "-1",
+                         "--drain-delay-ms", "200",
                          "--drain-timeout-ms", "3000"], stdout=subprocess.PIPE, text=True)
 try:
     first = json.loads(proc.stdout.readline())

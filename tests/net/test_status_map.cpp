@@ -51,3 +51,14 @@ TEST_CASE("a peer's answer maps back to a code that keeps shedding apart from fa
     CHECK(keel::net::from_grpc_code(keel::net::grpc_code(code)) == code);
   }
 }
+
+TEST_CASE("authentication failures have their own HTTP status and gRPC code", "[net][status]") {
+  using keel::net::GrpcCode;
+  using keel::net::HttpLimit;
+  CHECK(keel::net::http_status(HttpLimit::kUnauthorized) == 401);
+  CHECK(keel::net::grpc_code(HttpLimit::kUnauthorized) == GrpcCode::kUnauthenticated);
+  CHECK(keel::net::http_status(HttpLimit::kForbidden) == 403);
+  CHECK(keel::net::grpc_code(HttpLimit::kForbidden) == GrpcCode::kPermissionDenied);
+  CHECK(keel::net::grpc_code(HttpLimit::kBodyTooLarge) == GrpcCode::kResourceExhausted);
+  CHECK(keel::net::http_reason(401) == "Unauthorized");
+}

@@ -50,6 +50,7 @@ struct StatusMapping {
 // (retryable) is 409. Servers answer with this one.
 [[nodiscard]] const StatusMapping& mapping(const Status& status) noexcept;
 [[nodiscard]] inline int http_status(const Status& status) noexcept { return mapping(status).http; }
+[[nodiscard]] inline GrpcCode grpc_code(const Status& status) noexcept { return mapping(status).grpc; }
 
 // HTTP-level failures that have no StatusCode (the request never reached
 // the scoring path), each with its own status.
@@ -59,8 +60,11 @@ enum class HttpLimit : std::uint8_t {
   kHeaderTimeout,     // 408
   kBodyTimeout,       // 408
   kMethodNotAllowed,  // 405
+  kUnauthorized,      // 401: bearer token missing or wrong (gRPC UNAUTHENTICATED)
+  kForbidden,         // 403: endpoint disabled, e.g. repository without a token (PERMISSION_DENIED)
 };
 [[nodiscard]] int http_status(HttpLimit limit) noexcept;
+[[nodiscard]] GrpcCode grpc_code(HttpLimit limit) noexcept;
 
 // What a RemoteModel makes of a peer's answer. Codes a peer uses for its own
 // overload (429, 503 with Retry-After; RESOURCE_EXHAUSTED) become kOverloaded,

@@ -1,5 +1,7 @@
 #include <keel/net/oip/codec.hpp>
 
+#include "net/oip/convert.hpp"
+
 #include <simdjson.h>
 
 #include <array>
@@ -93,17 +95,48 @@ bool walk(simdjson::ondemand::value v, int depth) {
       bool b;
       return v.get_bool().get(b) == simdjson::SUCCESS;
     }
-    case simdjson::ondemand::json_type::null: return v.is_null();
+    case simdjson::ondemand::json_type::null: {
+      // is_null() converted to bool would throw on a malformed literal.
+      bool n = false;
+      return v.is_null().get(n) == simdjson::SUCCESS && n;
+    }
   }
   return false;
+}
+
+// Where brackets stop matching outside strings (json.size() when left
+// open), or npos when they balance. The on-demand walk below is only safe
+// on a balanced document (fuzz_oip_rest found it reading out of bounds).
+std::size_t unbalanced_at(std::string_view json) {
+  std::vector<char> open;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (open.size() >= 1024) return i;
+      open.push_back(c);
+    } else if (c == ']' || c == '}') {
+      if (open.empty() || open.back() != (c == ']' ? '[' : '{')) return i;
+      open.pop_back();
+    }
+  }
+  return in_string || !open.empty() ? json.size() : std::string_view::npos;
 }
 
 std::string malformed(const simdjson::padded_string_view& json, simdjson::error_code parse_error) {
   std::string msg = "malformed JSON";
   simdjson::ondemand::parser od;
   simdjson::ondemand::document doc;
-  std::size_t at = std::string_view::npos;
-  if (od.iterate(json).get(doc) == simdjson::SUCCESS) {
+  std::size_t at = unbalanced_at(std::string_view(json.data(), json.size()));
+  if (at == std::string_view::npos && od.iterate(json).get(doc) == simdjson::SUCCESS) {
     simdjson::ondemand::value root;
     bool ok = doc.get_value().get(root) == simdjson::SUCCESS && walk(root, 0);
     if (!ok) at = offset_of(doc, json.data());
@@ -112,25 +145,6 @@ std::string malformed(const simdjson::padded_string_view& json, simdjson::error_
   msg += ": ";
   msg += simdjson::error_message(parse_error);
   return msg;
-}
-
-std::string element_field(std::size_t input, std::size_t k, std::size_t cols) {
-  return "inputs[" + std::to_string(input) + "].data: row " + std::to_string(k / cols) + ", feature " +
-         std::to_string(k % cols);
-}
-
-// An integer that a float holds exactly (every |v| <= 2^24 does; above,
-// only those with enough trailing zero bits).
-template <class I>
-bool float_exact(I v) {
-  const auto f = static_cast<float>(v);
-  if (!std::isfinite(f)) return false;
-  if constexpr (std::is_signed_v<I>) {
-    if (f >= 9223372036854775808.0f || f < -9223372036854775808.0f) return false;
-  } else {
-    if (f >= 18446744073709551616.0f) return false;
-  }
-  return static_cast<I>(f) == v;
 }
 
 // Converts one JSON element of `type` into a float, or says why not.
@@ -145,10 +159,7 @@ Status convert_json(element e, DataType type, float& out, std::size_t input, std
     case DataType::kFp64: {
       double d = 0;
       if (e.get_double().get(d)) return bad("expected a number, got " + type_name(e.type()));
-      const auto f = static_cast<float>(d);
-      if (std::isinf(f)) return bad(std::to_string(d) + " overflows FP32");
-      out = f;
-      return {};
+      return convert_double(d, out, input, k, cols);
     }
     case DataType::kBool: {
       bool b = false;
@@ -162,67 +173,13 @@ Status convert_json(element e, DataType type, float& out, std::size_t input, std
     case DataType::kUint64: {
       std::uint64_t u = 0;
       if (e.get_uint64().get(u)) return bad("expected an unsigned integer, got " + type_name(e.type()));
-      const std::uint64_t max = type == DataType::kUint8    ? 0xFFu
-                                : type == DataType::kUint16 ? 0xFFFFu
-                                : type == DataType::kUint32 ? 0xFFFFFFFFu
-                                                            : ~std::uint64_t{0};
-      if (u > max) return bad(std::to_string(u) + " out of range for " + std::string(to_string(type)));
-      if (!float_exact(u)) return bad(std::to_string(u) + " has no exact FP32 value");
-      out = static_cast<float>(u);
-      return {};
+      return convert_unsigned(u, type, out, input, k, cols);
     }
     default: {  // signed integers
       std::int64_t i = 0;
       if (e.get_int64().get(i)) return bad("expected an integer, got " + type_name(e.type()));
-      const std::int64_t lim = type == DataType::kInt8 ? 0x7F : type == DataType::kInt16 ? 0x7FFF
-                               : type == DataType::kInt32 ? 0x7FFFFFFF : std::numeric_limits<std::int64_t>::max();
-      if (i > lim || i < -lim - 1) return bad(std::to_string(i) + " out of range for " + std::string(to_string(type)));
-      if (!float_exact(i)) return bad(std::to_string(i) + " has no exact FP32 value");
-      out = static_cast<float>(i);
-      return {};
+      return convert_signed(i, type, out, input, k, cols);
     }
-  }
-}
-
-template <class T>
-T load(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Converts one binary element (little-endian) of `type` into a float.
-Status convert_binary(const char* p, DataType type, float& out, std::size_t input, std::size_t k, std::size_t cols) {
-  const auto bad = [&](std::string why) { return invalid_input(element_field(input, k, cols) + ": " + why); };
-  const auto integer = [&](auto v) -> Status {
-    if (!float_exact(v)) return bad(std::to_string(v) + " has no exact FP32 value");
-    out = static_cast<float>(v);
-    return {};
-  };
-  switch (type) {
-    case DataType::kFp32: out = load<float>(p); return {};
-    case DataType::kFp64: {
-      const double d = load<double>(p);
-      const auto f = static_cast<float>(d);
-      if (std::isinf(f) && !std::isinf(d)) return bad(std::to_string(d) + " overflows FP32");
-      out = f;
-      return {};
-    }
-    case DataType::kBool: {
-      const auto b = load<std::uint8_t>(p);
-      if (b > 1) return bad("BOOL byte " + std::to_string(b) + " is neither 0 nor 1");
-      out = static_cast<float>(b);
-      return {};
-    }
-    case DataType::kInt8: out = load<std::int8_t>(p); return {};
-    case DataType::kInt16: out = load<std::int16_t>(p); return {};
-    case DataType::kUint8: out = load<std::uint8_t>(p); return {};
-    case DataType::kUint16: out = load<std::uint16_t>(p); return {};
-    case DataType::kInt32: return integer(load<std::int32_t>(p));
-    case DataType::kInt64: return integer(load<std::int64_t>(p));
-    case DataType::kUint32: return integer(load<std::uint32_t>(p));
-    case DataType::kUint64: return integer(load<std::uint64_t>(p));
-    default: return bad("datatype " + std::string(to_string(type)) + " is not supported");
   }
 }
 
@@ -340,26 +297,13 @@ Status RequestDecoder::Impl::decode_input(element in, std::size_t index, InferRe
 
   simdjson::dom::array dims;
   if (shape.get_array().get(dims)) return wrong_type(field + ".shape", "an array", shape);
-  std::array<std::uint64_t, 2> d{};
-  std::size_t n = 0;
+  std::vector<std::int64_t> d;
   for (element dim : dims) {
     std::int64_t v = 0;
-    if (dim.get_int64().get(v)) return wrong_type(field + ".shape[" + std::to_string(n) + "]", "an integer", dim);
-    if (v < 0) return invalid_input(field + ".shape[" + std::to_string(n) + "]: negative (" + std::to_string(v) + ")");
-    if (n < 2) d[n] = static_cast<std::uint64_t>(v);
-    ++n;
+    if (dim.get_int64().get(v)) return wrong_type(field + ".shape[" + std::to_string(d.size()) + "]", "an integer", dim);
+    d.push_back(v);
   }
-  if (n != 1 && n != 2)
-    return invalid_input(field + ".shape: expected [rows, features] or [features], got " + std::to_string(n) +
-                         " dimensions");
-  out.one_dimensional = n == 1;
-  out.rows = n == 1 ? 1 : d[0];
-  out.cols = n == 1 ? d[0] : d[1];
-  if (out.rows == 0 || out.cols == 0) return invalid_input(field + ".shape: has a zero dimension");
-  // Bound the element count before multiplying into an allocation.
-  constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 32;
-  if (out.cols > kMaxElements || out.rows > kMaxElements / out.cols)
-    return invalid_input(field + ".shape: more than 2^32 elements");
+  if (Status s = set_shape(d, field, out); !s) return s;
   const std::size_t expected = out.rows * out.cols;
 
   std::optional<std::uint64_t> binary_size;
@@ -563,6 +507,23 @@ std::string error_json(std::string_view message) {
   return out;
 }
 
+void append_row_errors(std::string& body, const std::vector<RowError>& errors) {
+  body.push_back('[');
+  bool first = true;
+  for (const auto& e : errors) {
+    if (!first) body.push_back(',');
+    first = false;
+    body += "{\"row\":";
+    body += std::to_string(e.row);
+    body += ",\"code\":";
+    append_json_string(body, keel::to_string(e.status.code()));
+    body += ",\"error\":";
+    append_json_string(body, e.status.message());
+    body.push_back('}');
+  }
+  body.push_back(']');
+}
+
 std::size_t encode_infer_response(const InferResult& result, const InferRequest& request, std::string& body) {
   body.clear();
   // Which outputs, and whether binary: every output unless selected.
@@ -594,20 +555,8 @@ std::size_t encode_infer_response(const InferResult& result, const InferRequest&
   if (!result.row_errors.empty()) {
     body += ",\"rows_failed\":";
     body += std::to_string(result.row_errors.size());
-    body += ",\"row_errors\":[";
-    bool first = true;
-    for (const auto& e : result.row_errors) {
-      if (!first) body.push_back(',');
-      first = false;
-      body += "{\"row\":";
-      body += std::to_string(e.row);
-      body += ",\"code\":";
-      append_json_string(body, keel::to_string(e.status.code()));
-      body += ",\"error\":";
-      append_json_string(body, e.status.message());
-      body.push_back('}');
-    }
-    body.push_back(']');
+    body += ",\"row_errors\":";
+    append_row_errors(body, result.row_errors);
   }
   body += "},\"outputs\":[";
   if (send) {

@@ -155,7 +155,6 @@ struct Seen {
 bool parse(std::string_view v, Seen& s) {
   detail::WireReader in(v);
   std::uint8_t st = 0;
-  std::string_view owner;
   if (!in.magic(kMagic) || !in.u8(st)) return false;
   s.state = static_cast<char>(st);
   if (s.state != kPending && s.state != kDone) return false;

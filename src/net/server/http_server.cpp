@@ -29,9 +29,10 @@ constexpr auto kSweep = std::chrono::milliseconds(200);
 
 // Header values are copied out of the read buffer (which is compacted).
 struct Fields {
-  std::string method, target, content_type, idempotency_key, timeout_ms, traceparent, request_id, ihcl;
+  std::string method, target, content_type, idempotency_key, timeout_ms, traceparent, request_id, ihcl, authorization;
   void clear() {
-    for (auto* s : {&method, &target, &content_type, &idempotency_key, &timeout_ms, &traceparent, &request_id, &ihcl})
+    for (auto* s : {&method, &target, &content_type, &idempotency_key, &timeout_ms, &traceparent, &request_id, &ihcl,
+                    &authorization})
       s->clear();
   }
 };
@@ -61,6 +62,7 @@ class Parser final : public http::basic_parser<true> {
     const std::string_view value(v.data(), v.size());
     switch (name) {
       case http::field::content_type: f_.content_type = value; return;
+      case http::field::authorization: f_.authorization = value; return;
       default: break;
     }
     const std::string_view n(name_s.data(), name_s.size());
@@ -111,12 +113,14 @@ struct HttpServer::Impl {
   Counter* bytes_in;
   Counter* bytes_out;
   Counter* shed_connections;
+  Counter* shed_draining;
   HistogramMetric* write_phase;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> busy{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> no_keep_alive{false};  // answers end their connection
   std::size_t next_worker = 0;
   std::uint16_t bound_port = 0;
   std::vector<std::thread> threads;
@@ -128,6 +132,8 @@ struct HttpServer::Impl {
         bytes_out(&m.counter("keel_server_bytes_sent_total", "Bytes written to HTTP clients.")),
         shed_connections(&m.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
                                     {{"reason", "connections"}})),
+        shed_draining(&m.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
+                                 {{"reason", "draining"}})),
         write_phase(&m.histogram("keel_server_request_phase_seconds",
                                  "Time per request phase: queue wait, body parse, scoring, response write.",
                                  kPhaseBounds, {{"phase", "write"}})) {
@@ -244,7 +250,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void process_input() {
     while (phase != Phase::kClosed && phase != Phase::kProcessing && phase != Phase::kWriting) {
       if (begin == end) {
-        if (begin > 0) begin = end = 0;
+        // Not while a read is pending: it writes at the old end.
+        if (begin > 0 && !reading) begin = end = 0;
         do_read();
         return;
       }
@@ -305,6 +312,20 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   void dispatch() {
     keep_alive = parser->keep_alive();
+    if (srv.draining.load(std::memory_order_relaxed)) {
+      // Draining: a request read after accepting stopped is refused, whole,
+      // with a retryable status (a listener closed under a client's new
+      // connection would reset it instead).
+      srv.shed_draining->inc();
+      HttpResponse r;
+      r.status = 503;
+      r.retry_after_s = 1;
+      r.body = oip::error_json("server is shutting down: retry elsewhere");
+      close_after = true;
+      set_phase(Phase::kProcessing, Duration::max());
+      write(std::move(r));
+      return;
+    }
     set_phase(Phase::kProcessing, Duration::max());
     HttpRequest req;
     req.method = fields.method;
@@ -315,6 +336,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
     req.traceparent = fields.traceparent;
     req.request_id = fields.request_id;
     req.inference_header_length = fields.ihcl;
+    req.authorization = fields.authorization;
     req.body = body;
     req.body_capacity = body.capacity();
     req.received = system_clock().now();
@@ -334,7 +356,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
       return;
     }
     out = std::move(r);
-    const bool close_conn = close_after || !keep_alive || srv.draining.load(std::memory_order_relaxed);
+    const bool close_conn = close_after || !keep_alive || srv.no_keep_alive.load(std::memory_order_relaxed);
     close_after = close_conn;
     out_head.clear();
     out_head += "HTTP/1.1 ";
@@ -356,7 +378,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
       out_head += std::to_string(out.retry_after_s);
     }
     if (close_conn) out_head += "\r\nConnection: close";
-    out_head += "\r\n\r\n";
+    out_head += "\r\n";
+    out_head += out.headers;
+    out_head += "\r\n";
     set_phase(Phase::kWriting, srv.config.limits.write_timeout);
     write_start = SteadyClock::now();
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
@@ -499,14 +523,12 @@ std::string HttpServer::bound_address() const {
 
 std::uint16_t HttpServer::port() const noexcept { return impl_->bound_port; }
 
+void HttpServer::end_keep_alive() { impl_->no_keep_alive.store(true); }
+
 void HttpServer::stop_accepting() {
   auto& im = *impl_;
+  im.no_keep_alive.store(true);
   im.draining.store(true);
-  if (im.acceptor)
-    asio::post(im.workers[0]->io, [&im] {
-      error_code ec;
-      im.acceptor->close(ec);
-    });
 }
 
 std::size_t HttpServer::busy_connections() const noexcept { return impl_->busy.load(); }

@@ -14,8 +14,9 @@ namespace {
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
-// The registry keeps each entry's ServedModel alive; the set is fixed after
-// start, so the pointer stays valid for the repository's life.
+// The registry keeps each entry's ServedModel alive, and entries are never
+// removed (unload marks them not ready), so the pointer stays valid for the
+// repository's life.
 const ServedModel* served(const EngineRegistry::EntryPtr& e) {
   return static_cast<const ServedModel*>(e->context.get());
 }
@@ -46,30 +47,97 @@ void ModelRepository::add_file(const std::string& name, const fs::path& file) {
   add(detail::load_served_model(name, "1", file, name, options_));
 }
 
+std::vector<std::unique_ptr<ServedModel>> ModelRepository::load_folder(const fs::path& folder) const {
+  const std::string name = folder.filename().string();
+  if (!valid_name(name))
+    throw Error(StatusCode::kInvalidInput, "model folder '" + name + "': name must use [A-Za-z0-9_.-]");
+  std::vector<fs::path> versions;
+  for (const auto& e : fs::directory_iterator(folder))
+    if (e.is_directory() && all_digits(e.path().filename().string())) versions.push_back(e.path());
+  std::vector<std::unique_ptr<ServedModel>> out;
+  if (versions.empty()) {
+    out.push_back(detail::load_served_model(name, "1", folder, name, options_));
+    return out;
+  }
+  for (const auto& v : versions) {
+    const std::string version = v.filename().string();
+    // Engines of one registry need distinct names for their metrics.
+    out.push_back(detail::load_served_model(name, version, v, name + ":" + version, options_));
+  }
+  return out;
+}
+
 void ModelRepository::add_directory(const fs::path& dir) {
   if (!fs::is_directory(dir)) throw Error(StatusCode::kNotFound, "--models " + dir.string() + ": not a directory");
+  dir_ = dir;
   std::vector<fs::path> folders;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_directory() && !e.path().filename().string().starts_with(".")) folders.push_back(e.path());
   std::sort(folders.begin(), folders.end());
-  for (const auto& folder : folders) {
-    const std::string name = folder.filename().string();
-    if (!valid_name(name))
-      throw Error(StatusCode::kInvalidInput, "model folder '" + name + "': name must use [A-Za-z0-9_.-]");
-    std::vector<fs::path> versions;
-    for (const auto& e : fs::directory_iterator(folder))
-      if (e.is_directory() && all_digits(e.path().filename().string())) versions.push_back(e.path());
-    if (versions.empty()) {
-      add(detail::load_served_model(name, "1", folder, name, options_));
-      continue;
-    }
-    for (const auto& v : versions) {
-      const std::string version = v.filename().string();
-      // Engines of one registry need distinct names for their metrics.
-      add(detail::load_served_model(name, version, v, name + ":" + version, options_));
+  for (const auto& folder : folders)
+    for (auto& m : load_folder(folder)) add(std::move(m));
+  if (folders.empty()) throw Error(StatusCode::kNotFound, "--models " + dir.string() + ": no model folders");
+}
+
+std::vector<ModelRepository::IndexEntry> ModelRepository::index() const {
+  std::vector<IndexEntry> out;
+  const std::vector<EngineRegistry::EntryPtr> entries = registry_.list();
+  for (const auto& e : entries) {
+    const bool ready = served(e)->ready();
+    out.push_back({e->name, e->version, e->ready && ready ? "READY" : "UNAVAILABLE",
+                   e->ready ? (ready ? "" : "not ready") : "unloaded"});
+  }
+  if (!dir_.empty()) {
+    std::error_code ec;
+    for (const auto& d : fs::directory_iterator(dir_, ec)) {
+      const std::string name = d.path().filename().string();
+      const bool known = std::any_of(entries.begin(), entries.end(), [&](const auto& e) { return e->name == name; });
+      if (d.is_directory() && valid_name(name) && !name.starts_with(".") && !known)
+        out.push_back({name, "", "UNAVAILABLE", "not loaded"});
     }
   }
-  if (folders.empty()) throw Error(StatusCode::kNotFound, "--models " + dir.string() + ": no model folders");
+  return out;
+}
+
+Status ModelRepository::load(std::string_view name) {
+  if (!valid_name(name)) return invalid_input("model name '" + std::string(name.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+  std::lock_guard lock(load_mu_);
+  bool known = false;
+  for (const auto& e : registry_.list()) {
+    if (e->name != name) continue;
+    known = true;
+    detail::reload_changed(*served(e));  // checked: a bad file keeps the old model
+    if (Status s = registry_.set_ready(e->name, e->version, true); !s) return s;
+  }
+  if (known) return {};
+  if (dir_.empty()) return not_found("model '" + std::string(name) + "': no repository directory (--models)");
+  const fs::path folder = dir_ / std::string(name);
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return not_found("model '" + std::string(name) + "': no folder in the repository");
+  std::vector<std::unique_ptr<ServedModel>> loaded;
+  try {
+    loaded = load_folder(folder);
+    for (auto& m : loaded) {
+      if (watch_interval_ > Duration::zero()) detail::watch(*m, watch_interval_);
+      add(std::move(m));
+    }
+  } catch (const Error& e) {
+    return invalid_input(e.what());
+  }
+  return {};
+}
+
+Status ModelRepository::unload(std::string_view name) {
+  if (!valid_name(name)) return invalid_input("model name '" + std::string(name.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+  std::lock_guard lock(load_mu_);
+  bool known = false;
+  for (const auto& e : registry_.list()) {
+    if (e->name != name) continue;
+    known = true;
+    if (Status s = registry_.set_ready(e->name, e->version, false); !s) return s;
+  }
+  if (!known) return not_found("unknown model '" + std::string(name) + "'");
+  return {};
 }
 
 const ServedModel* ModelRepository::find(std::string_view name, std::string_view version) const {
@@ -77,16 +145,19 @@ const ServedModel* ModelRepository::find(std::string_view name, std::string_view
   return r.ok() ? served(*r) : nullptr;
 }
 
+// The models being served (loaded), by name then version.
 std::vector<const ServedModel*> ModelRepository::all() const {
   std::vector<const ServedModel*> out;
-  for (const auto& e : registry_.list()) out.push_back(served(e));
+  for (const auto& e : registry_.list())
+    if (e->ready) out.push_back(served(e));
   return out;
 }
 
 bool ModelRepository::all_ready() const {
-  for (const auto* m : all())
+  const auto models = all();
+  for (const auto* m : models)
     if (!m->ready()) return false;
-  return registry_.ready();
+  return !models.empty() && !registry_.draining();
 }
 
 std::size_t ModelRepository::reload_changed() {
@@ -96,6 +167,7 @@ std::size_t ModelRepository::reload_changed() {
 }
 
 void ModelRepository::watch(Duration interval) {
+  watch_interval_ = interval;
   for (const auto* m : all()) detail::watch(*m, interval);
 }
 

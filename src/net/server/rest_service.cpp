@@ -4,7 +4,10 @@
 #include <keel/net/oip/codec.hpp>
 #include <keel/net/status_map.hpp>
 #include <keel/resilience/bulkhead.hpp>
+#include <keel/resilience/executor.hpp>
 #include <keel/version.hpp>
+
+#include <openssl/crypto.h>
 
 #include <array>
 #include <charconv>
@@ -45,6 +48,16 @@ Route route(std::string_view path) {
   if (path == "/v2" || path == "/v2/") return {kMetadata, {}, {}, "server", true};
   if (path == "/v2/health/live" || path == "/v2/health/ready") return {kHealth, {}, {}, path.substr(11), true};
   if (path == "/v2/models/stats") return {kStats, {}, {}, "stats", true};
+  if (path == "/v2/repository/index") return {kRepository, {}, {}, "index", true};
+  constexpr std::string_view kRepo = "/v2/repository/models/";
+  if (path.starts_with(kRepo)) {
+    const std::string_view rest = path.substr(kRepo.size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string_view::npos || slash == 0) return r;
+    const std::string_view action = rest.substr(slash + 1);
+    if (action != "load" && action != "unload") return r;
+    return {kRepository, rest.substr(0, slash), {}, action, true};
+  }
   constexpr std::string_view kModels = "/v2/models/";
   if (!path.starts_with(kModels)) return r;
   std::string_view rest = path.substr(kModels.size());
@@ -75,6 +88,7 @@ struct RestService::Impl {
   MetricsRegistry& metrics;
   ServiceConfig config;
   std::shared_ptr<Bulkhead> admission;
+  std::unique_ptr<BoundedExecutor> pool;  // null: score inline
   std::atomic<bool> draining{false};
   std::array<std::array<std::atomic<Counter*>, 600>, kEndpoints> requests{};
   std::mutex register_mu;
@@ -92,6 +106,9 @@ struct RestService::Impl {
     BulkheadConfig bc;
     bc.adaptive = config.admission;
     admission = std::make_shared<Bulkhead>("admission", bc);
+    if (config.scoring_threads > 0)
+      pool = std::make_unique<BoundedExecutor>(ExecutorConfig{
+          .threads = config.scoring_threads, .queue_capacity = std::max<std::size_t>(config.admission.max_limit, 1)});
     const auto shed = [&](const char* reason) {
       return &reg.counter("keel_server_shed_total", "Requests or connections refused, by reason.",
                           {{"reason", reason}});
@@ -110,7 +127,7 @@ struct RestService::Impl {
     reg.gauge_fn("keel_server_in_flight", "Infer requests admitted and not yet answered.", {},
                  [this] { return static_cast<double>(admission->stats().in_flight); });
     reg.gauge_fn("keel_server_ready", "1 while the server reports ready.", {},
-                 [this] { return !draining.load() && models.all_ready() ? 1.0 : 0.0; });
+                 [this] { return ready() ? 1.0 : 0.0; });
     reg.gauge_fn("keel_server_admission_limit", "The adaptive admission limit.", {},
                  [this] { return static_cast<double>(admission->limit()); });
   }
@@ -130,24 +147,32 @@ struct RestService::Impl {
 
   void access_log(const HttpRequest& req, int status, std::size_t bytes_out, std::string_view request_id,
                   std::string_view model) {
+    log_access({.protocol = "http", .method = req.method, .path = req.target, .status = status,
+                .request_id = request_id, .traceparent = req.traceparent, .model = model,
+                .bytes_in = req.body.size(), .bytes_out = bytes_out, .received = req.received});
+  }
+
+  void log_access(const RestService::Access& a) {
     if (!config.access_log) return;
-    std::string line = "{\"event\":\"access\",\"method\":";
-    oip::append_json_string(line, req.method);
+    std::string line = "{\"event\":\"access\",\"protocol\":";
+    oip::append_json_string(line, a.protocol);
+    line += ",\"method\":";
+    oip::append_json_string(line, a.method);
     line += ",\"path\":";
-    oip::append_json_string(line, req.target.substr(0, std::min<std::size_t>(req.target.size(), 256)));
-    line += ",\"status\":" + std::to_string(status);
+    oip::append_json_string(line, a.path.substr(0, std::min<std::size_t>(a.path.size(), 256)));
+    line += ",\"status\":" + std::to_string(a.status);
     line += ",\"request_id\":";
-    oip::append_json_string(line, request_id);
+    oip::append_json_string(line, a.request_id);
     line += ",\"trace_id\":";
-    oip::append_json_string(line, trace_id(req.traceparent));
-    if (!model.empty()) {
+    oip::append_json_string(line, trace_id(a.traceparent));
+    if (!a.model.empty()) {
       line += ",\"model\":";
-      oip::append_json_string(line, model);
+      oip::append_json_string(line, a.model);
     }
-    line += ",\"bytes_in\":" + std::to_string(req.body.size()) + ",\"bytes_out\":" + std::to_string(bytes_out);
+    line += ",\"bytes_in\":" + std::to_string(a.bytes_in) + ",\"bytes_out\":" + std::to_string(a.bytes_out);
     line += ",\"duration_us\":" +
-            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(system_clock().now() - req.received)
-                               .count());
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::microseconds>(system_clock().now() - a.received).count());
     line += "}\n";
     // stdout is fully buffered when not a terminal; flushed by the CLI.
     std::fwrite(line.data(), 1, line.size(), stdout);
@@ -159,20 +184,50 @@ struct RestService::Impl {
     r.body = oip::error_json(message);
     return r;
   }
+  HttpResponse denied(HttpLimit why) {
+    HttpResponse r = error(http_status(why), why == HttpLimit::kForbidden
+                                                 ? "repository endpoints are disabled: no auth token is configured"
+                                                 : "missing or wrong bearer token");
+    if (why == HttpLimit::kUnauthorized) r.headers = "WWW-Authenticate: Bearer realm=\"keel\"\r\n";
+    return r;
+  }
+
+  // One JSON line of the event log (load, unload).
+  void event(const std::string& what, std::string_view model) {
+    std::string line = "{\"event\":";
+    oip::append_json_string(line, what);
+    line += ",\"model\":";
+    oip::append_json_string(line, model);
+    line += "}\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  }
+
   HttpResponse error(const Status& s) {
     HttpResponse r = error(http_status(s), s.message());
     if (mapping(s).retry_after) r.retry_after_s = config.retry_after_s;
     return r;
   }
 
-  Result<const ServedModel*> lookup(const Route& r) {
-    if (!ModelRepository::valid_name(r.model))
-      return invalid_input("model name '" + std::string(r.model.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
-    if (!r.version.empty() && !ModelRepository::valid_name(r.version))
-      return invalid_input("model version '" + std::string(r.version.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
-    if (const auto* m = models.find(r.model, r.version)) return m;
-    if (!models.find(r.model)) return not_found("unknown model '" + std::string(r.model) + "'");
-    return not_found("model '" + std::string(r.model) + "' has no version '" + std::string(r.version) + "'");
+  Status run(Bulkhead::Permit& permit, const ServedModel& m, InferCall& call, TimePoint queued);
+
+  Result<const ServedModel*> lookup(const Route& r) const { return lookup(r.model, r.version); }
+  Result<const ServedModel*> lookup(std::string_view model, std::string_view version) const {
+    if (!ModelRepository::valid_name(model))
+      return invalid_input("model name '" + std::string(model.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (!version.empty() && !ModelRepository::valid_name(version))
+      return invalid_input("model version '" + std::string(version.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
+    if (const auto* m = models.find(model, version)) return m;
+    if (!models.find(model)) return not_found("unknown model '" + std::string(model) + "'");
+    return not_found("model '" + std::string(model) + "' has no version '" + std::string(version) + "'");
+  }
+
+  bool ready() const { return !draining.load() && models.all_ready(); }
+
+  std::vector<const ServedModel*> versions(std::string_view name) const {
+    std::vector<const ServedModel*> out;
+    for (const auto* v : models.all())
+      if (v->name == name) out.push_back(v);
+    return out;
   }
 
   HttpResponse metadata(const ServedModel& m) {
@@ -180,8 +235,7 @@ struct RestService::Impl {
     oip::append_json_string(b, m.name);
     b += ",\"versions\":[";
     bool first = true;
-    for (const auto* v : models.all()) {
-      if (v->name != m.name) continue;
+    for (const auto* v : versions(m.name)) {
       if (!first) b.push_back(',');
       first = false;
       oip::append_json_string(b, v->version);
@@ -236,7 +290,10 @@ struct RestService::Impl {
                              "' is not a whole number of milliseconds");
       t = std::chrono::milliseconds(std::min<std::uint64_t>(ms, 1000ull * 3600 * 24 * 365));
     }
-    return Deadline::after(std::min(t, config.max_timeout), now);
+    return deadline(t, now);
+  }
+  Deadline deadline(std::optional<Duration> requested, TimePoint now) const {
+    return Deadline::after(std::min(requested.value_or(config.default_timeout), config.max_timeout), now);
   }
 };
 
@@ -244,36 +301,58 @@ RestService::RestService(ModelRepository& models, MetricsRegistry& metrics, Serv
     : impl_(std::make_unique<Impl>(models, metrics, std::move(config))) {}
 RestService::~RestService() = default;
 
+Result<const ServedModel*> RestService::lookup(std::string_view model, std::string_view version) const {
+  return impl_->lookup(model, version);
+}
+Deadline RestService::deadline(std::optional<Duration> requested, TimePoint now) const {
+  return impl_->deadline(requested, now);
+}
+std::vector<const ServedModel*> RestService::versions(std::string_view name) const {
+  return impl_->versions(name);
+}
+bool RestService::ready() const { return impl_->ready(); }
+bool RestService::ready(const ServedModel& model) const { return model.ready() && !impl_->draining.load(); }
+void RestService::log_access(const Access& entry) { impl_->log_access(entry); }
+
+std::optional<HttpLimit> RestService::authorize(std::string_view authorization, bool repository) const {
+  const std::string& token = impl_->config.auth_token;
+  if (token.empty()) return repository ? std::optional(HttpLimit::kForbidden) : std::nullopt;
+  if (!repository && !impl_->config.auth_infer) return std::nullopt;
+  constexpr std::string_view kBearer = "bearer ";  // the scheme is case-insensitive (RFC 9110)
+  if (authorization.size() != kBearer.size() + token.size()) return HttpLimit::kUnauthorized;
+  for (std::size_t i = 0; i < kBearer.size(); ++i)
+    if ((authorization[i] | 0x20) != kBearer[i]) return HttpLimit::kUnauthorized;
+  // Constant time: the comparison does not tell how much of a guess was right.
+  if (CRYPTO_memcmp(authorization.data() + kBearer.size(), token.data(), token.size()) != 0)
+    return HttpLimit::kUnauthorized;
+  return std::nullopt;
+}
+
 void RestService::set_draining() { impl_->draining.store(true); }
 std::size_t RestService::in_flight() const noexcept { return impl_->admission->stats().in_flight; }
 
-Status RestService::infer(const oip::InferRequest& request, const CallContext& ctx, oip::InferResult& result) {
-  auto& im = *impl_;
-  const ServedModel* m = im.models.find(ctx.model, ctx.version);
-  if (!m) return not_found("unknown model '" + std::string(ctx.model) + "'");
-  if (request.cols != m->features)
-    return invalid_input("inputs[0].shape: " + std::to_string(request.cols) + " features, but model '" + m->name +
-                         "' takes " + std::to_string(m->features));
-  auto permit = im.admission->try_acquire();
-  if (!permit) {
-    im.shed_limit->inc();
-    return overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached");
-  }
+// Scores an admitted call: the deadline and the client are checked when it
+// leaves the queue, so a late call is never scored.
+Status RestService::Impl::run(Bulkhead::Permit& permit, const ServedModel& m, InferCall& call, TimePoint queued) {
   const TimePoint start = system_clock().now();
-  if (ctx.deadline.expired(start)) {
-    im.shed_deadline->inc();
-    permit.release(Duration::zero(), true);
+  phase_queue->observe(start - queued);
+  auto& st = m.stats;
+  st.queue_count.fetch_add(1, std::memory_order_relaxed);
+  st.queue_ns.fetch_add(ns(start - queued), std::memory_order_relaxed);
+  if (call.deadline.expired(start)) {
+    shed_deadline->inc();
+    permit.release(start - queued, true);
     return deadline_exceeded("deadline passed before scoring");
   }
-  if (ctx.cancelled && ctx.cancelled->load(std::memory_order_relaxed)) {
+  if (call.cancelled && call.cancelled()) {
     permit.release();
-    return cancelled("client disconnected before scoring");
+    return cancelled("client went away before scoring");
   }
-  Status s = m->score(request, ctx.idempotency_key, ctx.deadline, result);
+  Status s = m.score(call.request, call.idempotency_key, call.deadline, call.result);
   const TimePoint end = system_clock().now();
-  permit.release(end - start, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
-  im.phase_score->observe(end - start);
-  auto& st = m->stats;
+  // The limit adapts to queue wait plus scoring: a backed-up pool lowers it.
+  permit.release(end - queued, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
+  phase_score->observe(end - start);
   st.execution_count.fetch_add(1, std::memory_order_relaxed);
   st.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
@@ -284,13 +363,36 @@ Status RestService::infer(const oip::InferRequest& request, const CallContext& c
     st.fail_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
     return s;
   }
-  st.inference_count.fetch_add(request.rows, std::memory_order_relaxed);
+  st.inference_count.fetch_add(call.request.rows, std::memory_order_relaxed);
   st.success_count.fetch_add(1, std::memory_order_relaxed);
   st.score_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
-  result.model_name = m->name;
-  result.model_version = m->version;
-  result.id = request.id;
+  call.result.model_name = m.name;
+  call.result.model_version = m.version;
+  call.result.id = call.request.id;
   return {};
+}
+
+void RestService::infer(std::shared_ptr<InferCall> call, std::function<void(Status)> done) {
+  auto& im = *impl_;
+  const ServedModel* m = im.models.find(call->model, call->version);
+  if (!m) return done(not_found("unknown model '" + std::string(call->model) + "'"));
+  if (call->request.cols != m->features)
+    return done(invalid_input("inputs[0].shape: " + std::to_string(call->request.cols) + " features, but model '" +
+                              m->name + "' takes " + std::to_string(m->features)));
+  auto permit = im.admission->try_acquire();
+  if (!permit) {
+    im.shed_limit->inc();
+    return done(overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached"));
+  }
+  const TimePoint queued = system_clock().now();
+  if (!im.pool) return done(im.run(permit, *m, *call, queued));
+  auto held = std::make_shared<Bulkhead::Permit>(std::move(permit));
+  auto task = [&im, m, call, done, held, queued] { done(im.run(*held, *m, *call, queued)); };
+  if (!im.pool->try_submit(std::move(task))) {
+    held->release();
+    im.shed_limit->inc();
+    done(overloaded("scoring queue full"));
+  }
 }
 
 void RestService::handle(const HttpRequest& req, Reply reply) {
@@ -314,7 +416,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
     return;
   }
   const bool post = req.method == "POST";
-  if ((r.endpoint == kInfer) != post || (!post && req.method != "GET")) {
+  if ((r.endpoint == kInfer || r.endpoint == kRepository) != post || (!post && req.method != "GET")) {
     resp = im.error(http_status(HttpLimit::kMethodNotAllowed),
                     std::string(req.method) + " is not allowed on " + std::string(req.target.substr(0, 256)));
     finish(std::move(resp));
@@ -330,7 +432,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
       if (r.action == "live") {
         resp.body = "{\"live\":true}";
       } else {
-        const bool ready = !im.draining.load() && im.models.all_ready();
+        const bool ready = im.ready();
         resp.status = ready ? 200 : 503;
         resp.body = ready ? "{\"ready\":true}" : "{\"ready\":false}";
       }
@@ -359,7 +461,7 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
         return;
       }
       if (r.action == "ready") {
-        const bool ready = (*m)->ready() && !im.draining.load();
+        const bool ready = this->ready(**m);
         resp.status = ready ? 200 : 503;
         resp.body = "{\"name\":";
         oip::append_json_string(resp.body, (*m)->name);
@@ -370,11 +472,50 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
       finish(im.metadata(**m), r.model);
       return;
     }
+    case kRepository: {
+      if (const auto denied = authorize(req.authorization, true)) {
+        finish(im.denied(*denied), r.model);
+        return;
+      }
+      if (r.action == "index") {
+        resp.body = "[";
+        bool first = true;
+        for (const auto& e : im.models.index()) {
+          if (!first) resp.body.push_back(',');
+          first = false;
+          resp.body += "{\"name\":";
+          oip::append_json_string(resp.body, e.name);
+          resp.body += ",\"version\":";
+          oip::append_json_string(resp.body, e.version);
+          resp.body += ",\"state\":";
+          oip::append_json_string(resp.body, e.state);
+          resp.body += ",\"reason\":";
+          oip::append_json_string(resp.body, e.reason);
+          resp.body.push_back('}');
+        }
+        resp.body.push_back(']');
+        finish(std::move(resp));
+        return;
+      }
+      const Status s = r.action == "load" ? im.models.load(r.model) : im.models.unload(r.model);
+      if (!s) {
+        finish(im.error(s), r.model);
+        return;
+      }
+      resp.body = "{}";
+      im.event(std::string(r.action), r.model);
+      finish(std::move(resp), r.model);
+      return;
+    }
     case kInfer: break;
     default: finish(im.error(404, "no route")); return;
   }
 
-  // Infer: validate the path, decode, run the shared path, encode.
+  // Infer: authorize, validate the path, decode, run the shared path, encode.
+  if (const auto denied = authorize(req.authorization, false)) {
+    finish(im.denied(*denied), r.model);
+    return;
+  }
   auto m = im.lookup(r);
   if (!m) {
     finish(im.error(m.status()), r.model);
@@ -397,33 +538,41 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
     json_length = v;
   }
   thread_local oip::RequestDecoder decoder;
-  thread_local oip::InferRequest request;
-  thread_local oip::InferResult result;
+  auto call = std::make_shared<InferCall>();
   const TimePoint t0 = system_clock().now();
-  if (Status s = decoder.decode(req.body, req.body_capacity, json_length, request); !s) {
+  if (Status s = decoder.decode(req.body, req.body_capacity, json_length, call->request); !s) {
     finish(im.error(s), r.model);
     return;
   }
   const TimePoint t1 = system_clock().now();
   im.phase_parse->observe(t1 - t0);
-  im.phase_queue->observe(Duration::zero());  // scored inline on the I/O thread: no queue
-  (*m)->stats.parse_ns.fetch_add(ns(t1 - t0), std::memory_order_relaxed);
-  CallContext ctx;
-  ctx.model = (*m)->name;
-  ctx.version = (*m)->version;
-  ctx.idempotency_key = req.idempotency_key.empty() ? std::string_view(request.id) : req.idempotency_key;
-  ctx.deadline = *deadline;
-  if (Status s = infer(request, ctx, result); !s) {
-    finish(im.error(s), r.model);
-    return;
-  }
-  const std::size_t jl = oip::encode_infer_response(result, request, resp.body);
-  if (jl != resp.body.size()) {
-    resp.inference_header_length = jl;
-    resp.content_type = "application/octet-stream";
-  }
-  (*m)->stats.write_ns.fetch_add(ns(system_clock().now() - t1), std::memory_order_relaxed);
-  finish(std::move(resp), r.model);
+  const ServedModel& model = **m;
+  model.stats.parse_ns.fetch_add(ns(t1 - t0), std::memory_order_relaxed);
+  call->model = model.name;
+  call->version = model.version;
+  call->idempotency_key = req.idempotency_key.empty() ? std::string_view(call->request.id) : req.idempotency_key;
+  call->deadline = *deadline;
+  call->cancelled = [reply] { return reply.cancelled(); };
+  // The request's views stay valid until the reply is sent (HttpRequest).
+  infer(call, [this, &model, req, call, reply = std::move(reply), request_id = std::string(request_id),
+               endpoint = r.endpoint](Status s) mutable {
+    auto& im = *impl_;
+    HttpResponse resp;
+    if (!s) {
+      resp = im.error(s);
+    } else {
+      const TimePoint w0 = system_clock().now();
+      const std::size_t jl = oip::encode_infer_response(call->result, call->request, resp.body);
+      if (jl != resp.body.size()) {
+        resp.inference_header_length = jl;
+        resp.content_type = "application/octet-stream";
+      }
+      model.stats.write_ns.fetch_add(ns(system_clock().now() - w0), std::memory_order_relaxed);
+    }
+    im.count(endpoint, resp.status);
+    im.access_log(req, resp.status, resp.body.size(), request_id, model.name);
+    reply.send(std::move(resp));
+  });
 }
 
 }  // namespace keel::net

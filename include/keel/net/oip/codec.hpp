@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace keel::net::oip {
 
@@ -69,6 +70,9 @@ class RequestDecoder {
 // the length of the JSON part: body.size() when nothing is binary, else the
 // value of the Inference-Header-Content-Length response header.
 std::size_t encode_infer_response(const InferResult& result, const InferRequest& request, std::string& body);
+
+// Appends [{"row": i, "code": "...", "error": "..."}, ...].
+void append_row_errors(std::string& body, const std::vector<RowError>& errors);
 
 // {"error": "<message>"}
 [[nodiscard]] std::string error_json(std::string_view message);

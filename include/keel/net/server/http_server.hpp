@@ -20,7 +20,7 @@
 // from any thread; while an answer is pending the connection keeps
 // reading, so a client that disconnects sets Reply::cancelled().
 //
-// Thread-safe: start(), begin_drain(), stop() and the accessors may be
+// Thread-safe: start(), end_keep_alive(), stop_accepting(), stop() and the accessors may be
 // called from any thread.
 
 #include <keel/core/clock.hpp>
@@ -69,6 +69,7 @@ struct HttpRequest {
   std::string_view traceparent;            // W3C traceparent
   std::string_view request_id;             // X-Request-Id
   std::string_view inference_header_length;  // Inference-Header-Content-Length
+  std::string_view authorization;            // Authorization
   std::string_view body;
   std::size_t body_capacity = 0;  // readable bytes from body.data() (>= body.size())
   TimePoint received{};           // when the body was complete
@@ -80,6 +81,7 @@ struct HttpResponse {
   std::string body;
   std::optional<std::size_t> inference_header_length;
   int retry_after_s = -1;  // >= 0: a Retry-After header
+  std::string headers;     // more header lines, each "Name: value\r\n"
 };
 
 class Reply {
@@ -125,8 +127,15 @@ class HttpServer {
   // "127.0.0.1:8000" as bound.
   [[nodiscard]] std::string bound_address() const;
   [[nodiscard]] std::uint16_t port() const noexcept;
-  // Stops accepting, closes idle connections and answers the rest with
-  // Connection: close. Returns at once.
+  // Every answer from now on carries Connection: close, so that clients
+  // move to new connections (drain_delay) before accepting stops: closing a
+  // keep-alive connection a client is about to reuse would lose its request.
+  void end_keep_alive();
+  // Stops taking requests: idle connections are closed, and a request
+  // that arrives from now on is read whole and refused with 503 +
+  // Retry-After and Connection: close. The listener stays open until
+  // stop(), so that a client's new connection is answered, not reset.
+  // Returns at once.
   void stop_accepting();
   // Connections with a request being read, scored or written.
   [[nodiscard]] std::size_t busy_connections() const noexcept;

@@ -6,10 +6,13 @@
 // and a bad one fails the start (throws keel::Error naming it). Models are
 // changed only through each engine's checked reload (polling, SIGHUP): a bad
 // file keeps the old model serving. The models sit in a keel::EngineRegistry
-// (each entry's context is its ServedModel).
+// (each entry's context is its ServedModel; unload = the entry not ready).
 //
-// Thread-safe after construction: the set of models is fixed; each model's
-// engine is thread-safe and its counters are atomics.
+// Thread-safe: load() and unload() may change the set while requests look
+// models up (the registry's snapshots; load/unload serialise on a mutex);
+// models are never removed from the registry, so a pointer from find()
+// stays valid for the repository's life; each model's engine is
+// thread-safe and its counters are atomics.
 
 #include <keel/core/clock.hpp>
 #include <keel/core/deadline.hpp>
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +93,19 @@ class ModelRepository {
   [[nodiscard]] bool all_ready() const;
   [[nodiscard]] bool empty() const { return registry_.size() == 0; }
 
+  // Triton's repository extension. A model is loaded from its folder below
+  // the --models directory (a folder that appeared since the start too) or,
+  // if already known, re-read through each version's checked reload and
+  // served again; unloaded, it stops being served (its memory is kept
+  // until the process exits, so calls in flight finish). Errors are values:
+  // kNotFound for no such folder, kInvalidInput for a bad name or model.
+  struct IndexEntry {
+    std::string name, version, state, reason;  // state: READY | UNAVAILABLE
+  };
+  [[nodiscard]] std::vector<IndexEntry> index() const;
+  [[nodiscard]] Status load(std::string_view name);
+  [[nodiscard]] Status unload(std::string_view name);
+
   // Reloads every changed model file (SIGHUP); how many were swapped.
   std::size_t reload_changed();
   // Polls for changed files every `interval` (engine watchers).
@@ -103,7 +120,12 @@ class ModelRepository {
 
  private:
   void add(std::unique_ptr<ServedModel> model);
+  // The models of one folder of the repository (its versions). Throws.
+  std::vector<std::unique_ptr<ServedModel>> load_folder(const std::filesystem::path& folder) const;
   RepositoryOptions options_;
+  std::filesystem::path dir_;  // --models, empty without one
+  Duration watch_interval_{0};
+  std::mutex load_mu_;  // serialises load() and unload()
   EngineRegistry registry_;
 };
 
