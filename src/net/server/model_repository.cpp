@@ -99,25 +99,30 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::index() const {
   return out;
 }
 
+// Marks every version of `name` served or not (re-reading changed files
+// first when serving: a bad file keeps the old model). Under load_mu_.
+Status ModelRepository::set_served(std::string_view name, bool serve, bool& known) {
+  known = false;
+  for (const auto& e : registry_.list()) {
+    if (e->name != name) continue;
+    known = true;
+    if (serve) detail::reload_changed(*served(e));
+    if (Status s = registry_.set_ready(e->name, e->version, serve); !s) return s;
+  }
+  return {};
+}
+
 Status ModelRepository::load(std::string_view name) {
   if (!valid_name(name)) return invalid_input("model name '" + std::string(name.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
   std::lock_guard lock(load_mu_);
   bool known = false;
-  for (const auto& e : registry_.list()) {
-    if (e->name != name) continue;
-    known = true;
-    detail::reload_changed(*served(e));  // checked: a bad file keeps the old model
-    if (Status s = registry_.set_ready(e->name, e->version, true); !s) return s;
-  }
-  if (known) return {};
+  if (Status s = set_served(name, true, known); !s || known) return s;
   if (dir_.empty()) return not_found("model '" + std::string(name) + "': no repository directory (--models)");
   const fs::path folder = dir_ / std::string(name);
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) return not_found("model '" + std::string(name) + "': no folder in the repository");
-  std::vector<std::unique_ptr<ServedModel>> loaded;
   try {
-    loaded = load_folder(folder);
-    for (auto& m : loaded) {
+    for (auto& m : load_folder(folder)) {
       if (watch_interval_ > Duration::zero()) detail::watch(*m, watch_interval_);
       add(std::move(m));
     }
@@ -131,11 +136,7 @@ Status ModelRepository::unload(std::string_view name) {
   if (!valid_name(name)) return invalid_input("model name '" + std::string(name.substr(0, 128)) + "': use [A-Za-z0-9_.-]");
   std::lock_guard lock(load_mu_);
   bool known = false;
-  for (const auto& e : registry_.list()) {
-    if (e->name != name) continue;
-    known = true;
-    if (Status s = registry_.set_ready(e->name, e->version, false); !s) return s;
-  }
+  if (Status s = set_served(name, false, known); !s) return s;
   if (!known) return not_found("unknown model '" + std::string(name) + "'");
   return {};
 }

@@ -120,6 +120,7 @@ class ModelRepository {
 
  private:
   void add(std::unique_ptr<ServedModel> model);
+  Status set_served(std::string_view name, bool serve, bool& known);
   // The models of one folder of the repository (its versions). Throws.
   std::vector<std::unique_ptr<ServedModel>> load_folder(const std::filesystem::path& folder) const;
   RepositoryOptions options_;
