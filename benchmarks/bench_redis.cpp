@@ -42,34 +42,51 @@ std::vector<float> row(float seed) {
   return r;
 }
 
-keel::Response answer() {
-  keel::Response r;
-  r.scores = {0.25f};
-  r.model_id = "m";
-  r.stage = "primary";
-  return r;
+// A stored batch of one answered row, as the engine's request path keeps it.
+keel::StoredBatch answer() {
+  auto b = std::make_shared<keel::BatchResult>();
+  b->rows = 1;
+  b->width = 1;
+  b->scores = {0.25f};
+  b->status = {keel::Status()};
+  b->stage = {0};
+  b->anomaly = {0};
+  b->cache_hit = {0};
+  b->attempts = {1};
+  b->anomaly_score = {0.0};
+  b->degraded_reason = {""};
+  b->anomaly_reason = {""};
+  b->stage_names = {"primary"};
+  b->stage_model_ids = {"m"};
+  b->stage_model_versions = {1};
+  b->stage_content_ids = {keel::ModelContentId{1, 2}};
+  b->model_id = "m";
+  b->model_version = 1;
+  b->model_content_id = {1, 2};
+  return b;
 }
 
 template <class C>
 void cache_hit(benchmark::State& state, C& cache) {
   const auto r = row(1);
-  const keel::CacheKey key{"m", 1, r};
+  const keel::CacheKey key{"m", r};
   const float score = 0.5f;
-  cache.insert(key, std::span(&score, 1), {});
-  std::vector<float> out;
+  cache.insert(key, std::span(&score, 1), {}, Deadline::after(1s));
+  std::vector<float> out(1);
   for (auto _ : state) {
-    if (!cache.lookup(key, {}, out)) state.SkipWithError("miss on a stored key");
+    if (!cache.lookup(key, {}, Deadline::after(1s), out)) state.SkipWithError("miss on a stored key");
     benchmark::DoNotOptimize(out.data());
   }
 }
 
 template <class C>
 void cache_miss(benchmark::State& state, C& cache) {
-  const auto r = row(2);
-  std::vector<float> out;
-  std::uint64_t v = 1000;
+  auto r = row(2);
+  std::vector<float> out(1);
+  float v = 1000;
   for (auto _ : state) {
-    if (cache.lookup(keel::CacheKey{"m", ++v, r}, {}, out)) state.SkipWithError("hit on a key never stored");
+    r[0] = ++v;  // a row never stored
+    if (cache.lookup(keel::CacheKey{"m", r}, {}, Deadline::after(1s), out)) state.SkipWithError("hit on a key never stored");
   }
 }
 
@@ -95,7 +112,7 @@ template <class S>
 void claim(benchmark::State& state, S& store, const std::string& prefix) {
   const auto r = row(3);
   std::uint64_t n = 0;
-  const auto compute = []() noexcept -> keel::Result<keel::Response> { return answer(); };
+  const auto compute = []() noexcept -> keel::Result<keel::StoredBatch> { return answer(); };
   for (auto _ : state) {
     const std::string id = prefix + std::to_string(++n);
     auto res = store.run(keel::IdempotencyKey{id, "m", r}, {}, Deadline::after(1s), compute);
@@ -122,7 +139,7 @@ void BM_RedisIdempotency_ReplayOtherReplica(benchmark::State& state) {
   o.prefix = "bench:replay:" + std::to_string(reinterpret_cast<std::uintptr_t>(&state));
   RedisIdempotencyStore first(client(), o);
   const auto r = row(4);
-  const auto compute = []() noexcept -> keel::Result<keel::Response> { return answer(); };
+  const auto compute = []() noexcept -> keel::Result<keel::StoredBatch> { return answer(); };
   for (std::int64_t i = 0; i < kReplays; ++i) {
     const std::string id = "r" + std::to_string(i);
     if (!first.run(keel::IdempotencyKey{id, "m", r}, {}, Deadline::after(1s), compute)) {
@@ -132,7 +149,7 @@ void BM_RedisIdempotency_ReplayOtherReplica(benchmark::State& state) {
   }
   RedisIdempotencyStore second(client(), o);
   std::int64_t i = 0;
-  const auto never = []() noexcept -> keel::Result<keel::Response> {
+  const auto never = []() noexcept -> keel::Result<keel::StoredBatch> {
     return keel::internal_error("computed again: not a replay");
   };
   for (auto _ : state) {
@@ -144,7 +161,7 @@ void BM_RedisIdempotency_ReplayOtherReplica(benchmark::State& state) {
 void BM_InMemoryIdempotency_Replay(benchmark::State& state) {
   keel::InMemoryIdempotencyStore store;
   const auto r = row(4);
-  const auto compute = []() noexcept -> keel::Result<keel::Response> { return answer(); };
+  const auto compute = []() noexcept -> keel::Result<keel::StoredBatch> { return answer(); };
   if (!store.run(keel::IdempotencyKey{"r", "m", r}, {}, Deadline::after(1s), compute)) state.SkipWithError("store");
   for (auto _ : state) {
     auto res = store.run(keel::IdempotencyKey{"r", "m", r}, {}, Deadline::after(1s), compute);
