@@ -158,8 +158,16 @@ Profile Profile::from_json(std::string_view text) {
   } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond double (1e400)
     profile_error(fmt::format("not JSON: {}", e.what()));
   }
-  if (!doc.is_object() || doc.value("format", "") != "keel-profile") profile_error("not a keel-profile document");
-  if (doc.value("version", 0) != 1) profile_error("unsupported version (expected 1)");
+  // Fields read by type first: json::value() throws type_error when a field
+  // has another type ({"format": {...}} came from the profile fuzzer).
+  const auto format = doc.is_object() ? doc.find("format") : doc.end();
+  if (format == doc.end() || !format->is_string() || format->get_ref<const std::string&>() != "keel-profile") {
+    profile_error("not a keel-profile document");
+  }
+  const auto version = doc.find("version");
+  if (version == doc.end() || !version->is_number_integer() || version->get<std::int64_t>() != 1) {
+    profile_error("unsupported version (expected 1)");
+  }
   Profile p;
   p.rows = read<std::uint64_t>(doc, "rows", "document");
   const auto feats = read<json>(doc, "features", "document");

@@ -193,6 +193,10 @@ TEST_CASE("Profile: JSON round trip, file save/load, malformed documents", "[val
   CHECK_THROWS_AS(Profile::from_json("{"), Error);
   CHECK_THROWS_WITH(Profile::from_json(R"({"rows": 1e400})"), Catch::Contains("not JSON"));  // out_of_range, not parse_error
   CHECK_THROWS_AS(Profile::from_json(R"({"format": "other"})"), Error);
+  // Fields of the wrong type are keel::Error too, never json::type_error (fuzz_profile found these).
+  CHECK_THROWS_WITH(Profile::from_json(R"({"format": {"name": "age"}})"), Catch::Contains("not a keel-profile"));
+  CHECK_THROWS_WITH(Profile::from_json(R"({"format": "keel-profile", "version": "1"})"), Catch::Contains("version"));
+  CHECK_THROWS_WITH(Profile::from_json(R"({"format": "keel-profile", "version": 1.5})"), Catch::Contains("version"));
   CHECK_THROWS_AS(Profile::from_json(R"({"format": "keel-profile", "version": 1, "rows": 1, "features": [{}]})"), Error);
   std::string bad = p.to_json();
   bad.replace(bad.find("\"edge_keys\""), 11, "\"edge_kays\"");
