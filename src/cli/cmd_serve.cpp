@@ -175,7 +175,10 @@ int serve(ServeOptions o, bool check) {
     bad("auth.infer", "needs auth.token_file");
   }
   auto registry = std::make_shared<keel::MetricsRegistry>(4096);
-  keel::net::ModelRepository repo({registry});
+  const auto refused = [](const std::string& error) {
+    log_line(nlohmann::json{{"event", "reload_refused"}, {"error", error}}.dump());
+  };
+  keel::net::ModelRepository repo({registry, refused});
   if (!o.models_dir.empty()) repo.add_directory(o.models_dir);
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
@@ -216,7 +219,9 @@ int serve(ServeOptions o, bool check) {
   while (true) {
     sig = wait(std::chrono::hours(24 * 365));
     if (sig == SIGHUP) {
-      const auto n = repo.reload_changed();
+      std::vector<std::string> errors;
+      const auto n = repo.reload_changed(&errors);
+      for (const auto& e : errors) refused(e);
       log_line("{\"event\":\"reload\",\"swapped\":" + std::to_string(n) + "}");
       continue;
     }

@@ -3,6 +3,7 @@
 
 #include <keel/engine/config.hpp>
 #include <keel/resilience/executor.hpp>
+#include <keel/resilience/fault_injector.hpp>
 #include <keel/validate/profile.hpp>
 #include <keel/validate/schema.hpp>
 #include <keel/validate/schema_validator.hpp>
@@ -167,6 +168,34 @@ struct Context {
     return path.is_absolute() ? path : base / path;
   }
 };
+
+// A model's "fault": a FaultInjector's settings (tests and chaos drills).
+std::pair<FaultConfig, std::uint64_t> parse_fault(const Node& f) {
+  f.keys({"enabled", "error_rate", "error_code", "nan_rate", "hang_rate", "hang_limit_ms", "latency_ms",
+          "latency_jitter_ms", "tail_rate", "tail_latency_ms", "seed"});
+  FaultConfig c;
+  std::uint64_t seed = 1;
+  if (auto v = f.get("enabled")) c.enabled = v->boolean();
+  if (auto v = f.get("error_rate")) c.error_rate = v->number(0.0, 1.0);
+  if (auto v = f.get("error_code")) {
+    c.error_code = v->choice<StatusCode>({{"model_error", StatusCode::kModelError},
+                                          {"unavailable", StatusCode::kUnavailable},
+                                          {"deadline_exceeded", StatusCode::kDeadlineExceeded},
+                                          {"overloaded", StatusCode::kOverloaded},
+                                          {"internal", StatusCode::kInternal}});
+  }
+  if (auto v = f.get("nan_rate")) c.nan_rate = v->number(0.0, 1.0);
+  if (auto v = f.get("hang_rate")) c.hang_rate = v->number(0.0, 1.0);
+  if (auto v = f.get("hang_limit_ms")) c.hang_limit = v->ms(false);
+  if (auto v = f.get("latency_ms")) c.latency = v->ms();
+  if (auto v = f.get("latency_jitter_ms")) c.latency_jitter = v->ms();
+  if (auto v = f.get("tail_rate")) c.tail_rate = v->number(0.0, 1.0);
+  if (auto v = f.get("tail_latency_ms")) c.tail_latency = v->ms();
+  if (auto v = f.get("seed")) seed = v->uint(0, std::numeric_limits<std::uint64_t>::max());
+  if (c.hang_rate > 0 && c.hang_limit == Duration::max())
+    f.fail("hang_rate needs hang_limit_ms: a hang from a config file must end by itself");
+  return {c, seed};
+}
 
 StageOptions parse_stage_options(const Node& n, const std::string& name, Context& ctx) {
   StageOptions o;
@@ -379,6 +408,26 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
   ModelLoaderFn loader = opts.loader ? opts.loader : ModelLoaderFn([](const std::filesystem::path& p,
                                                                       const LoadOptions& o) { return load_model(p, o); });
 
+  // "fault" on a model wraps it in a FaultInjector, and so does every reload
+  // of its file: the engine's loader wraps what it loads from that path.
+  auto faults = std::make_shared<std::map<std::filesystem::path, std::pair<FaultConfig, std::uint64_t>>>();
+  for (const Node& m : root.at("models").items()) {
+    auto f = m.get("fault");
+    if (!f) continue;
+    const std::filesystem::path path = ctx.resolve(m.at("path").str());
+    if (faults->contains(path)) f->fail("another model with a fault reads the same path; give each its own file");
+    (*faults)[path] = parse_fault(*f);
+  }
+  if (!faults->empty()) {
+    loader = [inner = std::move(loader), faults, clock = ctx.clock](const std::filesystem::path& p,
+                                                                     const LoadOptions& o) -> Result<ModelPtr> {
+      Result<ModelPtr> r = inner(p, o);
+      const auto it = faults->find(p);
+      if (!r.ok() || it == faults->end()) return r;
+      return ModelPtr(std::make_shared<FaultInjector>(*r, it->second.first, it->second.second, *clock));
+    };
+  }
+
   EngineBuilder b;
   b.clock(*ctx.clock).loader(loader);
   if (auto n = root.get("name")) b.name(n->str());
@@ -387,7 +436,7 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
   // Models are loaded here (not in build()) so that feature names can be
   // used by name in "preprocess" and the validator's schema.
   for (const Node& m : root.at("models").items()) {
-    m.keys({"name", "path", "id", "num_iterations"});
+    m.keys({"name", "path", "id", "num_iterations", "fault"});
     const std::string name = m.at("name").str();
     if (ctx.models.contains(name)) m.at("name").fail(fmt::format("model '{}' is declared twice", name));
     LoadOptions lo;

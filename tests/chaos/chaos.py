@@ -159,13 +159,11 @@ class Stop(Scenario):
         os.kill(self.pid, signal.SIGCONT)
 
 
-class Slow(Scenario):
+class Stutter(Scenario):
     """A replica slowed from outside: stopped 80 ms of every 100 ms, so it
-    answers 5x slower with stalls of up to 80 ms (inside the deadline).
-    The engine config has no fault-injection keys yet and engine.json is not
-    reloaded (only model files are), so this is done with signals."""
+    answers 5x slower with stalls of up to 80 ms (inside the deadline)."""
 
-    name = "replica-slow"
+    name = "replica-stutter"
     max_failed = 0
 
     def inject(self):
@@ -186,6 +184,54 @@ class Slow(Scenario):
         self.stop.set()
         self.t.join()
         os.kill(self.pid, signal.SIGCONT)
+
+
+class FaultSlow(Scenario):
+    """A replica slowed by fault injection through a reload of its engine
+    config: r3's engine.json gains a 40 ms latency fault on the primary and a
+    20 ms attempt timeout, then SIGHUP. Its answers come from the fallback,
+    flagged degraded (the breaker opens on the timeouts); the fault removed
+    the same way, the primary answers again."""
+    name = "replica-slow"
+    max_failed = 0
+
+    def _swap(self, doc):
+        p = os.path.join(self.c.model_dir("r3"), "engine.json")
+        with open(p + ".tmp", "w") as f:
+            f.write(doc)
+        os.replace(p + ".tmp", p)
+        st = os.stat(p)
+        os.utime(p, ns=(st.st_atime_ns, max(st.st_mtime_ns, self.last_mtime + 1_000_000)))
+        self.last_mtime = os.stat(p).st_mtime_ns
+        os.kill(self.c.pid("r3"), signal.SIGHUP)
+
+    def inject(self):
+        import json
+        p = os.path.join(self.c.model_dir("r3"), "engine.json")
+        self.saved = open(p).read()
+        self.last_mtime = os.stat(p).st_mtime_ns
+        doc = json.loads(self.saved)
+        primary = next(m for m in doc["models"] if m["name"] == doc["chain"][0]["model"])
+        primary["fault"] = {"latency_ms": 40}
+        doc["chain"][0].update({"isolated": True, "timeout_ms": 20})
+        self._swap(json.dumps(doc))
+
+    def clear(self):
+        self._swap(self.saved)
+
+    def check(self, gen, t_fault, t_clear):
+        out = []
+        during = [r for r in gen.records if t_fault + 0.5 <= r.sent < t_clear]
+        deg = [r for r in during if r.outcome == "degraded"]
+        if not deg:
+            out.append("no degraded answer while r3's primary was slowed: the fault did not take")
+        elif any(r.stage == "primary" for r in deg):
+            out.append("a degraded answer from the primary stage")
+        late_deg = [r for r in gen.records if r.sent >= t_clear + 1.0 and r.outcome == "degraded"]
+        if late_deg:
+            out.append("%d degraded answers more than 1 s after the fault was removed" % len(late_deg))
+        self.notes.append("degraded during the fault %d of %d" % (len(deg), len(during)))
+        return out
 
 
 class CorruptModel(Scenario):
@@ -328,7 +374,7 @@ class Flood(Scenario):
         return out
 
 
-SCENARIOS = {s.name: s for s in (KillRestart, Stop, Slow, CorruptModel, Cpu, Flood)}
+SCENARIOS = {s.name: s for s in (KillRestart, Stop, FaultSlow, Stutter, CorruptModel, Cpu, Flood)}
 
 
 def expected_score(cluster):

@@ -250,3 +250,59 @@ TEST_CASE("config: preprocess by feature name and a file-backed reload", "[confi
   CHECK(engine->score(r).ok());
   CHECK_THAT(engine->health().to_json(), Catch::Contains("last reload failed"));
 }
+
+TEST_CASE("config: a model's fault wraps it and every reload of its file", "[config]") {
+  keel::test::TempDir dir("config-fault");
+  std::filesystem::copy_file(kData / "model.json", dir.path / "model.json");
+  std::filesystem::copy_file(kData / "backup_linear.json", dir.path / "backup_linear.json");
+  auto j = base_config();
+  j.erase("validator");
+  j.erase("cache");
+  j["chain"][0].erase("retry");
+  // The primary slowed past its attempt timeout. (The canary rows run
+  // through the fault too: an error_rate of 1 would fail them.)
+  j["chain"][0]["isolated"] = true;
+  j["chain"][0]["timeout_ms"] = 5;
+  j["models"][0]["fault"] = {{"latency_ms", 40}};
+  {
+    std::ofstream out(dir.path / "engine.json");
+    out << j.dump(2);
+  }
+  auto engine = keel::engine_from_config(dir.path / "engine.json");
+  const Fixture f = read_fixture();
+  keel::Request r;
+  r.features = f.rows[0];
+  auto answer = [&] {
+    auto a = engine->score(r);
+    REQUIRE(a.ok());
+    return *a;
+  };
+  // Every primary call times out, so the backup answers, flagged degraded.
+  CHECK(answer().stage == "fallback");
+  CHECK(answer().degraded);
+  // A reload of the primary's file keeps the fault: the loader wraps it.
+  std::filesystem::last_write_time(dir.path / "model.json",
+                                   std::filesystem::last_write_time(dir.path / "model.json") + std::chrono::seconds(5));
+  CHECK(engine->reload_changed() == 1);
+  CHECK(answer().stage == "fallback");
+
+  // Without the fault the primary answers: the test sees the difference.
+  j["models"][0].erase("fault");
+  auto clean = keel::builder_from_json(j.dump(), dir.path).build();
+  auto a = clean->score(r);
+  REQUIRE(a.ok());
+  CHECK(a->stage == "primary");
+  CHECK_FALSE(a->degraded);
+
+  SECTION("fault errors name their path") {
+    auto k = base_config();
+    k["models"][0]["fault"] = {{"error_rate", 2}};
+    expect_error(k, "models[0].fault.error_rate: must be in [0, 1], got 2");
+    k["models"][0]["fault"] = {{"latncy_ms", 2}};
+    expect_error(k, "models[0].fault.latncy_ms: unknown key");
+    k["models"][0]["fault"] = {{"hang_rate", 0.5}};
+    expect_error(k, "models[0].fault: hang_rate needs hang_limit_ms");
+    k["models"][0]["fault"] = {{"error_code", "teapot"}};
+    expect_error(k, "models[0].fault.error_code: 'teapot' is not one of");
+  }
+}

@@ -4,10 +4,17 @@
 // ("chain[1].breaker.failure_rate: must be in (0, 1], got 1.5"); unknown
 // keys are errors too, so a typo never silently falls back to a default.
 // Relative paths in the file are relative to the file's directory.
+// A model's "fault" (for tests and chaos drills) wraps it, and every reload
+// of its file, in a FaultInjector; a hang_rate needs a hang_limit_ms. The
+// canary rows run through the fault: an error_rate of 1 fails them, and the
+// model is refused (at build) or kept as it was (at reload).
 //
 // {
 //   "name": "churn",
-//   "models": [{"name": "primary", "path": "model.json", "id": "churn-xgb"}],
+//   "models": [{"name": "primary", "path": "model.json", "id": "churn-xgb",
+//               "fault": {"latency_ms": 40, "latency_jitter_ms": 10, "tail_rate": 0.01, "tail_latency_ms": 500,
+//                         "error_rate": 0.1, "error_code": "unavailable", "nan_rate": 0, "hang_rate": 0,
+//                         "hang_limit_ms": 1000, "seed": 1, "enabled": true}}],
 //   "chain": [
 //     {"model": "primary",
 //      "breaker":  {"window": "count", "window_size": 100, "minimum_calls": 20, "failure_rate": 0.5,

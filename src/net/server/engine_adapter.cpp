@@ -4,13 +4,27 @@
 #include <keel/engine/scoring_engine.hpp>
 
 #include <cmath>
+#include <utility>
 
 namespace keel::net {
 
 ServedModel::ServedModel() = default;
 ServedModel::~ServedModel() = default;
 
-bool ServedModel::ready() const { return engine->health().ready; }
+std::shared_ptr<ScoringEngine> ServedModel::engine() const {
+  std::lock_guard lock(engine_mu_);
+  return engine_;
+}
+void ServedModel::set_engine(std::shared_ptr<ScoringEngine> engine) const {
+  std::shared_ptr<ScoringEngine> old;
+  {
+    std::lock_guard lock(engine_mu_);
+    old = std::exchange(engine_, std::move(engine));
+  }
+  // `old` is released here, outside the lock (its watcher joins).
+}
+
+bool ServedModel::ready() const { return engine()->health().ready; }
 
 Status ServedModel::score(const oip::InferRequest& request, std::string_view idempotency_key, Deadline deadline,
                           oip::InferResult& result) const {
@@ -26,7 +40,7 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
   // and the rows' flags folded into the response's fields.
   thread_local BatchResult batch;
   BatchView view{request.values, request.rows, request.cols, 0};
-  if (Status s = engine->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
+  if (Status s = engine()->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
   if (batch.failed == batch.rows && batch.rows > 0) {
     Status first = batch.status[0];
     return batch.rows == 1 ? first : first.with_context("row 0");
@@ -66,13 +80,18 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   auto m = std::make_unique<ServedModel>();
   m->name = name;
   m->version = version;
+  m->engine_name = engine_name;
   m->source = source;
+  std::shared_ptr<ScoringEngine> engine;
   ConfigOptions copts;
   copts.metrics = options.metrics;
   if (fs::is_directory(source)) {
     const fs::path cfg = source / "engine.json";
     if (fs::exists(cfg)) {
-      m->engine = builder_from_config(cfg, copts).name(engine_name).build();
+      m->config = cfg;
+      std::error_code ec;
+      m->config_built = fs::last_write_time(cfg, ec);  // before the build: a change during it is seen next time
+      engine = builder_from_config(cfg, copts).name(engine_name).build();
     } else {
       fs::path file;
       for (const auto& e : fs::directory_iterator(source)) {
@@ -88,21 +107,49 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
       EngineBuilder b;
       b.name(engine_name).model_file("primary", file).stage("primary");
       if (options.metrics) b.metrics(options.metrics);
-      m->engine = b.build();
+      engine = b.build();
     }
   } else {
     EngineBuilder b;
     b.name(engine_name).model_file("primary", source).stage("primary");
     if (options.metrics) b.metrics(options.metrics);
-    m->engine = b.build();
+    engine = b.build();
   }
-  m->features = m->engine->num_features();
-  m->width = m->engine->width();
+  m->features = engine->num_features();
+  m->width = engine->width();
+  m->set_engine(std::move(engine));
   return m;
 }
 
-std::size_t reload_changed(const ServedModel& model) { return model.engine->reload_changed(); }
-void watch(const ServedModel& model, Duration interval) { model.engine->watch(interval); }
+std::size_t reload_changed(const ServedModel& model) { return model.engine()->reload_changed(); }
+void watch(const ServedModel& model, Duration interval) { model.engine()->watch(interval); }
+
+Result<bool> reload_config(const ServedModel& model, const RepositoryOptions& options, Duration watch_interval) {
+  namespace fs = std::filesystem;
+  if (model.config.empty()) return false;
+  std::error_code ec;
+  const auto t = fs::last_write_time(model.config, ec);
+  if (ec || t == model.config_built || t == model.config_failed) return false;
+  const std::string what = "model '" + model.name + "' version " + model.version + ": " + model.config.string();
+  std::unique_ptr<ServedModel> fresh;
+  try {
+    fresh = load_served_model(model.name, model.version, model.source, model.engine_name, options);
+  } catch (const Error& e) {
+    model.config_failed = t;
+    return Status(e.status()).with_context(what + ": kept the engine it replaces");
+  }
+  if (fresh->features != model.features || fresh->width != model.width) {
+    model.config_failed = t;
+    return invalid_input(what + ": the new config has " + std::to_string(fresh->features) + " inputs and " +
+                         std::to_string(fresh->width) + " outputs, the served one " + std::to_string(model.features) +
+                         " and " + std::to_string(model.width) + "; serve it as a new version instead");
+  }
+  auto engine = fresh->engine();
+  if (watch_interval > Duration::zero()) engine->watch(watch_interval);
+  model.config_built = t;
+  model.set_engine(std::move(engine));
+  return true;
+}
 
 }  // namespace detail
 }  // namespace keel::net

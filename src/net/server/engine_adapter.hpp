@@ -17,5 +17,9 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
                                                const RepositoryOptions& options);
 std::size_t reload_changed(const ServedModel& model);
 void watch(const ServedModel& model, Duration interval);
+// Rebuilds `model`'s engine when its engine.json changed since it was
+// built: true when swapped; an error (and the old engine kept) when the
+// new config does not build or changes the model's inputs or outputs.
+Result<bool> reload_config(const ServedModel& model, const RepositoryOptions& options, Duration watch_interval);
 
 }  // namespace keel::net::detail

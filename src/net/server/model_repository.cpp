@@ -25,7 +25,14 @@ const ServedModel* served(const EngineRegistry::EntryPtr& e) {
 ModelRepository::ModelRepository(RepositoryOptions options) : options_(std::move(options)) {
   if (!options_.metrics) options_.metrics = std::make_shared<MetricsRegistry>(4096);
 }
-ModelRepository::~ModelRepository() = default;
+ModelRepository::~ModelRepository() {
+  {
+    std::lock_guard lock(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
 
 bool ModelRepository::valid_name(std::string_view name) noexcept {
   if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
@@ -37,7 +44,7 @@ bool ModelRepository::valid_name(std::string_view name) noexcept {
 
 void ModelRepository::add(std::unique_ptr<ServedModel> model) {
   std::shared_ptr<const ServedModel> m = std::move(model);
-  Status s = registry_.add({.name = m->name, .version = m->version, .engine = m->engine, .ready = true, .context = m});
+  Status s = registry_.add({.name = m->name, .version = m->version, .engine = m->engine(), .ready = true, .context = m});
   if (!s) throw Error(std::move(s));
 }
 
@@ -106,7 +113,10 @@ Status ModelRepository::set_served(std::string_view name, bool serve, bool& know
   for (const auto& e : registry_.list()) {
     if (e->name != name) continue;
     known = true;
-    if (serve) detail::reload_changed(*served(e));
+    if (serve) {
+      detail::reload_changed(*served(e));
+      (void)detail::reload_config(*served(e), options_, watch_interval_);  // a bad engine.json keeps the old
+    }
     if (Status s = registry_.set_ready(e->name, e->version, serve); !s) return s;
   }
   return {};
@@ -161,15 +171,51 @@ bool ModelRepository::all_ready() const {
   return !models.empty() && !registry_.draining();
 }
 
-std::size_t ModelRepository::reload_changed() {
-  std::size_t n = 0;
+std::size_t ModelRepository::reload_changed(std::vector<std::string>* errors) {
+  std::lock_guard lock(load_mu_);
+  std::size_t n = reload_configs(errors);
   for (const auto* m : all()) n += detail::reload_changed(*m);
   return n;
 }
 
+std::size_t ModelRepository::reload_configs(std::vector<std::string>* errors) {
+  std::size_t n = 0;
+  for (const auto& e : registry_.list()) {
+    const ServedModel& m = *served(e);
+    Result<bool> r = detail::reload_config(m, options_, watch_interval_);
+    if (!r.ok()) {
+      if (errors) errors->push_back(r.status().to_string());
+      continue;
+    }
+    if (!*r) continue;
+    ++n;
+    (void)registry_.replace({.name = e->name, .version = e->version, .engine = m.engine(), .ready = e->ready,
+                             .context = e->context});
+  }
+  return n;
+}
+
 void ModelRepository::watch(Duration interval) {
-  watch_interval_ = interval;
-  for (const auto* m : all()) detail::watch(*m, interval);
+  {
+    std::lock_guard lock(load_mu_);
+    watch_interval_ = interval;
+    for (const auto* m : all()) detail::watch(*m, interval);
+  }
+  if (interval <= Duration::zero() || watcher_.joinable()) return;
+  watcher_ = std::thread([this, interval] {
+    std::unique_lock lock(watch_mu_);
+    while (!watch_cv_.wait_for(lock, interval, [this] { return watch_stop_; })) {
+      lock.unlock();
+      std::vector<std::string> errors;
+      {
+        std::lock_guard load(load_mu_);
+        (void)reload_configs(&errors);
+      }
+      if (options_.log)
+        for (const auto& err : errors) options_.log(err);
+      lock.lock();
+    }
+  });
 }
 
 std::string ModelRepository::metrics_text() const { return options_.metrics->render(); }

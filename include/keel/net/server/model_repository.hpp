@@ -21,13 +21,16 @@
 #include <keel/net/oip/infer.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace keel {
@@ -48,15 +51,26 @@ struct ModelStats {
   std::atomic<std::int64_t> last_inference_ms{0};  // Unix epoch ms
 };
 
-// One (name, version) and the engine that scores it.
+// One (name, version) and the engine that scores it. A changed engine.json
+// builds a new engine that replaces the old one here (same inputs and
+// outputs, or it is refused); calls in flight finish on the engine they
+// started with, and the ServedModel itself (its stats) stays.
 struct ServedModel {
   std::string name;
   std::string version;  // "1" when the folder has no version subfolders
+  std::string engine_name;
   std::filesystem::path source;
-  std::shared_ptr<ScoringEngine> engine;
+  std::filesystem::path config;  // the folder's engine.json, empty without one
   std::size_t features = 0;
   std::size_t width = 0;
   mutable ModelStats stats;
+
+  // The engine now; set_engine() swaps it. Thread-safe.
+  [[nodiscard]] std::shared_ptr<ScoringEngine> engine() const;
+  void set_engine(std::shared_ptr<ScoringEngine> engine) const;
+  // engine.json's modification time when last built, and when it last
+  // failed to build (so a bad file is tried once, not at every poll).
+  mutable std::filesystem::file_time_type config_built{}, config_failed{};
 
   ServedModel();
   ~ServedModel();
@@ -68,10 +82,16 @@ struct ServedModel {
   // errors). A Status that is not ok fails the request as a whole.
   [[nodiscard]] Status score(const oip::InferRequest& request, std::string_view idempotency_key, Deadline deadline,
                              oip::InferResult& result) const;
+
+ private:
+  mutable std::mutex engine_mu_;
+  mutable std::shared_ptr<ScoringEngine> engine_;
 };
 
 struct RepositoryOptions {
   std::shared_ptr<MetricsRegistry> metrics;  // shared by every engine (one /metrics)
+  // Where the engine.json poller reports a config it refused (one line each).
+  std::function<void(const std::string&)> log;
 };
 
 class ModelRepository {
@@ -106,9 +126,13 @@ class ModelRepository {
   [[nodiscard]] Status load(std::string_view name);
   [[nodiscard]] Status unload(std::string_view name);
 
-  // Reloads every changed model file (SIGHUP); how many were swapped.
-  std::size_t reload_changed();
-  // Polls for changed files every `interval` (engine watchers).
+  // Reloads every changed model file and rebuilds every engine whose
+  // engine.json changed (SIGHUP); how many were swapped. A model file or
+  // engine.json that fails keeps what was served; the engine.json errors
+  // are in `errors` when given.
+  std::size_t reload_changed(std::vector<std::string>* errors = nullptr);
+  // Polls for changed files every `interval`: each engine's model files
+  // (engine watchers) and every engine.json (a repository thread).
   void watch(Duration interval);
 
   // The Prometheus text of every engine's registry.
@@ -126,7 +150,13 @@ class ModelRepository {
   RepositoryOptions options_;
   std::filesystem::path dir_;  // --models, empty without one
   Duration watch_interval_{0};
-  std::mutex load_mu_;  // serialises load() and unload()
+  std::mutex load_mu_;  // serialises load(), unload() and engine.json rebuilds
+  std::size_t reload_configs(std::vector<std::string>* errors);  // under load_mu_
+  // The engine.json poller (watch()).
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
+  std::thread watcher_;
   EngineRegistry registry_;
 };
 
