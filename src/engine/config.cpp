@@ -170,7 +170,7 @@ struct Context {
 };
 
 // A model's "fault": a FaultInjector's settings (tests and chaos drills).
-std::pair<FaultConfig, std::uint64_t> parse_fault(const Node& f) {
+std::pair<FaultConfig, std::uint64_t> parse_fault(const Node& f, Duration max_wait) {
   f.keys({"enabled", "error_rate", "error_code", "nan_rate", "hang_rate", "hang_limit_ms", "latency_ms",
           "latency_jitter_ms", "tail_rate", "tail_latency_ms", "seed"});
   FaultConfig c;
@@ -181,16 +181,24 @@ std::pair<FaultConfig, std::uint64_t> parse_fault(const Node& f) {
     c.error_code = v->choice<StatusCode>({{"model_error", StatusCode::kModelError},
                                           {"unavailable", StatusCode::kUnavailable},
                                           {"deadline_exceeded", StatusCode::kDeadlineExceeded},
-                                          {"overloaded", StatusCode::kOverloaded},
-                                          {"internal", StatusCode::kInternal}});
+                                          {"overloaded", StatusCode::kOverloaded}});
   }
   if (auto v = f.get("nan_rate")) c.nan_rate = v->number(0.0, 1.0);
   if (auto v = f.get("hang_rate")) c.hang_rate = v->number(0.0, 1.0);
-  if (auto v = f.get("hang_limit_ms")) c.hang_limit = v->ms(false);
-  if (auto v = f.get("latency_ms")) c.latency = v->ms();
-  if (auto v = f.get("latency_jitter_ms")) c.latency_jitter = v->ms();
+  // Every wait a fault adds is bounded (ConfigOptions::max_fault_wait).
+  const auto wait = [&](const char* key, Duration& out, bool allow_zero) {
+    auto v = f.get(key);
+    if (!v) return;
+    out = v->ms(allow_zero);
+    if (out > max_wait)
+      v->fail(fmt::format("at most {} ms here (ConfigOptions::max_fault_wait)",
+                          std::chrono::duration_cast<std::chrono::milliseconds>(max_wait).count()));
+  };
+  wait("hang_limit_ms", c.hang_limit, false);
+  wait("latency_ms", c.latency, true);
+  wait("latency_jitter_ms", c.latency_jitter, true);
   if (auto v = f.get("tail_rate")) c.tail_rate = v->number(0.0, 1.0);
-  if (auto v = f.get("tail_latency_ms")) c.tail_latency = v->ms();
+  wait("tail_latency_ms", c.tail_latency, true);
   if (auto v = f.get("seed")) seed = v->uint(0, std::numeric_limits<std::uint64_t>::max());
   if (c.hang_rate > 0 && c.hang_limit == Duration::max())
     f.fail("hang_rate needs hang_limit_ms: a hang from a config file must end by itself");
@@ -416,7 +424,7 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
     if (!f) continue;
     const std::filesystem::path path = ctx.resolve(m.at("path").str());
     if (faults->contains(path)) f->fail("another model with a fault reads the same path; give each its own file");
-    (*faults)[path] = parse_fault(*f);
+    (*faults)[path] = parse_fault(*f, opts.max_fault_wait);
   }
   if (!faults->empty()) {
     loader = [inner = std::move(loader), faults, clock = ctx.clock](const std::filesystem::path& p,

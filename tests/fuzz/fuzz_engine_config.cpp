@@ -35,6 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return keel::load_keel_linear_json(kModel);
   };
   opts.log_sink = std::make_shared<NullSink>();
+  opts.max_fault_wait = std::chrono::milliseconds(1);  // a "fault" may not stall the fuzzer
   std::unique_ptr<keel::ScoringEngine> engine;
   try {
     engine = keel::builder_from_json(text, "/nonexistent-keel-fuzz", opts).build();

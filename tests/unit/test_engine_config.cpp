@@ -302,6 +302,8 @@ TEST_CASE("config: a model's fault wraps it and every reload of its file", "[con
     expect_error(k, "models[0].fault.latncy_ms: unknown key");
     k["models"][0]["fault"] = {{"hang_rate", 0.5}};
     expect_error(k, "models[0].fault: hang_rate needs hang_limit_ms");
+    k["models"][0]["fault"] = {{"latency_ms", 120000}};
+    expect_error(k, "models[0].fault.latency_ms: at most 60000 ms");
     k["models"][0]["fault"] = {{"error_code", "teapot"}};
     expect_error(k, "models[0].fault.error_code: 'teapot' is not one of");
   }

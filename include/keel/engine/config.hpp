@@ -63,6 +63,8 @@ struct ConfigOptions {
   ModelLoaderFn loader;                        // default: keel::load_model
   std::shared_ptr<MetricsRegistry> metrics;    // default: a new one
   std::shared_ptr<LogSink> log_sink;           // default: std::clog
+  // The longest wait a model's "fault" may add (latency, tail, hang limit).
+  Duration max_fault_wait = std::chrono::seconds(60);
 };
 
 // A builder ready to build(), or to be refined in code first.
