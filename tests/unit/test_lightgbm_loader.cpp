@@ -2,7 +2,7 @@
 // (raw, transformed, leaf routing), and malformed files rejected with errors
 // naming the tree and line.
 
-#include "model/lightgbm_text.hpp"
+#include "model/loaders/lightgbm_text.hpp"
 
 #include <keel/model/loaders.hpp>
 

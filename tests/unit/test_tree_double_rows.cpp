@@ -5,7 +5,7 @@
 #include <keel/model/loaders.hpp>
 #include <keel/model/tree_ensemble.hpp>
 
-#include "model/tree_double_rows.hpp"
+#include "model/trees/tree_double_rows.hpp"
 #include "tree_ensemble_testing.hpp"
 
 #include <catch2/catch.hpp>

@@ -3,7 +3,7 @@
 
 #include <keel/model/tree_spec.hpp>
 
-#include "model/small_buffer.hpp"
+#include "model/support/small_buffer.hpp"
 
 #include <fmt/format.h>
 
