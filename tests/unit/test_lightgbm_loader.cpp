@@ -5,6 +5,7 @@
 #include "model/loaders/lightgbm_text.hpp"
 
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -4,6 +4,7 @@
 // comparison encoding every kernel shares.
 
 #include <keel/model/tree_ensemble.hpp>
+#include <keel/model/reference_evaluator.hpp>
 
 #include "model/support/small_buffer.hpp"
 #include "model/support/thread_pool.hpp"
