@@ -5,6 +5,7 @@
 // the primary answers again. Breaker transitions are printed as they happen.
 // Runs on the real clock in well under a second.
 
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_spec.hpp>
 #include <keel/resilience/fallback_chain.hpp>
 #include <keel/resilience/fault_injector.hpp>

@@ -7,6 +7,7 @@
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
 #include <keel/model/model.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_ensemble.hpp>
 #include <keel/model/tree_spec.hpp>
 

@@ -2,7 +2,7 @@
 # The per-ISA kernel objects (*_avx2.cpp, *_avx512.cpp, compiled with AVX
 # flags) must define no weak symbol: a weak (inline, template) function
 # emitted there may be the copy the linker keeps for portable callers too,
-# which would fault on a CPU without the ISA. See src/model/tree_ensemble_impl.hpp.
+# which would fault on a CPU without the ISA. See src/model/trees/tree_ensemble_impl.hpp.
 # Usage: isa_objects.sh <nm> <object>...
 set -u
 nm_tool=$1

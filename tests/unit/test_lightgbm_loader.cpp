@@ -2,9 +2,10 @@
 // (raw, transformed, leaf routing), and malformed files rejected with errors
 // naming the tree and line.
 
-#include "model/lightgbm_text.hpp"
+#include "model/loaders/lightgbm_text.hpp"
 
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -4,7 +4,7 @@
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
 
-#include "model/linear_kernels.hpp"
+#include "model/linear/linear_kernels.hpp"
 #include "support/fixture_csv.hpp"
 
 #include <catch2/catch.hpp>

@@ -3,9 +3,10 @@
 // and between the model's own thresholds, on every kernel and layout.
 
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_ensemble.hpp>
 
-#include "model/tree_double_rows.hpp"
+#include "model/trees/tree_double_rows.hpp"
 #include "tree_ensemble_testing.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,4 +1,5 @@
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_ensemble.hpp>
 
 #include "tree_ensemble_testing.hpp"

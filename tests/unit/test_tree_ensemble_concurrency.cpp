@@ -1,6 +1,6 @@
 #include <keel/model/tree_ensemble.hpp>
 
-#include "model/thread_pool.hpp"
+#include "model/support/thread_pool.hpp"
 #include "tree_ensemble_testing.hpp"
 
 #include <catch2/catch.hpp>

@@ -5,6 +5,7 @@
 #include <keel/model/explain.hpp>
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_spec.hpp>
 
 #include "explain_testing.hpp"

@@ -1,3 +1,4 @@
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_spec.hpp>
 
 #include <catch2/catch.hpp>

@@ -3,6 +3,7 @@
 // kind, missing rule and arithmetic, awkward rows, and bit-exact comparison.
 
 #include <keel/model/loaders.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_ensemble.hpp>
 #include <keel/model/tree_spec.hpp>
 

@@ -2,7 +2,7 @@
 // TreeEnsemble (make_tree_ensemble): the hot-path evaluator for tree ensembles. Built once at load
 // from a validated TreeEnsembleSpec into flat node arrays, with a layout and
 // a SIMD kernel chosen per model; answers bit-identically to the reference
-// evaluator (reference_margin / apply_transform), including XGBoost's float32
+// evaluator (reference_evaluator.hpp: reference_margin / apply_transform), including XGBoost's float32
 // accumulation in tree order. Immutable; predict() is thread-safe.
 //
 // Layouts:

@@ -133,17 +133,6 @@ struct TreeEnsembleSpec {
 // Fills info.num_trees and info.max_depth from the trees.
 void compute_shape(TreeEnsembleSpec& spec);
 
-// The reference evaluator: plain, obviously-correct, one row at a time. The
-// fast kernels are tested against it. `row` has info.num_features values.
-// margin must hold num_margin_outputs doubles.
-void reference_margin(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<double> margin) noexcept;
-// The leaf index (node index in Tree::nodes) each tree reaches.
-void reference_leaves(const TreeEnsembleSpec& spec, std::span<const double> row, std::span<std::int32_t> leaves) noexcept;
-// One split of the reference evaluator: true when the row whose feature
-// n.feature is x goes to n's left child (x as given, before LightGBM's
-// zero-band reading). Fast evaluators call it for nodes they do not specialise.
-[[nodiscard]] bool reference_goes_left(const TreeEnsembleSpec& spec, const Tree& t, const TreeNode& n,
-                                       double x) noexcept;
 // Applies the output transform to one row's margins (num_margin_outputs
 // values) writing info.num_outputs values.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<float> out) noexcept;
@@ -152,22 +141,16 @@ void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margi
 // result widened.
 void apply_transform(const TreeEnsembleSpec& spec, std::span<const double> margin, std::span<double> out) noexcept;
 
-// True when some tree has vector leaves (leaf_width > 1).
-[[nodiscard]] bool has_vector_leaves(const TreeEnsembleSpec& spec) noexcept;
-
-// The reference evaluator over a batch of float64 rows with float64
-// outputs, for Model::predict(double rows, double out). Checks shapes like
-// Model::check_shapes.
-[[nodiscard]] Status reference_predict(const TreeEnsembleSpec& spec, std::span<const double> rows, std::size_t n_rows,
-                                       std::span<double> out, const PredictOptions& opts) noexcept;
 // The same transform without a spec, for other model kinds that share the
 // objectives (linear models): margin.size() columns in, 1 (kSoftmaxArgmax)
 // or margin.size() out. No average_output division.
 void apply_transform(Transform transform, Arithmetic arithmetic, double sigmoid_scale, std::span<const double> margin,
                      std::span<float> out) noexcept;
 
-// A Model over a validated spec, evaluated by the reference evaluator.
-// (The hot-path TreeEnsemble replaces it where a faster kernel applies.)
-[[nodiscard]] Result<ModelPtr> make_reference_model(TreeEnsembleSpec spec);
+// True when some tree has vector leaves (leaf_width > 1).
+[[nodiscard]] bool has_vector_leaves(const TreeEnsembleSpec& spec) noexcept;
+
+// The reference evaluator (the oracle the kernels are tested against) is
+// declared in <keel/model/reference_evaluator.hpp>.
 
 }  // namespace keel

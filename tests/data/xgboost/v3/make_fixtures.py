@@ -3,7 +3,7 @@
 
 1.7.4 cannot write 2.x/3.x files, so each model is trained and predicted by
 1.7.4 (the expected values), then its JSON is rewritten by hand into the
-later layout, following XGBoost's model IO (see src/model/xgboost_loader.cpp):
+later layout, following XGBoost's model IO (see src/model/loaders/xgboost_loader.cpp):
   dart34.json       DART as 3.4 writes it: "gbtree" + model.weight_drop,
                     base_score "[b]", iteration_indptr, version 3.4.1
   dart31.json       the same model as 1.7/3.1 write it ("dart")

@@ -9,7 +9,7 @@
 // srlv, and set_right(bits, x, th, nan_right, bit) -> bits with `bit` set in
 // the lanes whose row goes right (x >= th, or x NaN and nan_right).
 
-#include "model/tree_ensemble_impl.hpp"
+#include "model/trees/tree_ensemble_impl.hpp"
 
 #include <cstddef>
 #include <cstdint>

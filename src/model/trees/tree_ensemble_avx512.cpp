@@ -3,8 +3,8 @@
 // (permutexvar / permutex2var and blends), so only the feature values are
 // gathered there; deeper levels gather their nodes too.
 
-#include "model/tree_ensemble_impl.hpp"
-#include "model/tree_top_levels.hpp"
+#include "model/trees/tree_ensemble_impl.hpp"
+#include "model/trees/tree_top_levels.hpp"
 
 #include <immintrin.h>
 

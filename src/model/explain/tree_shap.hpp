@@ -23,6 +23,7 @@
 // phi) over the nodes, W lanes wide; bias and tables are precomputed.
 
 #include <keel/model/explain.hpp>
+#include <keel/model/reference_evaluator.hpp>
 #include <keel/model/tree_spec.hpp>
 
 #include <cmath>

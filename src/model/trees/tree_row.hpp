@@ -18,7 +18,7 @@
 // rounding to 64 bytes (depth 8: 2368 bytes, the heap's nodes 2048; depth 6:
 // 576; depth 4: 192). Immutable after build; safe to read concurrently.
 
-#include "model/tree_ensemble_impl.hpp"
+#include "model/trees/tree_ensemble_impl.hpp"
 
 #include <cstddef>
 #include <cstdint>

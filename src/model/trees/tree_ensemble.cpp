@@ -4,12 +4,13 @@
 // comparison encoding every kernel shares.
 
 #include <keel/model/tree_ensemble.hpp>
+#include <keel/model/reference_evaluator.hpp>
 
-#include "model/small_buffer.hpp"
-#include "model/thread_pool.hpp"
-#include "model/tree_double_rows.hpp"
-#include "model/tree_ensemble_impl.hpp"
-#include "model/tree_row.hpp"
+#include "model/support/small_buffer.hpp"
+#include "model/support/thread_pool.hpp"
+#include "model/trees/tree_double_rows.hpp"
+#include "model/trees/tree_ensemble_impl.hpp"
+#include "model/trees/tree_row.hpp"
 
 #include <fmt/format.h>
 

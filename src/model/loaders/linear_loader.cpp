@@ -1,7 +1,7 @@
 // Keel linear JSON (format documented in <keel/model/linear_model.hpp>).
 
-#include "model/json_doc.hpp"
-#include "model/loader_util.hpp"
+#include "model/loaders/json_doc.hpp"
+#include "model/loaders/loader_util.hpp"
 
 #include <keel/model/linear_model.hpp>
 #include <keel/model/loaders.hpp>

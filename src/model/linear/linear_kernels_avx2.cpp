@@ -1,7 +1,7 @@
 // AVX2 + FMA dot product (built with -mavx2 -mfma; called only after a CPU
 // check, see linear_kernels.hpp).
 
-#include "model/linear_kernels.hpp"
+#include "model/linear/linear_kernels.hpp"
 
 #include <immintrin.h>
 

@@ -1,7 +1,7 @@
 // The TreeSHAP passes (tree_shap.hpp) compiled with AVX2 + FMA: the
 // W-lane loops become 4-wide double vectors.
 
-#include "model/tree_shap.hpp"
+#include "model/explain/tree_shap.hpp"
 
 namespace keel::detail {
 

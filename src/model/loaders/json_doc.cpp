@@ -1,6 +1,6 @@
 // JSON text and UBJSON parsing for the model loaders (see json_doc.hpp).
 
-#include "model/json_doc.hpp"
+#include "model/loaders/json_doc.hpp"
 
 #include <fmt/format.h>
 

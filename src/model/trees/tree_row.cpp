@@ -9,7 +9,7 @@
 // is b' = b * S + 2k + right, and with b * S = o - C - m this is
 // b' = (o + m + right) + (2 - S - C). Below the last chunk b' is the leaf.
 
-#include "model/tree_row.hpp"
+#include "model/trees/tree_row.hpp"
 
 #include <keel/model/tree_ensemble.hpp>
 

@@ -3,9 +3,9 @@
 // actually present (never by a declared count), so allocation is bounded by
 // the input's size, and every error names the tree and the line.
 
-#include "model/lightgbm_text.hpp"
+#include "model/loaders/lightgbm_text.hpp"
 
-#include "model/json_doc.hpp"
+#include "model/loaders/json_doc.hpp"
 
 #include <keel/model/explain.hpp>
 #include <keel/model/tree_ensemble.hpp>

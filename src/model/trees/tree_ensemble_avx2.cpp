@@ -3,8 +3,8 @@
 // <= 32 nodes select their node fields by permutes and blends, deeper levels
 // gather them.
 
-#include "model/tree_ensemble_impl.hpp"
-#include "model/tree_top_levels.hpp"
+#include "model/trees/tree_ensemble_impl.hpp"
+#include "model/trees/tree_top_levels.hpp"
 
 #include <immintrin.h>
 

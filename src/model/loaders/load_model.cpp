@@ -1,8 +1,8 @@
 // load_model: reads a file (size-capped) and picks the loader from the
 // content, not the file name.
 
-#include "model/json_doc.hpp"
-#include "model/loader_util.hpp"
+#include "model/loaders/json_doc.hpp"
+#include "model/loaders/loader_util.hpp"
 
 #include <keel/model/loaders.hpp>
 

@@ -2,7 +2,7 @@
 // tables and quadrature points at load (tree_shap.hpp explains the
 // algorithm), then answers contributions and leaf indices per row.
 
-#include "model/tree_shap.hpp"
+#include "model/explain/tree_shap.hpp"
 
 #include <keel/model/explain.hpp>
 #include <keel/model/tree_ensemble.hpp>

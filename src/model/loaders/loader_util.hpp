@@ -3,7 +3,7 @@
 // exceptions (keel::Error from the parsers, allocation failure) into a
 // Status prefixed with the format's name. Stateless; thread-safe.
 
-#include "model/json_doc.hpp"
+#include "model/loaders/json_doc.hpp"
 
 #include <keel/core/result.hpp>
 #include <keel/model/loaders.hpp>

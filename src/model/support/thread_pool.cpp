@@ -1,4 +1,4 @@
-#include "model/thread_pool.hpp"
+#include "model/support/thread_pool.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -1,6 +1,6 @@
 // DoubleRowMap: float64 rows mapped exactly onto float rows (see the header).
 
-#include "model/tree_double_rows.hpp"
+#include "model/trees/tree_double_rows.hpp"
 
 #include <algorithm>
 #include <bit>

@@ -3,8 +3,8 @@
 
 #include <keel/model/linear_model.hpp>
 
-#include "model/linear_kernels.hpp"
-#include "model/small_buffer.hpp"
+#include "model/linear/linear_kernels.hpp"
+#include "model/support/small_buffer.hpp"
 
 #include <Eigen/Core>
 #include <fmt/format.h>

@@ -38,8 +38,8 @@
 //  - Objectives and their transforms (objective/*.cc, PredTransform and
 //    ProbToMargin): see kObjectives.
 
-#include "model/json_doc.hpp"
-#include "model/loader_util.hpp"
+#include "model/loaders/json_doc.hpp"
+#include "model/loaders/loader_util.hpp"
 
 #include <keel/model/explain.hpp>
 #include <keel/model/linear_model.hpp>
