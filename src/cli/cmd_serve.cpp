@@ -7,6 +7,7 @@
 #include <keel/net/server/http_server.hpp>
 #include <keel/net/server/model_repository.hpp>
 #include <keel/net/server/rest_service.hpp>
+#include <keel/net/server/systemd_notify.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -202,13 +203,30 @@ int serve(ServeOptions o, bool check) {
            (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
            (grpc && !o.grpc.tls_cert_file.empty() ? ",\"grpc_tls\":true" : "") +
            ",\"models\":" + std::to_string(repo.all().size()) + "}");
+  // systemd (Type=notify): ready now that every model is loaded and the
+  // listeners are bound; the watchdog is fed from the signal loop below
+  // while every I/O loop keeps running.
+  const keel::net::SystemdNotifier systemd;
+  systemd.notify("READY=1\nSTATUS=serving " + std::to_string(repo.all().size()) + " model(s) on " +
+                 server.bound_address());
+  const Duration watchdog = systemd.watchdog_interval();
+  auto last_ping = std::chrono::steady_clock::now();
+  const auto feed_watchdog = [&] {
+    if (watchdog <= Duration::zero()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ping < watchdog) return;
+    last_ping = now;
+    if (server.responsive(watchdog)) systemd.notify("WATCHDOG=1");
+  };
 
   const auto wait = [&](Duration d) {  // next signal within d, flushing the access log meanwhile
     const auto until = std::chrono::steady_clock::now() + d;
+    const Duration tick = watchdog > Duration::zero() ? std::min<Duration>(ms(200), watchdog / 2) : ms(200);
     while (true) {
+      feed_watchdog();
       const auto left = until - std::chrono::steady_clock::now();
       if (left <= Duration::zero()) return 0;
-      const auto step = std::min<Duration>(left, ms(200));
+      const auto step = std::min<Duration>(left, tick);
       timespec ts{static_cast<time_t>(step.count() / 1000000000), static_cast<long>(step.count() % 1000000000)};
       const int sig = sigtimedwait(&sigs, nullptr, &ts);
       std::fflush(stdout);
@@ -223,12 +241,15 @@ int serve(ServeOptions o, bool check) {
       const auto n = repo.reload_changed(&errors);
       for (const auto& e : errors) refused(e);
       log_line("{\"event\":\"reload\",\"swapped\":" + std::to_string(n) + "}");
+      systemd.notify("STATUS=reloaded: " + std::to_string(n) + " swapped, " + std::to_string(errors.size()) +
+                     " refused");
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) break;
   }
   // Drain: not ready at once, keep accepting for drain_delay so load
   // balancers notice, then finish what is in flight within drain_timeout.
+  systemd.notify("STOPPING=1\nSTATUS=draining");
   service.set_draining();
   server.end_keep_alive();
   log_line("{\"event\":\"draining\",\"signal\":" + std::to_string(sig) + "}");

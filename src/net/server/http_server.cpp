@@ -148,6 +148,8 @@ namespace {
 struct Worker {
   asio::io_context io{1};
   asio::steady_timer sweep{io};
+  // When the sweep last ran (steady ns): the loop's heartbeat (responsive()).
+  std::atomic<std::int64_t> last_sweep_ns{SteadyClock::now().time_since_epoch().count()};
   std::list<std::shared_ptr<Conn>> conns;
   std::string date;  // the Date header, refreshed by the sweep
   void refresh_date() {
@@ -440,6 +442,7 @@ void sweep(Worker& w) {
     if (ec) return;
     w.refresh_date();
     const auto now = SteadyClock::now();
+    w.last_sweep_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     for (auto it = w.conns.begin(); it != w.conns.end();) {
       auto c = *it++;  // check() may erase this entry
       c->check(now);
@@ -533,6 +536,15 @@ void HttpServer::stop_accepting() {
 
 std::size_t HttpServer::busy_connections() const noexcept { return impl_->busy.load(); }
 std::size_t HttpServer::connections() const noexcept { return impl_->connections.load(); }
+
+bool HttpServer::responsive(Duration within) const noexcept {
+  if (impl_->workers.empty()) return false;
+  const auto now = SteadyClock::now().time_since_epoch().count();
+  const auto bound = std::chrono::duration_cast<std::chrono::nanoseconds>(within + kSweep).count();
+  for (const auto& w : impl_->workers)
+    if (now - w->last_sweep_ns.load(std::memory_order_relaxed) > bound) return false;
+  return true;
+}
 
 void HttpServer::stop() {
   auto& im = *impl_;

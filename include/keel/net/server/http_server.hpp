@@ -140,6 +140,9 @@ class HttpServer {
   // Connections with a request being read, scored or written.
   [[nodiscard]] std::size_t busy_connections() const noexcept;
   [[nodiscard]] std::size_t connections() const noexcept;
+  // True when every I/O loop has run its periodic sweep within `within`
+  // (plus the sweep's own period): the loops are not stuck. After start().
+  [[nodiscard]] bool responsive(Duration within) const noexcept;
   // Closes everything and joins the I/O threads.
   void stop();
 
