@@ -6,6 +6,7 @@
 #ifdef KEEL_HAVE_NET
 #include <keel/engine/config.hpp>
 #include <keel/net/redis/redis_idempotency.hpp>
+#include <keel/net/remote/remote_config.hpp>
 #include <keel/net/worker/stream_worker.hpp>
 
 #include <csignal>
@@ -75,6 +76,7 @@ int run_worker(WorkerArgs a) {
   if (!a.engine.empty()) {
     keel::ConfigOptions co;
     co.metrics = metrics;
+    keel::net::add_remote_models(co);
     b = keel::builder_from_config(a.engine, co);
   } else {
     b.model_file("primary", a.model).stage("primary").metrics(metrics);

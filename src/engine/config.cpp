@@ -11,11 +11,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <sstream>
 
 namespace keel {
@@ -55,7 +57,8 @@ class Node {
     return out;
   }
   // Refuses keys outside `known` (typos would otherwise be silently ignored).
-  void keys(std::initializer_list<std::string_view> known) const {
+  void keys(std::initializer_list<std::string_view> known) const { keys(std::span<const std::string_view>(known)); }
+  void keys(std::span<const std::string_view> known) const {
     if (!j_->is_object()) fail(fmt::format("expected an object, got {}", j_->type_name()));
     for (auto it = j_->begin(); it != j_->end(); ++it) {
       bool ok = false;
@@ -421,7 +424,7 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
   auto faults = std::make_shared<std::map<std::filesystem::path, std::pair<FaultConfig, std::uint64_t>>>();
   for (const Node& m : root.at("models").items()) {
     auto f = m.get("fault");
-    if (!f) continue;
+    if (!f || !m.get("path")) continue;  // a model from a factory: wrapped where it is made
     const std::filesystem::path path = ctx.resolve(m.at("path").str());
     if (faults->contains(path)) f->fail("another model with a fault reads the same path; give each its own file");
     (*faults)[path] = parse_fault(*f, opts.max_fault_wait);
@@ -444,9 +447,49 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
   // Models are loaded here (not in build()) so that feature names can be
   // used by name in "preprocess" and the validator's schema.
   for (const Node& m : root.at("models").items()) {
-    m.keys({"name", "path", "id", "num_iterations", "fault"});
+    static constexpr std::string_view kFileKeys[] = {"name", "path", "id", "num_iterations", "fault"};
+    const auto factory_key = [](std::string_view k) {
+      return std::find(std::begin(kFileKeys), std::end(kFileKeys), k) == std::end(kFileKeys);
+    };
+    std::vector<std::string_view> known(std::begin(kFileKeys), std::end(kFileKeys));
+    known.push_back("remote");
+    for (const auto& [key, factory] : opts.model_factories)
+      if (key != "remote") known.push_back(key);
+    m.keys(known);
     const std::string name = m.at("name").str();
     if (ctx.models.contains(name)) m.at("name").fail(fmt::format("model '{}' is declared twice", name));
+    if (!m.get("path")) {
+      // A model made by a factory ("remote", ...): exactly one such key.
+      std::optional<Node> spec;
+      std::string kind;
+      for (std::string_view k : known) {
+        if (!factory_key(k)) continue;
+        if (auto v = m.get(k)) {
+          if (spec) v->fail(fmt::format("a model is one of \"path\" or \"{}\", not both", kind));
+          spec = *v;
+          kind = std::string(k);
+        }
+      }
+      if (!spec) m.fail("needs \"path\" (a model file) or \"remote\" (replicas over the OIP)");
+      const auto it = opts.model_factories.find(kind);
+      if (it == opts.model_factories.end())
+        spec->fail("this host cannot make such models: \"remote\" needs keel::net (keel serve and keel worker "
+                   "register it; an embedding host calls keel::net::add_remote_models)");
+      for (const char* k : {"id", "num_iterations"})
+        if (auto v = m.get(k)) v->fail("applies to a model file only");
+      ModelPtr made = it->second(spec->raw().dump(), spec->path(), opts.metrics.get());
+      if (auto f = m.get("fault")) {
+        auto [fc, seed] = parse_fault(*f, opts.max_fault_wait);
+        made = std::make_shared<FaultInjector>(std::move(made), fc, seed, *ctx.clock);
+      }
+      ctx.models[name] = made;
+      ctx.model_order.push_back(name);
+      b.model(name, made);
+      continue;
+    }
+    for (std::string_view k : known)
+      if (factory_key(k))
+        if (auto v = m.get(k)) v->fail(fmt::format("a model is one of \"path\" or \"{}\", not both", k));
     LoadOptions lo;
     if (auto id = m.get("id")) lo.id = id->str();
     if (auto it = m.get("num_iterations")) lo.num_iterations = it->uint(0, 1'000'000'000);

@@ -11,7 +11,8 @@
 //
 // {
 //   "name": "churn",
-//   "models": [{"name": "primary", "path": "model.json", "id": "churn-xgb",
+//   "models": [{"name": "replicas", "remote": {"model": "churn", "endpoints": [{"host": "10.0.0.5", "port": 8000}]}},
+//              {"name": "primary", "path": "model.json", "id": "churn-xgb",
 //               "fault": {"latency_ms": 40, "latency_jitter_ms": 10, "tail_rate": 0.01, "tail_latency_ms": 500,
 //                         "error_rate": 0.1, "error_code": "unavailable", "nan_rate": 0, "hang_rate": 0,
 //                         "hang_limit_ms": 1000, "seed": 1, "enabled": true}}],
@@ -51,7 +52,10 @@
 #include <keel/engine/scoring_engine.hpp>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace keel {
@@ -65,6 +69,15 @@ struct ConfigOptions {
   std::shared_ptr<LogSink> log_sink;           // default: std::clog
   // The longest wait a model's "fault" may add (latency, tail, hang limit).
   Duration max_fault_wait = std::chrono::seconds(60);
+  // Model kinds a config names by a key instead of "path", such as
+  // keel::net's {"name": "replicas", "remote": {...}} (add_remote_models in
+  // <keel/net/remote/remote_config.hpp>; keel serve and keel worker register
+  // it). A factory gets the key's JSON value as text and its JSON path, and
+  // throws keel::Error naming that path. A "remote" key without a factory
+  // is an error saying so; keel::keel itself links no networking.
+  using ModelFactory =
+      std::function<ModelPtr(std::string_view json, const std::string& json_path, MetricsRegistry* metrics)>;
+  std::map<std::string, ModelFactory, std::less<>> model_factories;
 };
 
 // A builder ready to build(), or to be refined in code first.

@@ -2,6 +2,7 @@
 
 #include <keel/engine/config.hpp>
 #include <keel/engine/scoring_engine.hpp>
+#include <keel/net/remote/remote_config.hpp>
 
 #include <cmath>
 #include <utility>
@@ -85,6 +86,7 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   std::shared_ptr<ScoringEngine> engine;
   ConfigOptions copts;
   copts.metrics = options.metrics;
+  add_remote_models(copts);  // {"remote": ...} models: replicas of another zone as a chain stage
   if (fs::is_directory(source)) {
     const fs::path cfg = source / "engine.json";
     if (fs::exists(cfg)) {
