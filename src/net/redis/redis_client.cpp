@@ -84,6 +84,7 @@ std::string_view to_string(RedisFailure f) noexcept {
     case RedisFailure::kTimeout: return "timeout";
     case RedisFailure::kUnavailable: return "unavailable";
     case RedisFailure::kError: return "error";
+    case RedisFailure::kBudget: return "budget";
   }
   return "error";
 }
@@ -99,13 +100,19 @@ RedisFailure classify(const Status& s) noexcept {
   }
 }
 
+Deadline redis_budget(TimePoint t0, Deadline deadline, double share) noexcept {
+  if (share >= 1.0 || deadline.is_never()) return deadline;
+  const Duration left = deadline.remaining(t0);
+  return Deadline(t0 + std::chrono::duration_cast<Duration>(left * std::max(share, 0.0)));
+}
+
 // --------------------------------------------------------------------------
 // State
 
 namespace {
 
 constexpr std::array<std::string_view, 2> kUses{"cache", "idempotency"};
-constexpr std::size_t kReasons = 6;  // RedisFailure values
+constexpr std::size_t kReasons = 7;  // RedisFailure values
 
 struct Conn {
   redisContext* ctx = nullptr;

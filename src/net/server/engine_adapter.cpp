@@ -69,10 +69,12 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   m->source = source;
   ConfigOptions copts;
   copts.metrics = options.metrics;
+  EngineBuilder b;
   if (fs::is_directory(source)) {
     const fs::path cfg = source / "engine.json";
     if (fs::exists(cfg)) {
-      m->engine = builder_from_config(cfg, copts).name(engine_name).build();
+      b = builder_from_config(cfg, copts);
+      b.name(engine_name);
     } else {
       fs::path file;
       for (const auto& e : fs::directory_iterator(source)) {
@@ -85,17 +87,19 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
         file = e.path();
       }
       if (file.empty()) throw Error(StatusCode::kInvalidInput, "model folder " + source.string() + ": no model file");
-      EngineBuilder b;
       b.name(engine_name).model_file("primary", file).stage("primary");
       if (options.metrics) b.metrics(options.metrics);
-      m->engine = b.build();
     }
   } else {
-    EngineBuilder b;
     b.name(engine_name).model_file("primary", source).stage("primary");
     if (options.metrics) b.metrics(options.metrics);
-    m->engine = b.build();
   }
+  if (options.shared_state) {
+    EngineSharedState shared = options.shared_state(engine_name);
+    if (shared.cache) b.cache(std::move(shared.cache));
+    if (shared.idempotency) b.idempotency(std::move(shared.idempotency));
+  }
+  m->engine = b.build();
   m->features = m->engine->num_features();
   m->width = m->engine->width();
   return m;

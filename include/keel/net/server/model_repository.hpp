@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,8 @@
 namespace keel {
 class ScoringEngine;
 class MetricsRegistry;
+class Cache;
+class IdempotencyStore;
 }  // namespace keel
 
 namespace keel::net {
@@ -70,8 +73,19 @@ struct ServedModel {
                              oip::InferResult& result) const;
 };
 
+// State an engine shares with other processes (keel serve: Redis), given
+// to every engine built, replacing its engine.json's cache or idempotency.
+// A null member keeps the engine's own.
+struct EngineSharedState {
+  std::shared_ptr<Cache> cache;
+  std::shared_ptr<IdempotencyStore> idempotency;
+};
+
 struct RepositoryOptions {
   std::shared_ptr<MetricsRegistry> metrics;  // shared by every engine (one /metrics)
+  // Called once per engine built (at start and by load()) with the engine's
+  // name ("m", or "m:2" for version folders). Empty: no shared state.
+  std::function<EngineSharedState(const std::string& engine_name)> shared_state;
 };
 
 class ModelRepository {
