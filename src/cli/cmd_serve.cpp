@@ -48,7 +48,7 @@ struct RedisServeOptions {
     client.command_timeout = ms(10);
     client.pool_wait_timeout = ms(2);
     client.breaker.wait_in_open = ms(250);
-    client.breaker.max_wait_in_open = ms(2000);
+    client.breaker.max_wait_in_open = ms(1000);
   }
 };
 
