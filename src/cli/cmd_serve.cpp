@@ -143,6 +143,14 @@ void apply_redis(const nlohmann::json& j, const std::function<std::string(const 
     } else if (k == "master_name") c.sentinel.master_name = string(v, p);
     else if (k == "database") c.database = number<int>(v, p, 0, 1000);
     else if (k == "user") c.auth.user = string(v, p);
+    else if (k == "user_file") {  // the ACL user name, e.g. from a Kubernetes Secret (first line)
+      const std::string f = rel(string(v, p));
+      std::ifstream in(f);
+      if (!in) bad(p, "cannot read " + f);
+      std::getline(in, c.auth.user);
+      while (!c.auth.user.empty() && std::isspace(static_cast<unsigned char>(c.auth.user.back()))) c.auth.user.pop_back();
+      if (c.auth.user.empty()) bad(p, f + " is empty");
+    }
     else if (k == "password_file") c.auth.password_file = rel(string(v, p));
     else if (k == "password_env") c.auth.password_env = string(v, p);
     else if (k == "pool_size") c.pool_size = number<std::size_t>(v, p, 1, 1024);

@@ -210,16 +210,18 @@ Result<StoredBatch> RedisIdempotencyStore::shared(const IdempotencyKey& key, Tim
     const std::string_view keys[] = {rkey};
     Clock& clock = client_->options().clock != nullptr ? *client_->options().clock : system_clock();
     const TimePoint start = clock.now();
-    // The claim and the polls: within the request's share for Redis.
+    // The claim: within the request's share for Redis, so that a slow Redis
+    // leaves the computation its time. The wait for another replica's
+    // result: to the deadline, since this request will not compute then.
     const Deadline budget = redis_budget(t0, deadline, opts_.deadline_share);
     if (budget.expired(start)) return local_only(RedisFailure::kBudget, fn, ctx);
-    const Deadline wait_until = budget.is_never() ? Deadline::after(opts_.max_wait, start) : budget;
+    const Deadline wait_until = deadline.is_never() ? Deadline::after(opts_.max_wait, start) : deadline;
     Duration poll = opts_.poll_interval;
     bool waited = false;
 
     for (;;) {
       const std::string_view claim_args[] = {pending, claim_ms_};
-      Result<RedisReply> r = client_->eval(kClaim, keys, claim_args, budget);
+      Result<RedisReply> r = client_->eval(kClaim, keys, claim_args, waited ? wait_until : budget);
       if (!r.ok()) return local_only(classify(r.status()), fn, ctx);
       if (r->type() != RedisReply::Type::kArray || r->size() == 0) return local_only(RedisFailure::kError, fn, ctx);
 

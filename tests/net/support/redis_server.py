@@ -82,15 +82,27 @@ class _Child:
 
 
 class RedisServer(_Child):
-    def __init__(self):
+    """acl_user and acl_password: the only user (`default` is disabled)."""
+
+    def __init__(self, acl_user=None, acl_password=None):
         super().__init__("keel-redis-")
+        self.conf = os.path.join(self.dir, "redis.conf")
+        with open(self.conf, "w") as f:
+            if acl_user:
+                f.write("user default off\nuser %s on >%s ~* &* +@all\n" % (acl_user, acl_password))
         self.start()
 
     def start(self):
         """Starts (again) on the same port, empty."""
-        self._spawn(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+        self._spawn(["redis-server", self.conf, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
                      "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"])
-        wait_for(lambda: ask(self.port, "PING") == "+PONG", 10, "redis-server on %d did not answer" % self.port)
+        # PONG, or NOAUTH when a password is required: it answers.
+        try:
+            wait_for(lambda: ask(self.port, "PING").startswith(("+PONG", "-NOAUTH")), 10,
+                     "redis-server on %d did not answer" % self.port)
+        except RuntimeError:
+            self.kill()
+            raise
 
 
 class RedisSentinel(_Child):

@@ -19,13 +19,12 @@
 //   (single flight), so Redis sees one claim per process and id.
 // - Redis down, slow or its breaker open: local-only idempotency (the
 //   in-memory store), counted in the client's fallbacks ("idempotency").
-// - deadline_share < 1: the claim and the polls for another replica's result
-//   end by t0 + share x (deadline - t0) (t0: the caller's `now`), so that
-//   Redis leaves the rest of the request's time to the computation; past it
-//   the request is local-only (fallback reason "budget") or, while another
-//   replica still computes, kConflict retryable. Publishing the result
-//   keeps the whole deadline (a result not published leaves the claim to
-//   expire after claim_ttl).
+// - deadline_share < 1: the claim ends by t0 + share x (deadline - t0) (t0:
+//   the caller's `now`), so that Redis leaves the rest of the request's
+//   time to the computation; past it the request is local-only (fallback
+//   reason "budget"). Waiting for another replica's result and publishing
+//   one keep the whole deadline (the waiter will not compute; a result not
+//   published leaves the claim to expire after claim_ttl).
 //
 // Thread-safe.
 
