@@ -20,6 +20,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -295,10 +296,17 @@ std::string redis_target(const RedisServeOptions& r) {
 // Cache keys carry the model's content identity, so engines share one
 // prefix; idempotency keys are per engine (an id reused for another model
 // is not a conflict, as in the in-process store).
+// An engine built again under the same name (a version loaded again, a
+// changed engine.json) gets the same two objects: counters stay monotonic
+// and the in-process idempotency records in front of Redis are kept.
 std::shared_ptr<keel::net::RedisClient> redis_state(const RedisServeOptions& r, keel::net::RepositoryOptions& ropts) {
   auto client = std::make_shared<keel::net::RedisClient>(r.client);
-  ropts.shared_state = [client, r](const std::string& engine) {
-    keel::net::EngineSharedState st;
+  auto made = std::make_shared<std::pair<std::mutex, std::map<std::string, keel::net::EngineSharedState>>>();
+  ropts.shared_state = [client, r, made](const std::string& engine) {
+    std::lock_guard lock(made->first);
+    auto [it, fresh] = made->second.try_emplace(engine);
+    if (!fresh) return it->second;
+    keel::net::EngineSharedState& st = it->second;
     if (r.cache) {
       keel::net::RedisCacheOptions co;
       co.prefix = r.prefix + ":cache";
