@@ -4,6 +4,9 @@
 #ifdef KEEL_HAVE_NET
 #include <keel/engine/metrics.hpp>
 #include <keel/net/grpc/grpc_server.hpp>
+#include <keel/net/redis/redis_cache.hpp>
+#include <keel/net/redis/redis_client.hpp>
+#include <keel/net/redis/redis_idempotency.hpp>
 #include <keel/net/server/http_server.hpp>
 #include <keel/net/server/model_repository.hpp>
 #include <keel/net/server/rest_service.hpp>
@@ -15,14 +18,41 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace {
 
 using keel::Duration;
 using ms = std::chrono::milliseconds;
+
+// Redis as the cache and idempotency store every replica shares (serve.json
+// "redis", --redis, --redis-sentinels). Off unless an address or sentinels
+// are given.
+struct RedisServeOptions {
+  bool enabled = false;
+  keel::net::RedisOptions client;
+  std::string prefix = "keel";
+  double deadline_share = 0.5;
+  bool cache = true;
+  Duration cache_ttl = ms(300000);
+  bool idempotency = true;
+  keel::net::RedisIdempotencyOptions idem;
+  RedisServeOptions() {
+    // Tighter than the client's defaults: Redis sits next to the replicas,
+    // and a Redis that stops answering costs each request at most this much
+    // until the breaker opens.
+    client.connect_timeout = ms(20);
+    client.command_timeout = ms(10);
+    client.pool_wait_timeout = ms(2);
+    client.breaker.wait_in_open = ms(250);
+    client.breaker.max_wait_in_open = ms(1000);
+  }
+};
 
 struct ServeOptions {
   std::string models_dir;
@@ -35,6 +65,7 @@ struct ServeOptions {
   std::string token_file;  // bearer token, read at start
   Duration drain_delay = ms(5000);
   Duration drain_timeout = ms(30000);
+  RedisServeOptions redis;
 };
 
 [[noreturn]] void bad(const std::string& path, const std::string& why) {
@@ -64,6 +95,108 @@ std::string string(const nlohmann::json& v, const std::string& path) {
   return v.get<std::string>();
 }
 
+// "host:port" (or "[v6]:port").
+keel::net::RedisAddress redis_address(const std::string& text, const std::string& path) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) bad(path, "expected host:port, got '" + text + "'");
+  keel::net::RedisAddress a;
+  a.host = text.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) bad(path, "bad port in '" + text + "'");
+  a.port = std::stoi(port);
+  if (a.port < 1 || a.port > 65535) bad(path, "port must be in [1, 65535], got " + port);
+  return a;
+}
+
+std::vector<keel::net::RedisAddress> redis_addresses(const std::string& list, const std::string& path) {
+  std::vector<keel::net::RedisAddress> out;
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const auto comma = std::min(list.find(',', from), list.size());
+    out.push_back(redis_address(list.substr(from, comma - from), path));
+    from = comma + 1;
+  }
+  return out;
+}
+
+template <class F>
+void each_key(const nlohmann::json& v, const std::string& path, F&& f) {
+  if (!v.is_object()) bad(path, "expected an object");
+  for (const auto& [k, kv] : v.items()) f(k, kv, path + "." + k);
+}
+
+// serve.json "redis": see README ("Redis: shared cache and idempotency").
+void apply_redis(const nlohmann::json& j, const std::function<std::string(const std::string&)>& rel,
+                 RedisServeOptions& r) {
+  auto& c = r.client;
+  bool direct = false;
+  each_key(j, "redis", [&](const std::string& k, const nlohmann::json& v, const std::string& p) {
+    if (k == "address") {
+      c.address = redis_address(string(v, p), p);
+      direct = true;
+    } else if (k == "sentinels") {
+      if (!v.is_array() || v.empty()) bad(p, "expected a non-empty array of \"host:port\"");
+      c.sentinel.sentinels.clear();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::string pi = p + "[" + std::to_string(i) + "]";
+        c.sentinel.sentinels.push_back(redis_address(string(v[i], pi), pi));
+      }
+    } else if (k == "master_name") c.sentinel.master_name = string(v, p);
+    else if (k == "database") c.database = number<int>(v, p, 0, 1000);
+    else if (k == "user") c.auth.user = string(v, p);
+    else if (k == "user_file") {  // the ACL user name, e.g. from a Kubernetes Secret (first line)
+      const std::string f = rel(string(v, p));
+      std::ifstream in(f);
+      if (!in) bad(p, "cannot read " + f);
+      std::getline(in, c.auth.user);
+      while (!c.auth.user.empty() && std::isspace(static_cast<unsigned char>(c.auth.user.back()))) c.auth.user.pop_back();
+      if (c.auth.user.empty()) bad(p, f + " is empty");
+    }
+    else if (k == "password_file") c.auth.password_file = rel(string(v, p));
+    else if (k == "password_env") c.auth.password_env = string(v, p);
+    else if (k == "pool_size") c.pool_size = number<std::size_t>(v, p, 1, 1024);
+    else if (k == "connect_timeout_ms") c.connect_timeout = ms(number<long long>(v, p, 1, 60000));
+    else if (k == "command_timeout_ms") c.command_timeout = ms(number<long long>(v, p, 1, 60000));
+    else if (k == "pool_wait_timeout_ms") c.pool_wait_timeout = millis(v, p);
+    else if (k == "deadline_share") r.deadline_share = number<double>(v, p, 0.05, 1.0);
+    else if (k == "prefix") {
+      r.prefix = string(v, p);
+      if (r.prefix.empty() || r.prefix.find_first_of("*?[] \t\r\n") != std::string::npos)
+        bad(p, "must be non-empty, without spaces or glob characters");
+    } else if (k == "breaker") {
+      each_key(v, p, [&](const std::string& bk, const nlohmann::json& bv, const std::string& bp) {
+        if (bk == "minimum_calls") c.breaker.minimum_calls = number<std::uint32_t>(bv, bp, 1, 1e6);
+        else if (bk == "failure_rate") c.breaker.failure_rate_threshold = number<double>(bv, bp, 0.01, 1.0);
+        else if (bk == "wait_in_open_ms") c.breaker.wait_in_open = ms(number<long long>(bv, bp, 1, 600000));
+        else if (bk == "max_wait_in_open_ms") c.breaker.max_wait_in_open = ms(number<long long>(bv, bp, 1, 600000));
+        else bad(bp, "unknown key");
+      });
+    } else if (k == "cache") {
+      each_key(v, p, [&](const std::string& ck, const nlohmann::json& cv, const std::string& cp) {
+        if (ck == "enabled") r.cache = boolean(cv, cp);
+        else if (ck == "ttl_ms") r.cache_ttl = ms(number<long long>(cv, cp, 1, 1e9));
+        else bad(cp, "unknown key");
+      });
+    } else if (k == "idempotency") {
+      each_key(v, p, [&](const std::string& ik, const nlohmann::json& iv, const std::string& ip) {
+        if (ik == "enabled") r.idempotency = boolean(iv, ip);
+        else if (ik == "ttl_ms") r.idem.ttl = ms(number<long long>(iv, ip, 1, 1e9));
+        else if (ik == "claim_ttl_ms") r.idem.claim_ttl = ms(number<long long>(iv, ip, 1, 1e9));
+        else if (ik == "local_ttl_ms") r.idem.local.ttl = ms(number<long long>(iv, ip, 1, 1e9));
+        else if (ik == "local_max_entries") r.idem.local.max_entries = number<std::size_t>(iv, ip, 1, 1e8);
+        else bad(ip, "unknown key");
+      });
+    } else {
+      bad(p, "unknown key");
+    }
+  });
+  if (direct && !c.sentinel.sentinels.empty()) bad("redis", "give either address or sentinels, not both");
+  if (!direct && c.sentinel.sentinels.empty()) bad("redis", "needs address (host:port) or sentinels");
+  if (c.breaker.max_wait_in_open < c.breaker.wait_in_open) bad("redis.breaker.max_wait_in_open_ms", "must be >= wait_in_open_ms");
+  r.enabled = true;
+}
+
 // serve.json: every option; unknown keys are errors naming their path.
 void apply_config(const std::string& file, ServeOptions& o) {
   std::ifstream in(file);
@@ -76,7 +209,7 @@ void apply_config(const std::string& file, ServeOptions& o) {
   }
   if (!j.is_object()) bad(file, "expected a JSON object");
   const auto base = std::filesystem::path(file).parent_path();
-  const auto rel = [&](const std::string& p) {
+  const std::function<std::string(const std::string&)> rel = [&](const std::string& p) {
     return std::filesystem::path(p).is_absolute() ? p : (base / p).string();
   };
   auto& L = o.http.limits;
@@ -130,6 +263,8 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else if (ak == "infer") o.service.auth_infer = boolean(av, p);
         else bad(p, "unknown key");
       }
+    } else if (k == "redis") {
+      apply_redis(v, rel, o.redis);
     } else if (k == "admission") {
       if (!v.is_object()) bad(k, "expected an object");
       auto& a = o.service.admission;
@@ -146,6 +281,49 @@ void apply_config(const std::string& file, ServeOptions& o) {
       bad(k, "unknown key");
     }
   }
+}
+
+std::string redis_target(const RedisServeOptions& r) {
+  const auto& c = r.client;
+  const auto addr = [](const keel::net::RedisAddress& a) { return a.host + ":" + std::to_string(a.port); };
+  if (c.sentinel.sentinels.empty()) return addr(c.address);
+  std::string s = "master '" + c.sentinel.master_name + "' via sentinels";
+  for (const auto& a : c.sentinel.sentinels) s += " " + addr(a);
+  return s;
+}
+
+// One client for the process; every engine gets its own RedisCache and
+// RedisIdempotencyStore over it (their counters are the engine's metrics).
+// Cache keys carry the model's content identity, so engines share one
+// prefix; idempotency keys are per engine (an id reused for another model
+// is not a conflict, as in the in-process store).
+// An engine built again under the same name (a version loaded again, a
+// changed engine.json) gets the same two objects: counters stay monotonic
+// and the in-process idempotency records in front of Redis are kept.
+std::shared_ptr<keel::net::RedisClient> redis_state(const RedisServeOptions& r, keel::net::RepositoryOptions& ropts) {
+  auto client = std::make_shared<keel::net::RedisClient>(r.client);
+  auto made = std::make_shared<std::pair<std::mutex, std::map<std::string, keel::net::EngineSharedState>>>();
+  ropts.shared_state = [client, r, made](const std::string& engine) {
+    std::lock_guard lock(made->first);
+    auto [it, fresh] = made->second.try_emplace(engine);
+    if (!fresh) return it->second;
+    keel::net::EngineSharedState& st = it->second;
+    if (r.cache) {
+      keel::net::RedisCacheOptions co;
+      co.prefix = r.prefix + ":cache";
+      co.ttl = r.cache_ttl;
+      co.deadline_share = r.deadline_share;
+      st.cache = std::make_shared<keel::net::RedisCache>(client, co);
+    }
+    if (r.idempotency) {
+      keel::net::RedisIdempotencyOptions io = r.idem;
+      io.prefix = r.prefix + ":idem:" + engine;
+      io.deadline_share = r.deadline_share;
+      st.idempotency = std::make_shared<keel::net::RedisIdempotencyStore>(client, io);
+    }
+    return st;
+  };
+  return client;
 }
 
 void log_line(const std::string& line) {
@@ -179,13 +357,25 @@ int serve(ServeOptions o, bool check) {
   const auto refused = [](const std::string& error) {
     log_line(nlohmann::json{{"event", "reload_refused"}, {"error", error}}.dump());
   };
-  keel::net::ModelRepository repo({registry, refused});
+  keel::net::RepositoryOptions ropts{registry, refused, {}};
+  std::shared_ptr<keel::net::RedisClient> redis;
+  if (o.redis.enabled) {
+    redis = redis_state(o.redis, ropts);  // throws on a missing password file or variable
+    redis->register_metrics(*registry);
+  }
+  keel::net::ModelRepository repo(ropts);
   if (!o.models_dir.empty()) repo.add_directory(o.models_dir);
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
   if (check) {
     for (const auto* m : repo.all())
       std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
+    if (redis) {
+      const keel::Status st = redis->ping(keel::Deadline::after(ms(1000)));
+      std::cout << (st ? "ok: redis " : "warning: redis ") << redis_target(o.redis)
+                << (st ? " answers" : " does not answer (keel serve would start without it): " + st.message())
+                << "\n";
+    }
     return 0;
   }
   keel::net::RestService service(repo, *registry, o.service);
@@ -203,6 +393,20 @@ int serve(ServeOptions o, bool check) {
            (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
            (grpc && !o.grpc.tls_cert_file.empty() ? ",\"grpc_tls\":true" : "") +
            ",\"models\":" + std::to_string(repo.all().size()) + "}");
+  if (redis) {
+    // Not a start condition: without Redis every request is answered with
+    // no shared cache and local idempotency, and the client reconnects.
+    const keel::Status st = redis->ping(keel::Deadline::after(ms(500)));
+    nlohmann::json ev{{"event", "redis"},
+                      {"mode", o.redis.client.sentinel.sentinels.empty() ? "direct" : "sentinel"},
+                      {"target", redis_target(o.redis)},
+                      {"state", st ? "up" : "unreachable"},
+                      {"cache", o.redis.cache},
+                      {"idempotency", o.redis.idempotency}};
+    if (st) ev["master"] = redis->master();
+    else ev["error"] = st.message();
+    log_line(ev.dump());
+  }
   // systemd (Type=notify): ready now that every model is loaded and the
   // listeners are bound; the watchdog is fed from the signal loop below
   // while every I/O loop keeps running.
@@ -300,6 +504,9 @@ KEEL_CLI_COMMAND(serve) {
   auto models_dir = std::make_shared<std::string>();
   auto token_file = std::make_shared<std::string>();
   auto auth_infer = std::make_shared<bool>(false);
+  auto redis_addr = std::make_shared<std::string>();
+  auto redis_sentinels = std::make_shared<std::string>();
+  auto redis_master = std::make_shared<std::string>();
   sub->add_option("--models", *models_dir, "Model repository: one folder per model");
   sub->add_option("--model", *model_args, "NAME=FILE: serve one model file");
   sub->add_option("--http-port,--port", *port, "HTTP port (0: a free one; default 8000)");
@@ -314,6 +521,10 @@ KEEL_CLI_COMMAND(serve) {
   sub->add_option("--auth-token-file", *token_file,
                   "Bearer token file: required for /v2/repository (disabled without one)");
   sub->add_flag("--auth-infer", *auth_infer, "Require the bearer token for inference too");
+  sub->add_option("--redis", *redis_addr,
+                  "HOST:PORT of the Redis every replica shares as its cache and idempotency store");
+  sub->add_option("--redis-sentinels", *redis_sentinels, "HOST:PORT,...: find the Redis master through Sentinel");
+  sub->add_option("--redis-master-name", *redis_master, "The Sentinel master name (default mymaster)");
   sub->add_flag("--check", *check, "Validate the config and every model, then exit");
   return [=] {
     try {
@@ -342,6 +553,21 @@ KEEL_CLI_COMMAND(serve) {
       if (*auth_infer) o.service.auth_infer = true;
       if (*drain_delay >= 0) o.drain_delay = ms(*drain_delay);
       if (*drain_timeout >= 0) o.drain_timeout = ms(*drain_timeout);
+      if (!redis_addr->empty() && !redis_sentinels->empty()) bad("--redis", "give --redis or --redis-sentinels, not both");
+      if (!redis_addr->empty()) {
+        o.redis.client.address = redis_address(*redis_addr, "--redis");
+        o.redis.client.sentinel.sentinels.clear();
+        o.redis.enabled = true;
+      }
+      if (!redis_sentinels->empty()) {
+        o.redis.client.sentinel.sentinels = redis_addresses(*redis_sentinels, "--redis-sentinels");
+        o.redis.enabled = true;
+      }
+      if (!redis_master->empty()) {
+        if (!o.redis.enabled || o.redis.client.sentinel.sentinels.empty())
+          bad("--redis-master-name", "needs sentinels (--redis-sentinels or redis.sentinels)");
+        o.redis.client.sentinel.master_name = *redis_master;
+      }
       return serve(std::move(o), *check);
     } catch (const keel::Error& e) {
       std::cerr << "keel serve: " << e.what() << "\n";

@@ -316,3 +316,46 @@ TEST_CASE("Redis down: idempotency is local only, flagged, and still single per 
   CHECK(client->fallbacks("idempotency") == 1);
   CHECK(store.degraded());
 }
+
+TEST_CASE("deadline_share: once a request's share for Redis is spent, no command is sent", "[net][redis][budget]") {
+  keel::test::RedisServer server;
+  auto client = client_for(server.port());
+  RedisCacheOptions co;
+  co.deadline_share = 0.5;
+  RedisCache cache(client, co);
+  RedisIdempotencyOptions io;
+  io.deadline_share = 0.5;
+  RedisIdempotencyStore store(client, io);
+  const float row[] = {4.f, 5.f};
+  const float scores[] = {0.5f};
+  const CacheKey key{"m@1/t", row};
+  std::vector<float> out(1);
+  const auto now = keel::system_clock().now();
+  // Started 80 ms ago with 100 ms to go: half of it (50 ms) is spent.
+  const auto t0 = now - 80ms;
+  const Deadline deadline(t0 + 100ms);
+  const auto sent = client->stats().ok;
+  cache.insert(key, scores, t0, deadline);
+  CHECK_FALSE(cache.lookup(key, t0, deadline, out));
+  int calls = 0;
+  auto compute = [&]() noexcept -> keel::Result<keel::StoredBatch> {
+    ++calls;
+    return answer("b1", 0.5f);
+  };
+  CHECK(store.run({"b1", "m", row}, t0, deadline, compute).ok());
+  CHECK(calls == 1);
+  CHECK(client->stats().ok == sent);  // nothing reached Redis
+  CHECK(client->fallbacks("cache") == 2);
+  CHECK(client->fallbacks("idempotency") == 1);
+  auto keys = client->command({"DBSIZE"}, Deadline::after(1000ms));
+  REQUIRE(keys.ok());
+  CHECK(keys->integer() == 0);
+  // The same request started now: within its share, Redis is used.
+  const Deadline fresh(now + 100ms);
+  cache.insert(key, scores, now, fresh);
+  CHECK(cache.lookup(key, now, fresh, out));
+  CHECK(store.run({"b2", "m", row}, now, fresh, compute).ok());
+  CHECK(client->fallbacks("cache") == 2);
+  keys = client->command({"DBSIZE"}, Deadline::after(1000ms));
+  CHECK(keys->integer() == 2);
+}

@@ -14,6 +14,7 @@ RedisCache::RedisCache(std::shared_ptr<RedisClient> client, RedisCacheOptions op
     : client_(std::move(client)), opts_(std::move(opts)) {
   if (!client_) throw Error(StatusCode::kInvalidInput, "redis cache: no client");
   if (opts_.ttl <= Duration::zero()) throw Error(StatusCode::kInvalidInput, "redis cache: ttl must be positive");
+  if (!(opts_.deadline_share > 0.0)) throw Error(StatusCode::kInvalidInput, "redis cache: deadline_share must be > 0");
   ttl_ms_ = std::to_string(std::max<std::int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(opts_.ttl).count()));
 }
@@ -22,10 +23,24 @@ std::string RedisCache::redis_key(const CacheKey& key) const {
   return fmt::format("{}:v1:{}:{:016x}", opts_.prefix, cache_model_part(key), opts_.hash(key));
 }
 
-bool RedisCache::lookup(const CacheKey& key, TimePoint, Deadline deadline, std::span<float> out) noexcept {
+std::optional<Deadline> RedisCache::budget(TimePoint t0, Deadline deadline) noexcept {
+  if (opts_.deadline_share >= 1.0) return deadline;
+  const Deadline b = redis_budget(t0, deadline, opts_.deadline_share);
+  Clock& clock = client_->options().clock != nullptr ? *client_->options().clock : system_clock();
+  if (!b.expired(clock.now())) return b;
+  client_->count_fallback("cache", RedisFailure::kBudget);
+  return std::nullopt;
+}
+
+bool RedisCache::lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept {
   try {
+    const std::optional<Deadline> b = budget(now, deadline);
+    if (!b) {
+      misses_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
     const std::string k = redis_key(key);
-    Result<RedisReply> r = client_->command({"GET", k}, deadline);
+    Result<RedisReply> r = client_->command({"GET", k}, *b);
     if (!r.ok()) {
       client_->count_fallback("cache", classify(r.status()));
       misses_.fetch_add(1, std::memory_order_relaxed);
@@ -63,14 +78,17 @@ bool RedisCache::lookup(const CacheKey& key, TimePoint, Deadline deadline, std::
   }
 }
 
-void RedisCache::insert(const CacheKey& key, std::span<const float> scores, TimePoint, Deadline deadline) noexcept {
+void RedisCache::insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
+                        Deadline deadline) noexcept {
   try {
+    const std::optional<Deadline> b = budget(now, deadline);
+    if (!b) return;
     const std::string k = redis_key(key);
     detail::WireWriter w;
     w.magic("KC1");
     w.floats(key.features);
     w.floats(scores);
-    Result<RedisReply> r = client_->command({"SET", k, w.bytes(), "PX", ttl_ms_}, deadline);
+    Result<RedisReply> r = client_->command({"SET", k, w.bytes(), "PX", ttl_ms_}, *b);
     if (!r.ok()) {
       client_->count_fallback("cache", classify(r.status()));
       return;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 namespace keel::net {
@@ -84,6 +85,7 @@ std::string_view to_string(RedisFailure f) noexcept {
     case RedisFailure::kTimeout: return "timeout";
     case RedisFailure::kUnavailable: return "unavailable";
     case RedisFailure::kError: return "error";
+    case RedisFailure::kBudget: return "budget";
   }
   return "error";
 }
@@ -99,13 +101,19 @@ RedisFailure classify(const Status& s) noexcept {
   }
 }
 
+Deadline redis_budget(TimePoint t0, Deadline deadline, double share) noexcept {
+  if (share >= 1.0 || deadline.is_never()) return deadline;
+  const Duration left = deadline.remaining(t0);
+  return Deadline(t0 + std::chrono::duration_cast<Duration>(left * std::max(share, 0.0)));
+}
+
 // --------------------------------------------------------------------------
 // State
 
 namespace {
 
 constexpr std::array<std::string_view, 2> kUses{"cache", "idempotency"};
-constexpr std::size_t kReasons = 6;  // RedisFailure values
+constexpr std::size_t kReasons = 7;  // RedisFailure values
 
 struct Conn {
   redisContext* ctx = nullptr;
@@ -227,15 +235,24 @@ struct RedisClient::State {
     }
   }
 
+  // Asks the sentinels for the master. A fresh client takes the first
+  // answer; after a failure (the master marked stale) every sentinel is
+  // asked, because during a failover they learn the new master one by one
+  // (through hello messages, every 2 s): when they disagree, an address
+  // other than the one that failed wins.
   Result<RedisAddress> resolve(Deadline deadline) {
     std::size_t start = 0;
+    std::optional<RedisAddress> failed;
     {
       std::lock_guard lock(mu);
       if (master && !master_stale) return *master;
       start = next_sentinel;
+      failed = master;
     }
     const auto& list = opts.sentinel.sentinels;
     std::string errors;
+    std::optional<RedisAddress> pick;
+    std::size_t picked = start;
     for (std::size_t k = 0; k < list.size(); ++k) {
       const std::size_t i = (start + k) % list.size();
       const Duration left = deadline.remaining(clock->now());
@@ -259,19 +276,27 @@ struct RedisClient::State {
       RedisAddress a;
       a.host = std::string((*r)[0].str());
       a.port = std::atoi(std::string((*r)[1].str()).c_str());
-      n_resolves.fetch_add(1, std::memory_order_relaxed);
-      std::lock_guard lock(mu);
-      if (!master || master->host != a.host || master->port != a.port) {
-        ++gen;  // connections to the old master retire
-        drop_idle();
+      const bool same_as_failed = failed && failed->host == a.host && failed->port == a.port;
+      if (!pick || (!same_as_failed && failed && pick->host == failed->host && pick->port == failed->port)) {
+        pick = a;
+        picked = i;
       }
-      master = a;
-      master_stale = false;
-      next_sentinel = i;
-      return a;
+      if (!failed || !same_as_failed) break;  // a fresh client, or an answer that moved on
     }
-    return unavailable(fmt::format("redis: no sentinel answered for master '{}':{}", opts.sentinel.master_name,
-                                   errors.empty() ? " deadline passed" : errors));
+    if (!pick) {
+      return unavailable(fmt::format("redis: no sentinel answered for master '{}':{}", opts.sentinel.master_name,
+                                     errors.empty() ? " deadline passed" : errors));
+    }
+    n_resolves.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(mu);
+    if (!master || master->host != pick->host || master->port != pick->port) {
+      ++gen;  // connections to the old master retire
+      drop_idle();
+    }
+    master = *pick;
+    master_stale = false;
+    next_sentinel = picked;
+    return *pick;
   }
 
   // A new connection: TCP, AUTH, SELECT, and ROLE in Sentinel mode.

@@ -176,6 +176,8 @@ RedisIdempotencyStore::RedisIdempotencyStore(std::shared_ptr<RedisClient> client
   ttl_ms_ = ms(opts_.ttl, "ttl");
   claim_ms_ = ms(opts_.claim_ttl, "claim_ttl");
   if (opts_.poll_interval <= Duration::zero()) opts_.poll_interval = std::chrono::milliseconds(1);
+  if (!(opts_.deadline_share > 0.0))
+    throw Error(StatusCode::kInvalidInput, "redis idempotency: deadline_share must be > 0");
   local_ = std::make_unique<InMemoryIdempotencyStore>(opts_.local);
 }
 
@@ -183,7 +185,7 @@ RedisIdempotencyStore::~RedisIdempotencyStore() = default;
 
 Result<StoredBatch> RedisIdempotencyStore::run_erased(const IdempotencyKey& key, TimePoint now, Deadline deadline,
                                                    ComputeFn fn, void* ctx) noexcept {
-  return local_->run(key, now, deadline, [&]() noexcept { return shared(key, deadline, fn, ctx); });
+  return local_->run(key, now, deadline, [&]() noexcept { return shared(key, now, deadline, fn, ctx); });
 }
 
 Result<StoredBatch> RedisIdempotencyStore::local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept {
@@ -192,8 +194,8 @@ Result<StoredBatch> RedisIdempotencyStore::local_only(RedisFailure why, ComputeF
   return fn(ctx);
 }
 
-Result<StoredBatch> RedisIdempotencyStore::shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn,
-                                               void* ctx) noexcept {
+Result<StoredBatch> RedisIdempotencyStore::shared(const IdempotencyKey& key, TimePoint t0, Deadline deadline,
+                                               ComputeFn fn, void* ctx) noexcept {
   try {
     const std::string rkey = fmt::format("{}:v1:{}", opts_.prefix, key.id);
     const std::string payload = encode_payload(key);
@@ -208,14 +210,18 @@ Result<StoredBatch> RedisIdempotencyStore::shared(const IdempotencyKey& key, Dea
     const std::string_view keys[] = {rkey};
     Clock& clock = client_->options().clock != nullptr ? *client_->options().clock : system_clock();
     const TimePoint start = clock.now();
-    const Deadline wait_until =
-        deadline.is_never() ? Deadline::after(opts_.max_wait, start) : deadline;
+    // The claim: within the request's share for Redis, so that a slow Redis
+    // leaves the computation its time. The wait for another replica's
+    // result: to the deadline, since this request will not compute then.
+    const Deadline budget = redis_budget(t0, deadline, opts_.deadline_share);
+    if (budget.expired(start)) return local_only(RedisFailure::kBudget, fn, ctx);
+    const Deadline wait_until = deadline.is_never() ? Deadline::after(opts_.max_wait, start) : deadline;
     Duration poll = opts_.poll_interval;
     bool waited = false;
 
     for (;;) {
       const std::string_view claim_args[] = {pending, claim_ms_};
-      Result<RedisReply> r = client_->eval(kClaim, keys, claim_args, deadline);
+      Result<RedisReply> r = client_->eval(kClaim, keys, claim_args, waited ? wait_until : budget);
       if (!r.ok()) return local_only(classify(r.status()), fn, ctx);
       if (r->type() != RedisReply::Type::kArray || r->size() == 0) return local_only(RedisFailure::kError, fn, ctx);
 

@@ -83,17 +83,18 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   m->version = version;
   m->engine_name = engine_name;
   m->source = source;
-  std::shared_ptr<ScoringEngine> engine;
   ConfigOptions copts;
   copts.metrics = options.metrics;
   add_remote_models(copts);  // {"remote": ...} models: replicas of another zone as a chain stage
+  EngineBuilder b;
   if (fs::is_directory(source)) {
     const fs::path cfg = source / "engine.json";
     if (fs::exists(cfg)) {
       m->config = cfg;
       std::error_code ec;
       m->config_built = fs::last_write_time(cfg, ec);  // before the build: a change during it is seen next time
-      engine = builder_from_config(cfg, copts).name(engine_name).build();
+      b = builder_from_config(cfg, copts);
+      b.name(engine_name);
     } else {
       fs::path file;
       for (const auto& e : fs::directory_iterator(source)) {
@@ -106,17 +107,19 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
         file = e.path();
       }
       if (file.empty()) throw Error(StatusCode::kInvalidInput, "model folder " + source.string() + ": no model file");
-      EngineBuilder b;
       b.name(engine_name).model_file("primary", file).stage("primary");
       if (options.metrics) b.metrics(options.metrics);
-      engine = b.build();
     }
   } else {
-    EngineBuilder b;
     b.name(engine_name).model_file("primary", source).stage("primary");
     if (options.metrics) b.metrics(options.metrics);
-    engine = b.build();
   }
+  if (options.shared_state) {
+    EngineSharedState shared = options.shared_state(engine_name);
+    if (shared.cache) b.cache(std::move(shared.cache));
+    if (shared.idempotency) b.idempotency(std::move(shared.idempotency));
+  }
+  std::shared_ptr<ScoringEngine> engine = b.build();
   m->features = engine->num_features();
   m->width = engine->width();
   m->set_engine(std::move(engine));

@@ -13,6 +13,13 @@
 // health says degraded or open. When Redis is back the breaker closes and
 // the cache is used again.
 //
+// deadline_share < 1 bounds a request's cache work as a whole, not only each
+// command: lookups and inserts take `now` as the request's entry time (the
+// engine passes it for every row), and once t0 + share x (deadline - t0) has
+// passed a row is a miss, or its insert is skipped, without a call (fallback
+// reason "budget"). A batch of many rows then spends at most that share of
+// its deadline on Redis round trips.
+//
 // Thread-safe.
 
 #include <keel/net/redis/redis_client.hpp>
@@ -20,6 +27,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace keel::net {
@@ -27,6 +35,7 @@ namespace keel::net {
 struct RedisCacheOptions {
   std::string prefix = "keel:cache";
   Duration ttl = std::chrono::minutes(5);
+  double deadline_share = 1.0;  // of each request's time, for its lookups and inserts together
   CacheHashFn hash = &default_cache_hash;  // tests force collisions with a constant hash
 };
 
@@ -40,6 +49,7 @@ class RedisCache final : public Cache {
   RedisCache(std::shared_ptr<RedisClient> client, RedisCacheOptions opts = {});
 
   // Each within the caller's deadline and the client's command timeout.
+  // `now`: the request's entry time (the same for every row of a batch).
   bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept override;
   void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
               Deadline deadline) noexcept override;
@@ -53,6 +63,9 @@ class RedisCache final : public Cache {
   [[nodiscard]] std::string redis_key(const CacheKey& key) const;
 
  private:
+  // The request's Redis budget, or nullopt (counted) when it is spent.
+  [[nodiscard]] std::optional<Deadline> budget(TimePoint t0, Deadline deadline) noexcept;
+
   std::shared_ptr<RedisClient> client_;
   RedisCacheOptions opts_;
   std::string ttl_ms_;

@@ -148,10 +148,18 @@ class RedisScript {
 };
 
 // Why a call did not reach Redis or got no answer, for fallback counters.
-enum class RedisFailure : std::uint8_t { kNone, kOpen, kPool, kTimeout, kUnavailable, kError };
+// kBudget: not tried, the request's share of its deadline for Redis was
+// spent (RedisCacheOptions / RedisIdempotencyOptions::deadline_share).
+enum class RedisFailure : std::uint8_t { kNone, kOpen, kPool, kTimeout, kUnavailable, kError, kBudget };
 std::string_view to_string(RedisFailure f) noexcept;
 // Classifies a Status returned by RedisClient::command.
 RedisFailure classify(const Status& s) noexcept;
+
+// The instant by which a request that started at `t0` must be done with
+// Redis: t0 + share x (deadline - t0), so that (1 - share) of its time is
+// left for the work Redis only speeds up. share >= 1 or no deadline: the
+// deadline itself.
+Deadline redis_budget(TimePoint t0, Deadline deadline, double share) noexcept;
 
 struct RedisStats {
   std::uint64_t ok = 0;           // commands answered (an error reply included)

@@ -19,6 +19,12 @@
 //   (single flight), so Redis sees one claim per process and id.
 // - Redis down, slow or its breaker open: local-only idempotency (the
 //   in-memory store), counted in the client's fallbacks ("idempotency").
+// - deadline_share < 1: the claim ends by t0 + share x (deadline - t0) (t0:
+//   the caller's `now`), so that Redis leaves the rest of the request's
+//   time to the computation; past it the request is local-only (fallback
+//   reason "budget"). Waiting for another replica's result and publishing
+//   one keep the whole deadline (the waiter will not compute; a result not
+//   published leaves the claim to expire after claim_ttl).
 //
 // Thread-safe.
 
@@ -37,6 +43,7 @@ struct RedisIdempotencyOptions {
   Duration claim_ttl = std::chrono::seconds(30);  // a crashed owner's claim lives this long
   Duration max_wait = std::chrono::seconds(10);   // waiting on another replica, without a deadline
   Duration poll_interval = std::chrono::milliseconds(2);  // first poll; doubles up to 16x
+  double deadline_share = 1.0;                    // of each request's time, for the claim and the polls
   IdempotencyOptions local;                       // the in-process store in front
 };
 
@@ -60,7 +67,8 @@ class RedisIdempotencyStore final : public IdempotencyStore {
                               void* ctx) noexcept override;
 
  private:
-  Result<StoredBatch> shared(const IdempotencyKey& key, Deadline deadline, ComputeFn fn, void* ctx) noexcept;
+  Result<StoredBatch> shared(const IdempotencyKey& key, TimePoint now, Deadline deadline, ComputeFn fn,
+                             void* ctx) noexcept;
   Result<StoredBatch> local_only(RedisFailure why, ComputeFn fn, void* ctx) noexcept;
 
   std::shared_ptr<RedisClient> client_;

@@ -36,6 +36,8 @@
 namespace keel {
 class ScoringEngine;
 class MetricsRegistry;
+class Cache;
+class IdempotencyStore;
 }  // namespace keel
 
 namespace keel::net {
@@ -88,10 +90,21 @@ struct ServedModel {
   mutable std::shared_ptr<ScoringEngine> engine_;
 };
 
+// State an engine shares with other processes (keel serve: Redis), given
+// to every engine built, replacing its engine.json's cache or idempotency.
+// A null member keeps the engine's own.
+struct EngineSharedState {
+  std::shared_ptr<Cache> cache;
+  std::shared_ptr<IdempotencyStore> idempotency;
+};
+
 struct RepositoryOptions {
   std::shared_ptr<MetricsRegistry> metrics;  // shared by every engine (one /metrics)
   // Where the engine.json poller reports a config it refused (one line each).
   std::function<void(const std::string&)> log;
+  // Called once per engine built (at start and by load()) with the engine's
+  // name ("m", or "m:2" for version folders). Empty: no shared state.
+  std::function<EngineSharedState(const std::string& engine_name)> shared_state;
 };
 
 class ModelRepository {
