@@ -50,7 +50,18 @@ def run(scoring_threads):
 
         t = threading.Thread(target=batch)
         t.start()
-        time.sleep(0.15)  # the batch is uploaded (loopback) and being scored
+        # Wait until the batch is admitted (read whole, being scored): its
+        # upload may take longer than any fixed sleep on a loaded machine.
+        # With scoring on the I/O thread, /metrics itself then waits for the
+        # batch, which is what the control measures.
+        end = time.monotonic() + 30
+        while time.monotonic() < end and "batch" not in done:
+            t0 = time.monotonic()
+            text = requests.get(base + "/metrics", timeout=60).text
+            in_flight = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("keel_server_in_flight")]
+            if (in_flight and in_flight[0] >= 1) or time.monotonic() - t0 > 0.3:
+                break
+            time.sleep(0.005)
         s = requests.Session()
         small = {"inputs": [{"name": "input-0", "shape": [1, features], "datatype": "FP32",
                              "data": [0.5] * features}]}
