@@ -193,6 +193,7 @@ std::unique_ptr<ScoringEngine> EngineBuilder::build() {
   if (!m.validator) m.validator = std::make_shared<AcceptAllValidator>(m.in_width);
   m.screen = detail::make_screen(m.anomaly);
   m.drift_sink = detail::make_drift_sink(m.drift);
+  m.plan_stages();
   for (std::size_t i = 0; i < m.slots.size(); ++i) {
     if (Status st = m.check_candidate(i, m.slots[i].current); !st.is_ok()) {
       throw Error(st.with_context(fmt::format("model '{}'", m.slots[i].name)));

@@ -73,7 +73,8 @@ struct Snapshot {
   std::vector<ModelContentId> content_ids;
   // The primary's part of cache keys: its content identity and output kind,
   // so that replicas sharing a cache agree; "id@version" for a model built
-  // in memory (valid in this process only).
+  // in memory (valid in this process only); and the postprocessor's
+  // calibration_id() when it calibrates (cached scores are calibrated).
   std::string cache_model;
   std::uint64_t generation = 0;  // new for every swap (globally unique)
 };
@@ -86,7 +87,7 @@ struct Scratch {
   ValidationReport report;
   AnomalyReport anomaly;
   std::vector<std::uint32_t> pending;     // rows still to answer, ascending
-  std::vector<std::uint8_t> first_stage;  // per row: 0, or 1 when routed past the primary
+  std::vector<std::uint8_t> first_stage;  // per row: 0, or 1 when routed past the primary (set once any_routed)
   std::vector<std::uint32_t> next;
   std::vector<std::uint32_t> stored;      // rows the chain's first stage answered (cache inserts)
   std::vector<float> cached;
@@ -97,6 +98,11 @@ struct Scratch {
 Scratch& scratch() noexcept;
 
 struct RequestState;
+
+enum class Next : std::uint8_t { kContinue, kStop };
+// A stage of the request path (request_state.hpp).
+using StageFn = Next (*)(ScoringEngine::Impl&, RequestState&) noexcept;
+inline constexpr std::size_t kMaxStages = 8;
 
 // Null objects for the optional per-row components, so that the stages
 // call them without null checks. Thread-safe (immutable; the monitor is).
@@ -147,6 +153,11 @@ struct ScoringEngine::Impl {
   std::size_t in_width = 0;     // caller's row length
   std::size_t model_width = 0;  // model's row length (after preprocessing)
   std::size_t out_width = 0;    // scores per row
+  // The stages this engine runs, in order (plan_stages(): a stage whose
+  // component is a null object, e.g. no cache, is left out). Both score()
+  // and score_batch() run exactly these.
+  std::array<detail::StageFn, detail::kMaxStages> plan{};
+  std::size_t plan_size = 0;
 
   // --- state -------------------------------------------------------------
   // The current snapshot. A mutex-guarded shared_ptr rather than
@@ -206,6 +217,8 @@ struct ScoringEngine::Impl {
   Status run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
                       bool single, bool& computed) noexcept;
   void record(const Result<Response>& r) noexcept;
+  // Fills `plan` from the configured components (build(), once).
+  void plan_stages() noexcept;
 
   // --- models ----------------------------------------------------------------
   // Builds a snapshot from the slots' current models (reload_mu held or

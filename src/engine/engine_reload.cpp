@@ -37,7 +37,15 @@ std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() con
   const ModelInfo& pi = s->stage_models.front()->info();
   s->cache_model = pi.content_id.empty() ? fmt::format("{}@{}", pi.id, pi.version) : pi.content_id.hex();
   s->cache_model += stages.front().options.predict.output == OutputKind::kMargin ? "/m" : "/t";
-  s->chain = std::make_shared<FallbackChain>(std::move(built), *clock);
+  // The cache holds calibrated scores: another calibration of the same
+  // model (a new config, a replica sharing the cache) must not read them.
+  if (post.calibrates()) s->cache_model += "/" + post.calibration_id();
+  // chain()->stats() counts across reloads, as the breaker, retry and
+  // bulkhead stats it embeds (shared by every snapshot) and the engine's
+  // metrics do: the new chain continues the current one's row counts.
+  const std::shared_ptr<const detail::Snapshot> prev = snap.load();
+  s->chain = prev ? std::make_shared<FallbackChain>(std::move(built), *clock, *prev->chain)
+                  : std::make_shared<FallbackChain>(std::move(built), *clock);
   s->generation = next_model_version();
   return s;
 }

@@ -17,24 +17,34 @@ void fail_row(RequestState& st, std::uint32_t r, Status why) { st.out.status[r] 
 
 namespace {
 
-// Clears the per-row fields for n rows, keeping capacity; copies the
+// Sets v to n copies of x, keeping capacity (no call for a single row).
+template <class T>
+void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
+  if (v.size() != n) v.resize(n);
+  if (n == 1) {
+    v[0] = x;
+  } else {
+    std::fill(v.begin(), v.end(), x);
+  }
+}
+
+// Clears the per-row fields for n rows, keeping capacity (strings and
+// statuses are reset only when a previous call set them); copies the
 // per-stage tables only when the snapshot changed.
 void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::size_t width) {
   out.rows = n;
   out.width = width;
-  out.scores.assign(n * width, std::numeric_limits<float>::quiet_NaN());
+  reset_rows(out.scores, n * width, std::numeric_limits<float>::quiet_NaN());
+  reset_rows(out.stage, n, BatchResult::kNoStage);
+  reset_rows(out.anomaly, n, std::uint8_t{0});
+  reset_rows(out.cache_hit, n, std::uint8_t{0});
+  reset_rows(out.attempts, n, std::uint32_t{0});
+  reset_rows(out.anomaly_score, n, 0.0);
   out.status.resize(n);
-  for (Status& s : out.status) {
-    if (!s.is_ok()) s = Status();
-  }
-  out.stage.assign(n, BatchResult::kNoStage);
-  out.anomaly.assign(n, 0);
-  out.cache_hit.assign(n, 0);
-  out.attempts.assign(n, 0);
-  out.anomaly_score.assign(n, 0.0);
   out.degraded_reason.resize(n);
   out.anomaly_reason.resize(n);
   for (std::size_t r = 0; r < n; ++r) {
+    if (!out.status[r].is_ok()) out.status[r] = Status();
     if (!out.degraded_reason[r].empty()) out.degraded_reason[r].clear();
     if (!out.anomaly_reason[r].empty()) out.anomaly_reason[r].clear();
   }
@@ -74,14 +84,41 @@ class ScratchLease {
   std::unique_ptr<Scratch> own_;
 };
 
-using StageFn = Next (*)(ScoringEngine::Impl&, RequestState&) noexcept;
-// The stages, in order (admit wraps them: run_admitted).
-constexpr StageFn kStages[] = {stage_validate,    stage_screen,      stage_preprocess, stage_cache_lookup,
-                               stage_chain,       stage_postprocess, stage_observe,    stage_store};
+// Every stage, in order (admit wraps them: run_admitted), and whether an
+// engine needs it: a stage whose component is a null object would do
+// nothing, so plan_stages() leaves it out of the engine's plan.
+struct StageEntry {
+  StageFn run;
+  bool (*needed)(const ScoringEngine::Impl&) noexcept;
+};
+constexpr bool always(const ScoringEngine::Impl&) noexcept { return true; }
+constexpr StageEntry kStages[] = {
+    // AcceptAllValidator reports every row clean.
+    {stage_validate,
+     [](const ScoringEngine::Impl& m) noexcept {
+       return dynamic_cast<const AcceptAllValidator*>(m.validator.get()) == nullptr;
+     }},
+    // No detector: the screen is NoScreen.
+    {stage_screen, [](const ScoringEngine::Impl& m) noexcept { return m.anomaly != nullptr; }},
+    {stage_preprocess, [](const ScoringEngine::Impl& m) noexcept { return !m.pre.empty(); }},
+    {stage_cache_lookup, [](const ScoringEngine::Impl& m) noexcept { return m.cache->enabled(); }},
+    {stage_chain, always},
+    {stage_postprocess, [](const ScoringEngine::Impl& m) noexcept { return m.post.calibrates(); }},
+    {stage_observe, always},
+    {stage_store, [](const ScoringEngine::Impl& m) noexcept { return m.cache->enabled(); }},
+};
+static_assert(std::size(kStages) <= kMaxStages);
 
 }  // namespace
 
 }  // namespace detail
+
+void ScoringEngine::Impl::plan_stages() noexcept {
+  plan_size = 0;
+  for (const detail::StageEntry& e : detail::kStages) {
+    if (e.needed(*this)) plan[plan_size++] = e.run;
+  }
+}
 
 Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
                                        bool single) noexcept {
@@ -115,11 +152,11 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
     }
     s.pending.resize(n);
     for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
-    s.first_stage.assign(n, 0);
+    // first_stage is filled by the screen when it first routes a row (any_routed).
 
     detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single};
-    for (detail::StageFn stage : detail::kStages) {
-      if (stage(*this, st) == detail::Next::kStop) return st.error;
+    for (std::size_t i = 0; i < plan_size; ++i) {
+      if (plan[i](*this, st) == detail::Next::kStop) return st.error;
     }
     return Status::ok();
   } catch (...) {
@@ -173,7 +210,9 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
   Deadline deadline = req.deadline;
   if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
   bool computed = true;
-  Result<Response> result = [&]() noexcept -> Result<Response> {
+  // The answer is built in place (no Response moved or copied on the way out).
+  Result<Response> result(std::in_place);
+  Status why = [&]() noexcept -> Status {
     if (!req.model.empty() && req.model != m.name) {
       return not_found(fmt::format("model: engine '{}' does not serve '{}'", m.name, req.model));
     }
@@ -192,17 +231,18 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
       }
       const bool owner = !busy;
       busy = true;
-      const Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed);
+      Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed);
       if (owner) busy = false;
       if (!s) return s;
-      Response resp;
-      if (!out->response(0, resp)) return out->status[0];
-      resp.id = req.id;
-      return resp;
+      if (!out->response(0, *result)) return out->status[0];
+      return Status::ok();
     } catch (...) {
       return internal_error("score: out of memory");
     }
   }();
+  if (!why.is_ok()) {
+    result = std::move(why);
+  }
   if (computed) {
     m.latency->observe(result.ok() ? result->latency : m.clock->now() - t0);
     m.record(result);

@@ -26,8 +26,6 @@
 
 namespace keel::detail {
 
-enum class Next : std::uint8_t { kContinue, kStop };
-
 struct RequestState {
   const Snapshot& snap;
   TimePoint t0;

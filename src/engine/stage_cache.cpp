@@ -1,5 +1,6 @@
 // cache lookup and store: per row, keyed on the primary's identity
-// (Snapshot::cache_model: content id and output kind) and the model row's
+// (Snapshot::cache_model: content id, output kind and the calibration, as
+// the cache holds calibrated scores) and the model row's
 // exact bytes. Rows routed past the primary neither read nor fill the cache;
 // only the primary's answers are stored (a fallback's are degraded).
 
@@ -8,14 +9,13 @@
 namespace keel::detail {
 
 Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept {
-  Cache& cache = *m.cache;
-  if (!cache.enabled()) return Next::kContinue;
+  Cache& cache = *m.cache;  // enabled: plan_stages() leaves this stage out otherwise
   Scratch& s = st.s;
   const std::size_t F = m.model_width;
   const std::size_t W = m.out_width;
   s.next.clear();
   for (std::uint32_t r : s.pending) {
-    if (s.first_stage[r] == 0) {
+    if (!st.any_routed || s.first_stage[r] == 0) {
       const CacheKey key{st.snap.cache_model, st.model_rows.subspan(r * F, F)};
       if (cache.lookup(key, st.t0, st.deadline, std::span<float>(&st.out.scores[r * W], W))) {
         st.out.cache_hit[r] = 1;
@@ -30,8 +30,7 @@ Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept {
 }
 
 Next stage_store(ScoringEngine::Impl& m, RequestState& st) noexcept {
-  Cache& cache = *m.cache;
-  if (!cache.enabled()) return Next::kContinue;
+  Cache& cache = *m.cache;  // enabled: plan_stages() leaves this stage out otherwise
   const std::size_t F = m.model_width;
   for (std::size_t r = 0; r < st.n; ++r) {
     if (st.out.stage[r] != 0 || st.out.cache_hit[r]) continue;

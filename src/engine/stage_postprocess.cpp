@@ -8,7 +8,7 @@
 namespace keel::detail {
 
 Next stage_postprocess(ScoringEngine::Impl& m, RequestState& st) noexcept {
-  if (!m.post.calibrates()) return Next::kContinue;
+  // Runs only when the postprocessor calibrates (plan_stages()).
   try {
     BatchResult& out = st.out;
     const std::size_t W = m.out_width;

@@ -8,7 +8,7 @@
 namespace keel::detail {
 
 Next stage_preprocess(ScoringEngine::Impl& m, RequestState& st) noexcept {
-  if (m.pre.empty()) return Next::kContinue;
+  // Runs only with a preprocessor (plan_stages()).
   try {
     Scratch& s = st.s;
     const std::size_t in = m.in_width;

@@ -50,6 +50,7 @@ class DetectorScreen final : public Screen {
                      unavailable(fmt::format("row {}: anomaly: routed past the primary, but it has no fallback", r)));
           } else {
             m.anomalies_routed->inc();
+            if (!st.any_routed) s.first_stage.assign(st.n, 0);  // first_stage is read only once any_routed
             s.first_stage[r] = 1;
             st.any_routed = true;
             s.next.push_back(r);

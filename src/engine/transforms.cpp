@@ -1,5 +1,8 @@
 #include <keel/engine/transforms.hpp>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -142,6 +145,26 @@ Postprocessor::Postprocessor(Calibration calibration, std::optional<LabelRule> l
       }
     }
   }
+}
+
+std::string Postprocessor::calibration_id() const {
+  if (cal_.kind == Calibration::Kind::kNone) return {};
+  XXH3_state_t st;
+  XXH3_128bits_reset(&st);
+  const auto kind = static_cast<std::uint8_t>(cal_.kind);
+  XXH3_128bits_update(&st, &kind, 1);
+  auto add = [&](double v) { XXH3_128bits_update(&st, &v, sizeof v); };
+  if (cal_.kind == Calibration::Kind::kPlatt) {
+    add(cal_.a);
+    add(cal_.b);
+  } else {
+    const std::uint64_t n = cal_.x.size();
+    XXH3_128bits_update(&st, &n, sizeof n);
+    for (double v : cal_.x) add(v);
+    for (double v : cal_.y) add(v);
+  }
+  const XXH128_hash_t h = XXH3_128bits_digest(&st);
+  return fmt::format("cal:{:016x}{:016x}", h.high64, h.low64);
 }
 
 Status Postprocessor::calibrate(std::span<float> scores) const noexcept {

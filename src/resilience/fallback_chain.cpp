@@ -99,15 +99,39 @@ FallbackChain::FallbackChain(std::vector<Stage> stages, Clock& clock) : clock_(c
     StageImpl impl;
     impl.width = width_;
     impl.isolation = std::make_shared<IsolationCounters>();
-    impl.counters = std::make_unique<Counters>();
+    impl.counters = std::make_shared<Counters>();
     impl.config = std::move(s);
     stages_.push_back(std::move(impl));
+  }
+}
+
+FallbackChain::FallbackChain(std::vector<Stage> stages, Clock& clock, const FallbackChain& previous)
+    : FallbackChain(std::move(stages), clock) {
+  rows_in_ = previous.rows_in_;
+  for (StageImpl& st : stages_) {
+    for (const StageImpl& old : previous.stages_) {
+      if (old.config.name != st.config.name) continue;
+      st.counters = old.counters;
+      st.isolation = old.isolation;
+      break;
+    }
   }
 }
 
 FallbackChain::~FallbackChain() = default;
 
 namespace {
+
+// v = n copies of x, keeping capacity (no memset call for one row).
+template <class T>
+void reset_rows(std::vector<T>& v, std::size_t n, T x) {
+  if (v.size() != n) v.resize(n);
+  if (n == 1) {
+    v[0] = x;
+  } else {
+    std::fill(v.begin(), v.end(), x);
+  }
+}
 
 bool finite_row(const float* p, std::size_t w) noexcept {
   bool ok = true;
@@ -210,6 +234,15 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::spa
     fail_all(std::move(s), counter);
     return;
   }
+  if (s.is_ok() && bad_rows == 0) {  // every row answered (checked in the attempt)
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::uint32_t r = res.pending[j];
+      if (!whole) std::copy_n(&dst[j * W], W, out.begin() + static_cast<std::ptrdiff_t>(r * W));
+      res.stage[r] = static_cast<std::uint8_t>(index);
+    }
+    res.pending.clear();
+    return;
+  }
   res.next.clear();
   for (std::size_t j = 0; j < k; ++j) {
     const std::uint32_t r = res.pending[j];
@@ -240,8 +273,8 @@ Status FallbackChain::run_rows(std::span<const float> rows, std::size_t n, std::
     if (!first_stage.empty() && first_stage.size() != n) {
       return invalid_input(fmt::format("first_stage has {} entries for {} rows", first_stage.size(), n));
     }
-    res.stage.assign(n, ChainRows::kNoStage);
-    res.attempts.assign(n, 0);
+    reset_rows(res.stage, n, ChainRows::kNoStage);
+    reset_rows(res.attempts, n, std::uint32_t{0});
     res.failures.clear();
     res.pending.clear();
     res.later.clear();

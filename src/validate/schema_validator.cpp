@@ -92,33 +92,51 @@ SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
       category_features_.push_back(static_cast<std::uint32_t>(j));
     }
   }
+  // Narrow rows: tile the tables so that validate() checks kBlockRows rows per loop.
+  if (n > 0 && n <= kMaxTiledFeatures) {
+    block_ = kBlockRows;
+    for (auto* t : {&lo_, &hi_}) {
+      t->resize(n * block_);
+      for (std::size_t k = 1; k < block_; ++k) std::copy_n(t->begin(), n, t->begin() + static_cast<std::ptrdiff_t>(k * n));
+    }
+    for (auto* t : {&nan_ok_, &whole_}) {
+      t->resize(n * block_);
+      for (std::size_t k = 1; k < block_; ++k) std::copy_n(t->begin(), n, t->begin() + static_cast<std::ptrdiff_t>(k * n));
+    }
+  }
 }
 
-bool SchemaValidator::row_clean(const float* row) const noexcept {
-  const std::size_t n = lo_.size();
+bool SchemaValidator::values_clean(const float* v, std::size_t count) const noexcept {
   const float* lo = lo_.data();
   const float* hi = hi_.data();
   const std::int32_t* nan_ok = nan_ok_.data();
   const std::int32_t* whole = whole_.data();
   std::int32_t bad = 0;
-  for (std::size_t j = 0; j < n; ++j) {
-    const float v = row[j];
-    const std::int32_t in = (v >= lo[j]) & (v <= hi[j]);
-    const std::int32_t nan_allowed = (v != v) & nan_ok[j];
+  for (std::size_t j = 0; j < count; ++j) {
+    const float x = v[j];
+    const std::int32_t in = (x >= lo[j]) & (x <= hi[j]);
+    const std::int32_t nan_allowed = (x != x) & nan_ok[j];
     // Whole-number test that vectorises (no libm call, no float->int
-    // conversion): for |v| < 2^23, |v| + 2^23 lies where floats are 1
-    // apart, so subtracting 2^23 again rounds |v| to an integer; |v| >= 2^23
+    // conversion): for |x| < 2^23, |x| + 2^23 lies where floats are 1
+    // apart, so subtracting 2^23 again rounds |x| to an integer; |x| >= 2^23
     // is always whole. Needs round-to-nearest and no -ffast-math.
-    const float a = std::abs(v);
+    const float a = std::abs(x);
     const std::int32_t is_whole = (a >= 8388608.0f) | (((a + 8388608.0f) - 8388608.0f) == a);
     bad |= (1 - (in | nan_allowed)) | (whole[j] & (1 - is_whole) & in);
   }
-  if (bad != 0) return false;
+  return bad == 0;
+}
+
+bool SchemaValidator::categories_ok(const float* row) const noexcept {
   for (std::uint32_t j : category_features_) {
     const float v = row[j];
     if (v == v && !categories_.contains(j, v)) return false;  // NaN passed the first loop: allowed
   }
   return true;
+}
+
+bool SchemaValidator::row_clean(const float* row) const noexcept {
+  return values_clean(row, schema_.features.size()) && categories_ok(row);
 }
 
 void SchemaValidator::check_row(std::size_t r, const float* in, float* out, ValidationReport& report) const noexcept {
@@ -177,7 +195,22 @@ void SchemaValidator::validate(std::span<const float> rows, std::size_t n_rows, 
     report.reject_row_length(rows.size() / n_rows);
     return;
   }
-  for (std::size_t r = 0; r < n_rows; ++r) {
+  std::size_t r = 0;
+  // Blocks of block_ clean rows pass in one loop over their values (the
+  // tables are tiled block_ times); a block with any finding goes row by row.
+  if (block_ > 1) {
+    for (; r + block_ <= n_rows; r += block_) {
+      const float* in = rows.data() + r * n;
+      const bool values = values_clean(in, n * block_);
+      if (values && category_features_.empty()) continue;
+      for (std::size_t k = 0; k < block_; ++k) {
+        const float* row = in + k * n;
+        if (values ? categories_ok(row) : row_clean(row)) continue;
+        check_row(r + k, row, write ? fixed.data() + (r + k) * n : nullptr, report);
+      }
+    }
+  }
+  for (; r < n_rows; ++r) {
     const float* in = rows.data() + r * n;
     if (row_clean(in)) continue;
     check_row(r, in, write ? fixed.data() + r * n : nullptr, report);

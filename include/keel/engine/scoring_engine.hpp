@@ -18,8 +18,9 @@
 // snapshot of the models at entry, so it finishes on the model it started
 // with and never mixes versions. Cache keys carry the primary's content
 // identity (ModelContentId: the same file gives the same id in every
-// process), so a reload to another model never serves a stale score and
-// replicas sharing a cache agree.
+// process) and the postprocessor's calibration (the cache holds calibrated
+// scores), so a reload to another model, or another calibration of the same
+// model, never serves a stale score and replicas sharing a cache agree.
 //
 // Idempotency: a request id seen again gets the stored answer. For score()
 // only an answered row is stored (a failure is retried); for score_batch()
@@ -121,6 +122,9 @@ class ScoringEngine {
   // The model currently in slot `model_name` (null if none).
   [[nodiscard]] ModelPtr model(std::string_view model_name) const;
   // The chain of the current snapshot (for its stats and stage policies).
+  // Its stats() count from build(): a reload's new chain continues the
+  // counts of the chain it replaces (as the breaker, retry and bulkhead
+  // stats inside them, and the engine's metrics, do).
   [[nodiscard]] std::shared_ptr<const FallbackChain> chain() const;
 
   struct Impl;

@@ -93,6 +93,11 @@ class Postprocessor {
   [[nodiscard]] bool labels_anything() const noexcept { return rule_.has_value() || top_k_ > 0; }
   [[nodiscard]] std::size_t top_k() const noexcept { return top_k_; }
 
+  // What calibrate() computes, the same in every process: "" without a
+  // calibration, else "cal:" and 32 hex digits (XXH3-128 of the kind and
+  // the exact parameters). The engine puts it in cache keys, since the
+  // cache holds calibrated scores.
+  [[nodiscard]] std::string calibration_id() const;
   // Calibrates scores in place (each column).
   [[nodiscard]] Status calibrate(std::span<float> scores) const noexcept;
   // Derives the label and top-k from (calibrated) scores.

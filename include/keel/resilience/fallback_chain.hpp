@@ -168,6 +168,11 @@ class FallbackChain {
   // last, models disagreeing on features or output width, a default of the
   // wrong width, isolation options without isolation or an executor.
   explicit FallbackChain(std::vector<Stage> stages, Clock& clock = system_clock());
+  // The same, continuing the row and call counts of `previous` (the chain
+  // this one replaces, e.g. on a model reload): stats() then counts across
+  // both, stage by stage name; a stage `previous` lacks starts at zero.
+  // Calls still running on `previous` keep counting into the shared totals.
+  FallbackChain(std::vector<Stage> stages, Clock& clock, const FallbackChain& previous);
   ~FallbackChain();
   FallbackChain(const FallbackChain&) = delete;
   FallbackChain& operator=(const FallbackChain&) = delete;
@@ -207,13 +212,13 @@ class FallbackChain {
     Stage config;
     std::size_t width = 0;
     std::shared_ptr<IsolationCounters> isolation;
-    std::unique_ptr<Counters> counters;
+    std::shared_ptr<Counters> counters;  // shared with the chain this one continues
   };
   void run_model_stage(StageImpl& st, std::uint32_t index, std::span<const float> rows, std::size_t n,
                        std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res) noexcept;
 
   std::vector<StageImpl> stages_;
-  std::unique_ptr<std::atomic<std::uint64_t>> rows_in_ = std::make_unique<std::atomic<std::uint64_t>>(0);
+  std::shared_ptr<std::atomic<std::uint64_t>> rows_in_ = std::make_shared<std::atomic<std::uint64_t>>(0);
   Clock& clock_;
   std::size_t num_features_ = 0;
   std::size_t width_ = 0;

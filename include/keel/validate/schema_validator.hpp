@@ -30,6 +30,10 @@ class SchemaValidator final : public Validator {
 
  private:
   [[nodiscard]] bool row_clean(const float* row) const noexcept;
+  // The first loop of row_clean over `count` values (a multiple of the
+  // features, at most block_ rows); categories_ok is the second.
+  [[nodiscard]] bool values_clean(const float* v, std::size_t count) const noexcept;
+  [[nodiscard]] bool categories_ok(const float* row) const noexcept;
   void check_row(std::size_t r, const float* in, float* out, ValidationReport& report) const noexcept;
 
   Schema schema_;
@@ -37,6 +41,10 @@ class SchemaValidator final : public Validator {
   // value passes when lo <= v <= hi (bounds narrowed by type: [0, 1] for
   // indicators, ids >= 0) and, where whole_ is set, is a whole number; or
   // when it is NaN and nan_ok. ±inf is inside only when allowed.
+  // Tiled block_ times (block_ rows checked in one loop).
+  static constexpr std::size_t kBlockRows = 8;
+  static constexpr std::size_t kMaxTiledFeatures = 64;
+  std::size_t block_ = 1;
   std::vector<float> lo_, hi_;
   std::vector<std::int32_t> nan_ok_, whole_;
   std::vector<std::uint32_t> category_features_;  // categorical features with an id set
