@@ -75,6 +75,8 @@ struct Snapshot {
   // so that replicas sharing a cache agree; "id@version" for a model built
   // in memory (valid in this process only).
   std::string cache_model;
+  // Per stage: the names reason codes carry (reason_code_names; empty for a default stage).
+  std::vector<std::vector<std::string>> reason_names;
   std::uint64_t generation = 0;  // new for every swap (globally unique)
 };
 
@@ -97,6 +99,12 @@ struct Scratch {
 Scratch& scratch() noexcept;
 
 struct RequestState;
+
+// The reason codes one request asks for, the engine's default filled in.
+struct ReasonAsk {
+  std::uint32_t k = 0;  // 0: none
+  ReasonMode mode = ReasonMode::kMagnitude;
+};
 
 // Null objects for the optional per-row components, so that the stages
 // call them without null checks. Thread-safe (immutable; the monitor is).
@@ -147,6 +155,7 @@ struct ScoringEngine::Impl {
   std::size_t in_width = 0;     // caller's row length
   std::size_t model_width = 0;  // model's row length (after preprocessing)
   std::size_t out_width = 0;    // scores per row
+  ReasonOptions reason_default;  // what a request that does not say asks for (k unset: 0)
 
   // --- state -------------------------------------------------------------
   // The current snapshot. A mutex-guarded shared_ptr rather than
@@ -192,6 +201,7 @@ struct ScoringEngine::Impl {
   HistogramMetric* batch_latency = nullptr;
   Counter* reloads_ok = nullptr;
   Counter* reloads_failed = nullptr;
+  HistogramMetric* explain_latency = nullptr;
 
   // --- request path --------------------------------------------------------
   [[nodiscard]] std::shared_ptr<const detail::Snapshot> current() const noexcept {
@@ -200,12 +210,19 @@ struct ScoringEngine::Impl {
   // The stages of request_state.hpp on `v` into `out`; a non-ok Status is a
   // whole-request failure (the rows' own errors are in out.status).
   // `single`: score()'s batch of one (its metrics are score()'s).
-  Status run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline, bool single) noexcept;
+  // `reasons`: the request's reason codes, the engine's default filled in.
+  Status run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline, bool single,
+                    detail::ReasonAsk reasons) noexcept;
   // The admit stage: run_stages behind the idempotency store when `id` is
   // set. `computed` is false when the answer was a replay or a duplicate's.
+  // The reason codes asked for are part of the payload a reused id must match.
   Status run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
-                      bool single, bool& computed) noexcept;
+                      bool single, bool& computed, const ReasonOptions& reasons) noexcept;
   void record(const Result<Response>& r) noexcept;
+  [[nodiscard]] detail::ReasonAsk resolve(const ReasonOptions& o) const noexcept {
+    return {o.k.value_or(reason_default.k.value_or(0)),
+            o.mode.value_or(reason_default.mode.value_or(ReasonMode::kMagnitude))};
+  }
 
   // --- models ----------------------------------------------------------------
   // Builds a snapshot from the slots' current models (reload_mu held or

@@ -51,6 +51,7 @@ void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::si
   out.failed = 0;
   out.degraded = 0;
   out.latency = Duration::zero();
+  out.reason_k = 0;  // stage_explain sets it when asked
 }
 
 // The thread's scratch, or fresh buffers when a model on this thread is
@@ -77,14 +78,15 @@ class ScratchLease {
 using StageFn = Next (*)(ScoringEngine::Impl&, RequestState&) noexcept;
 // The stages, in order (admit wraps them: run_admitted).
 constexpr StageFn kStages[] = {stage_validate,    stage_screen,      stage_preprocess, stage_cache_lookup,
-                               stage_chain,       stage_postprocess, stage_observe,    stage_store};
+                               stage_chain,       stage_postprocess, stage_explain,    stage_observe,
+                               stage_store};
 
 }  // namespace
 
 }  // namespace detail
 
 Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
-                                       bool single) noexcept {
+                                       bool single, detail::ReasonAsk reasons) noexcept {
   try {
     const std::size_t n = v.rows;
     const std::size_t stride = v.row_stride();
@@ -117,7 +119,7 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
     for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
     s.first_stage.assign(n, 0);
 
-    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single};
+    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single, reasons};
     for (detail::StageFn stage : detail::kStages) {
       if (stage(*this, st) == detail::Next::kStop) return st.error;
     }
@@ -128,11 +130,13 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
 }
 
 Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0,
-                                         Deadline deadline, bool single, bool& computed) noexcept {
+                                         Deadline deadline, bool single, bool& computed,
+                                         const ReasonOptions& reason_options) noexcept {
   computed = true;
+  const detail::ReasonAsk reasons = resolve(reason_options);
   if (id.empty()) {
     out.id.clear();  // `out` may be reused from an idempotent call
-    return run_stages(v, out, t0, deadline, single);
+    return run_stages(v, out, t0, deadline, single, reasons);
   }
   try {
     // The payload compared for a reused id: the rows, densely.
@@ -146,10 +150,16 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
       features = dense;
     }
     computed = false;
-    Result<StoredBatch> r =
-        idempotency->run({id, name, features}, t0, deadline, [&]() noexcept -> Result<StoredBatch> {
+    // Reason codes asked for are part of the payload (another k is another request).
+    const std::string payload_model =
+        reasons.k == 0 ? std::string()
+                       : fmt::format("{}\x1freasons={}/{}", name, reasons.k,
+                                     reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+    Result<StoredBatch> r = idempotency->run(
+        {id, reasons.k == 0 ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
+        [&]() noexcept -> Result<StoredBatch> {
           computed = true;
-          Status st = run_stages(v, out, t0, deadline, single);
+          Status st = run_stages(v, out, t0, deadline, single, reasons);
           if (!st) return st;
           out.id.assign(id);
           // The store forgets a batch whose every row failed (remembered()).
@@ -192,7 +202,8 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
       }
       const bool owner = !busy;
       busy = true;
-      const Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed);
+      const Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed,
+                                      req.reason_codes);
       if (owner) busy = false;
       if (!s) return s;
       Response resp;
@@ -213,7 +224,7 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
 }
 
 Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline deadline, std::string_view model,
-                                  std::string_view id) noexcept {
+                                  std::string_view id, const ReasonOptions& reasons) noexcept {
   Impl& m = *impl_;
   const TimePoint t0 = m.clock->now();
   if (!model.empty() && model != m.name) {
@@ -221,7 +232,7 @@ Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline
   }
   if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
   bool computed = true;
-  return m.run_admitted(id, v, out, t0, deadline, false, computed);
+  return m.run_admitted(id, v, out, t0, deadline, false, computed, reasons);
 }
 
 }  // namespace keel
