@@ -10,8 +10,11 @@
 // same thing. XGBoost's DMatrices are built before the timed loop (which
 // favours XGBoost) and rotated so no call reuses the previous one's rows.
 // Counter us_per_row = CPU time / rows. One thread on both sides.
+// EngineScore/k: ScoringEngine::score() of one row asking for k reason
+// codes (k = 0: none), the engine-level cost of reason codes.
 // Run: build/release/benchmarks/bench_explain --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
+#include <keel/engine/scoring_engine.hpp>
 #include <keel/model/explain.hpp>
 #include <keel/model/loaders.hpp>
 
@@ -184,6 +187,25 @@ void BM_Keel(benchmark::State& state, What what) {
   finish(state, batch);
 }
 
+void BM_EngineScore(benchmark::State& state) {
+  if (!ready(state, 1)) return;
+  const Fixture& f = fixture();
+  auto engine = keel::EngineBuilder().model("primary", f.model).stage("primary").build();
+  keel::Request req;
+  req.reason_codes.k = static_cast<std::uint32_t>(state.range(0));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    req.features = std::span<const float>(f.block(1, i++), f.cols());
+    auto r = engine->score(req);
+    benchmark::DoNotOptimize(r);
+    if (!r.ok()) {
+      state.SkipWithError(r.status().to_string().c_str());
+      return;
+    }
+  }
+  finish(state, 1);
+}
+
 #ifdef KEEL_HAVE_XGBOOST
 void BM_XGBoost(benchmark::State& state, int type) {
   const auto batch = static_cast<std::size_t>(state.range(0));
@@ -218,6 +240,11 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(("KeelPredict/" + n).c_str(), BM_Keel, What::kPredict)->Apply([](auto* b) { sizes(b, false); });
   benchmark::RegisterBenchmark(("KeelContribs/" + n).c_str(), BM_Keel, What::kContribs)->Apply([](auto* b) { sizes(b, false); });
   benchmark::RegisterBenchmark(("KeelLeaf/" + n).c_str(), BM_Keel, What::kLeaf)->Apply([](auto* b) { sizes(b, false); });
+  benchmark::RegisterBenchmark(("EngineScore/" + n).c_str(), BM_EngineScore)
+      ->Arg(0)
+      ->Arg(3)
+      ->ArgName("k")
+      ->Unit(benchmark::kMicrosecond);
 #ifdef KEEL_HAVE_XGBOOST
   benchmark::RegisterBenchmark(("XGBoostContribs/" + n).c_str(), BM_XGBoost, 2)->Apply([](auto* b) { sizes(b, true); });
   benchmark::RegisterBenchmark(("XGBoostLeaf/" + n).c_str(), BM_XGBoost, 6)->Apply([](auto* b) { sizes(b, true); });

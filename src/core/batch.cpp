@@ -22,6 +22,18 @@ bool BatchResult::response(std::size_t r, Response& o) const {
   o.anomaly = anomaly[r] != 0;
   o.anomaly_score = anomaly_score[r];
   o.anomaly_reason = anomaly_reason[r];
+  const std::span<const Reason> why = row_reasons(r);
+  o.reasons.assign(why.begin(), why.end());
+  if (explained(r)) {
+    o.explained_by = stage_names[s];
+  } else {
+    o.explained_by.clear();
+  }
+  if (reason_k != 0) {
+    o.reasons_unavailable = reasons_unavailable[r];
+  } else {
+    o.reasons_unavailable.clear();
+  }
   return true;
 }
 

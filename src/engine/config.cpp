@@ -412,7 +412,7 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
   const json doc = parse_json(json_text, "config");
   const Node root(doc, "");
   root.keys({"name", "models", "chain", "features", "validator", "anomaly", "drift", "preprocess", "postprocess",
-             "cache", "idempotency", "log", "default_timeout_ms", "canary_rows", "allow_schema_change"});
+             "cache", "idempotency", "log", "default_timeout_ms", "canary_rows", "allow_schema_change", "explain"});
   Context ctx;
   ctx.base = base_dir;
   if (opts.clock) ctx.clock = opts.clock;
@@ -613,6 +613,16 @@ EngineBuilder builder_from_json(std::string_view json_text, const std::filesyste
     b.log(std::make_shared<EventLog>(sink, lo, *ctx.clock));
   }
   if (auto v = root.get("default_timeout_ms")) b.default_timeout(v->ms(false));
+  if (auto e = root.get("explain")) {
+    e->keys({"reason_codes", "mode"});
+    std::uint32_t k = 0;  // requests say how many; the mode is still the default
+    if (auto v = e->get("reason_codes")) k = static_cast<std::uint32_t>(v->uint(0, ctx.model_width));
+    ReasonMode mode = ReasonMode::kMagnitude;
+    if (auto v = e->get("mode")) {
+      mode = v->choice<ReasonMode>({{"magnitude", ReasonMode::kMagnitude}, {"up", ReasonMode::kIncreasing}});
+    }
+    b.reason_codes(k, mode);
+  }
   if (auto v = root.get("allow_schema_change")) b.allow_schema_change(v->boolean());
   if (auto c = root.get("canary_rows")) {
     std::vector<std::vector<float>> rows;

@@ -127,6 +127,10 @@ EngineBuilder& EngineBuilder::default_timeout(Duration timeout) {
   impl_->default_timeout = timeout;
   return *this;
 }
+EngineBuilder& EngineBuilder::reason_codes(std::uint32_t k, ReasonMode mode) {
+  impl_->reason_default = ReasonOptions{k, mode};
+  return *this;
+}
 
 std::unique_ptr<ScoringEngine> EngineBuilder::build() {
   if (!impl_) throw Error(invalid_input("EngineBuilder: build() called twice"));

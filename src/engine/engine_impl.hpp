@@ -76,6 +76,8 @@ struct Snapshot {
   // in memory (valid in this process only); and the postprocessor's
   // calibration_id() when it calibrates (cached scores are calibrated).
   std::string cache_model;
+  // Per stage: the names reason codes carry (reason_code_names; empty for a default stage).
+  std::vector<std::vector<std::string>> reason_names;
   std::uint64_t generation = 0;  // new for every swap (globally unique)
 };
 
@@ -102,7 +104,12 @@ struct RequestState;
 enum class Next : std::uint8_t { kContinue, kStop };
 // A stage of the request path (request_state.hpp).
 using StageFn = Next (*)(ScoringEngine::Impl&, RequestState&) noexcept;
-inline constexpr std::size_t kMaxStages = 8;
+inline constexpr std::size_t kMaxStages = 9;
+// The reason codes one request asks for, the engine's default filled in.
+struct ReasonAsk {
+  std::uint32_t k = 0;  // 0: none
+  ReasonMode mode = ReasonMode::kMagnitude;
+};
 
 // Null objects for the optional per-row components, so that the stages
 // call them without null checks. Thread-safe (immutable; the monitor is).
@@ -158,6 +165,7 @@ struct ScoringEngine::Impl {
   // and score_batch() run exactly these.
   std::array<detail::StageFn, detail::kMaxStages> plan{};
   std::size_t plan_size = 0;
+  ReasonOptions reason_default;  // what a request that does not say asks for (k unset: 0)
 
   // --- state -------------------------------------------------------------
   // The current snapshot. A mutex-guarded shared_ptr rather than
@@ -203,6 +211,7 @@ struct ScoringEngine::Impl {
   HistogramMetric* batch_latency = nullptr;
   Counter* reloads_ok = nullptr;
   Counter* reloads_failed = nullptr;
+  HistogramMetric* explain_latency = nullptr;
 
   // --- request path --------------------------------------------------------
   [[nodiscard]] std::shared_ptr<const detail::Snapshot> current() const noexcept {
@@ -211,14 +220,21 @@ struct ScoringEngine::Impl {
   // The stages of request_state.hpp on `v` into `out`; a non-ok Status is a
   // whole-request failure (the rows' own errors are in out.status).
   // `single`: score()'s batch of one (its metrics are score()'s).
-  Status run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline, bool single) noexcept;
+  // `reasons`: the request's reason codes, the engine's default filled in.
+  Status run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline, bool single,
+                    detail::ReasonAsk reasons) noexcept;
   // The admit stage: run_stages behind the idempotency store when `id` is
   // set. `computed` is false when the answer was a replay or a duplicate's.
+  // The reason codes asked for are part of the payload a reused id must match.
   Status run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
-                      bool single, bool& computed) noexcept;
+                      bool single, bool& computed, const ReasonOptions& reasons) noexcept;
   void record(const Result<Response>& r) noexcept;
   // Fills `plan` from the configured components (build(), once).
   void plan_stages() noexcept;
+  [[nodiscard]] detail::ReasonAsk resolve(const ReasonOptions& o) const noexcept {
+    return {o.k.value_or(reason_default.k.value_or(0)),
+            o.mode.value_or(reason_default.mode.value_or(ReasonMode::kMagnitude))};
+  }
 
   // --- models ----------------------------------------------------------------
   // Builds a snapshot from the slots' current models (reload_mu held or

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <keel/model/explain.hpp>
 #include <keel/resilience/detail/wait.hpp>
 
 #include <cmath>
@@ -25,12 +26,14 @@ std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() con
       s->model_ids.push_back(t.name);
       s->model_versions.push_back(0);
       s->content_ids.emplace_back();
+      s->reason_names.emplace_back();
     } else {
       ModelPtr m = slots[t.slot].current;
       built.push_back(model_stage(t.name, m, t.options));
       s->model_ids.push_back(m->info().id);
       s->model_versions.push_back(m->info().version);
       s->content_ids.push_back(m->info().content_id);
+      s->reason_names.push_back(reason_code_names(m->info()));
       s->stage_models.push_back(std::move(m));
     }
   }

@@ -61,6 +61,7 @@ void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::si
   out.failed = 0;
   out.degraded = 0;
   out.latency = Duration::zero();
+  out.reason_k = 0;  // stage_explain sets it when asked
 }
 
 // The thread's scratch, or fresh buffers when a model on this thread is
@@ -104,6 +105,8 @@ constexpr StageEntry kStages[] = {
     {stage_cache_lookup, [](const ScoringEngine::Impl& m) noexcept { return m.cache->enabled(); }},
     {stage_chain, always},
     {stage_postprocess, [](const ScoringEngine::Impl& m) noexcept { return m.post.calibrates(); }},
+    // Per request: a request that asks for no reason codes passes at once.
+    {stage_explain, always},
     {stage_observe, always},
     {stage_store, [](const ScoringEngine::Impl& m) noexcept { return m.cache->enabled(); }},
 };
@@ -121,7 +124,7 @@ void ScoringEngine::Impl::plan_stages() noexcept {
 }
 
 Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, TimePoint t0, Deadline deadline,
-                                       bool single) noexcept {
+                                       bool single, detail::ReasonAsk reasons) noexcept {
   try {
     const std::size_t n = v.rows;
     const std::size_t stride = v.row_stride();
@@ -154,7 +157,7 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
     for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
     // first_stage is filled by the screen when it first routes a row (any_routed).
 
-    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single};
+    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single, reasons};
     for (std::size_t i = 0; i < plan_size; ++i) {
       if (plan[i](*this, st) == detail::Next::kStop) return st.error;
     }
@@ -165,11 +168,13 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
 }
 
 Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v, BatchResult& out, TimePoint t0,
-                                         Deadline deadline, bool single, bool& computed) noexcept {
+                                         Deadline deadline, bool single, bool& computed,
+                                         const ReasonOptions& reason_options) noexcept {
   computed = true;
+  const detail::ReasonAsk reasons = resolve(reason_options);
   if (id.empty()) {
     out.id.clear();  // `out` may be reused from an idempotent call
-    return run_stages(v, out, t0, deadline, single);
+    return run_stages(v, out, t0, deadline, single, reasons);
   }
   try {
     // The payload compared for a reused id: the rows, densely.
@@ -183,10 +188,16 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
       features = dense;
     }
     computed = false;
-    Result<StoredBatch> r =
-        idempotency->run({id, name, features}, t0, deadline, [&]() noexcept -> Result<StoredBatch> {
+    // Reason codes asked for are part of the payload (another k is another request).
+    const std::string payload_model =
+        reasons.k == 0 ? std::string()
+                       : fmt::format("{}\x1freasons={}/{}", name, reasons.k,
+                                     reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+    Result<StoredBatch> r = idempotency->run(
+        {id, reasons.k == 0 ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
+        [&]() noexcept -> Result<StoredBatch> {
           computed = true;
-          Status st = run_stages(v, out, t0, deadline, single);
+          Status st = run_stages(v, out, t0, deadline, single, reasons);
           if (!st) return st;
           out.id.assign(id);
           // The store forgets a batch whose every row failed (remembered()).
@@ -231,7 +242,8 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
       }
       const bool owner = !busy;
       busy = true;
-      Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed);
+      Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed,
+                                req.reason_codes);
       if (owner) busy = false;
       if (!s) return s;
       if (!out->response(0, *result)) return out->status[0];
@@ -253,7 +265,7 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
 }
 
 Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline deadline, std::string_view model,
-                                  std::string_view id) noexcept {
+                                  std::string_view id, const ReasonOptions& reasons) noexcept {
   Impl& m = *impl_;
   const TimePoint t0 = m.clock->now();
   if (!model.empty() && model != m.name) {
@@ -261,7 +273,7 @@ Status ScoringEngine::score_batch(const BatchView& v, BatchResult& out, Deadline
   }
   if (deadline.is_never() && m.default_timeout != Duration::max()) deadline = Deadline::after(m.default_timeout, t0);
   bool computed = true;
-  return m.run_admitted(id, v, out, t0, deadline, false, computed);
+  return m.run_admitted(id, v, out, t0, deadline, false, computed, reasons);
 }
 
 }  // namespace keel

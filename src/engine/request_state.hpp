@@ -13,6 +13,7 @@
 //   cache lookup rows the cache holds are answered                           stage_cache.cpp
 //   chain        FallbackChain::run_rows (routed rows start at stage 1)      stage_chain.cpp
 //   postprocess  calibration                                                 stage_postprocess.cpp
+//   explain      reason codes from the answering stage's model, when asked   stage_explain.cpp
 //   observe      drift, metrics, the degraded log line                       stage_observe.cpp
 //   store        cache inserts (idempotency stores on the way out of admit)  stage_cache.cpp
 //
@@ -38,6 +39,7 @@ struct RequestState {
   Status error;  // why the whole request stopped (a stage returned kStop)
   bool any_routed = false;
   bool single = false;  // score()'s batch of one
+  ReasonAsk reasons{};  // reason codes asked for (k = 0: none)
 };
 
 // Gives row r its error; the calling stage drops it from `pending`.
@@ -49,6 +51,11 @@ Next stage_preprocess(ScoringEngine::Impl& m, RequestState& st) noexcept;
 Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept;
 Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept;
 Next stage_postprocess(ScoringEngine::Impl& m, RequestState& st) noexcept;
+// The one branch a request without reason codes pays; the work is out of line.
+Next explain_rows(ScoringEngine::Impl& m, RequestState& st) noexcept;
+inline Next stage_explain(ScoringEngine::Impl& m, RequestState& st) noexcept {
+  return st.reasons.k == 0 ? Next::kContinue : explain_rows(m, st);
+}
 Next stage_observe(ScoringEngine::Impl& m, RequestState& st) noexcept;
 Next stage_store(ScoringEngine::Impl& m, RequestState& st) noexcept;
 

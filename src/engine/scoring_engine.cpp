@@ -103,6 +103,9 @@ void ScoringEngine::Impl::register_metrics() {
                            default_latency_buckets(), eng);
   batch_latency = &reg.histogram("keel_batch_duration_seconds", "score_batch() latency, entry to exit.",
                                  default_latency_buckets(), eng);
+  explain_latency = &reg.histogram("keel_explain_duration_seconds",
+                                   "Reason codes of one call that asked for them (contributions and ranking).",
+                                   default_latency_buckets(), eng);
   static constexpr const char* kRows = "keel_batch_rows_total";
   static constexpr const char* kRowsHelp = "Rows scored by score_batch(), by outcome.";
   batch_rows[0] = &reg.counter(kRows, kRowsHelp, with({{"outcome", "ok"}}));

@@ -258,6 +258,45 @@ TEST_CASE("Redis idempotency: replay across stores, 422 for another payload, fai
   CHECK(calls == 5);
 }
 
+TEST_CASE("Redis idempotency: a replay on another store has the same reason codes", "[net][redis][idempotency]") {
+  keel::test::RedisServer server;
+  RedisIdempotencyStore a(client_for(server.port())), b(client_for(server.port()));
+  const float row[] = {1.f, 2.f};
+  auto with_reasons = [&]() noexcept -> keel::Result<keel::StoredBatch> {
+    auto base = answer("r9", 0.75f);
+    auto x = std::make_shared<keel::BatchResult>(*base);
+    x->reason_k = 2;
+    x->reason_mode = keel::ReasonMode::kIncreasing;
+    x->reasons = {{"worst radius", 6, 0, 12.5, 0.875f}, {"f1", 1, 1, std::numeric_limits<double>::quiet_NaN(), 0.25f}};
+    x->reason_begin = {0, 2, 2};
+    x->reasons_unavailable = {"", ""};
+    return keel::StoredBatch(x);
+  };
+  auto r1 = a.run({"r9", "m", row}, {}, Deadline::after(1000ms), with_reasons);
+  REQUIRE(r1.ok());
+  auto r2 = b.run({"r9", "m", row}, {}, Deadline::after(1000ms), with_reasons);
+  REQUIRE(r2.ok());
+  const keel::BatchResult& y = **r2;
+  CHECK(&**r1 != &y);
+  CHECK(y.reason_k == 2);
+  CHECK(y.reason_mode == keel::ReasonMode::kIncreasing);
+  REQUIRE(y.row_reasons(0).size() == 2);
+  CHECK(y.row_reasons(1).empty());
+  CHECK(y.reasons[0].feature == "worst radius");
+  CHECK(y.reasons[0].index == 6);
+  CHECK(y.reasons[0].value == 12.5);
+  CHECK(y.reasons[0].contribution == 0.875f);
+  CHECK(y.reasons[1].output == 1);
+  CHECK(std::isnan(y.reasons[1].value));
+  CHECK(y.response(0)->explained_by == "fallback");  // row 0's stage
+  // A record without reason codes has none after the trip.
+  auto plain = [&]() noexcept -> keel::Result<keel::StoredBatch> { return answer("r10", 0.5f); };
+  REQUIRE(a.run({"r10", "m", row}, {}, Deadline::after(1000ms), plain).ok());
+  auto p2 = b.run({"r10", "m", row}, {}, Deadline::after(1000ms), plain);
+  REQUIRE(p2.ok());
+  CHECK((*p2)->reason_k == 0);
+}
+
 TEST_CASE("a claim left by a crashed owner expires; then the id computes again", "[net][redis][idempotency]") {
   keel::test::RedisServer server;
   auto client = client_for(server.port());

@@ -90,7 +90,7 @@ TEST_CASE("Deadline: never, saturation and per-attempt timeouts", "[core][deadli
 
 TEST_CASE("Request views features; OwnedRequest keeps a copy", "[core][request]") {
   std::vector<float> row = {1.0f, 2.0f, 3.0f};
-  Request r{"req-1", row, "fraud", Deadline::never()};
+  Request r{"req-1", row, "fraud", Deadline::never(), {}};
   OwnedRequest owned(r);
   row[0] = 99.0f;
   CHECK(r.features[0] == 99.0f);

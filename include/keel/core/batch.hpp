@@ -6,6 +6,7 @@
 
 #include <keel/core/clock.hpp>
 #include <keel/core/content_id.hpp>
+#include <keel/core/reason.hpp>
 #include <keel/core/request.hpp>
 #include <keel/core/result.hpp>
 #include <keel/core/status.hpp>
@@ -65,6 +66,26 @@ struct BatchResult {
   // The engine snapshot the per-stage tables describe (lets the engine skip
   // copying them again into a reused BatchResult).
   std::uint64_t snapshot = 0;
+  // Reason codes, only when the request asked (reason_k > 0; see
+  // Response::reasons). Row r's codes are reasons[reason_begin[r],
+  // reason_begin[r + 1]): per margin output in order, best first, computed
+  // by the model of stage[r]. reasons_unavailable[r] says why a row that
+  // answered has none (its stage cannot explain). Rows that failed have none.
+  std::uint32_t reason_k = 0;  // codes asked per output (0: none asked; the rest is stale)
+  ReasonMode reason_mode = ReasonMode::kMagnitude;
+  std::vector<Reason> reasons;
+  std::vector<std::uint32_t> reason_begin;       // rows + 1 offsets
+  std::vector<std::string> reasons_unavailable;  // per row
+
+  [[nodiscard]] std::span<const Reason> row_reasons(std::size_t r) const noexcept {
+    if (reason_k == 0) return {};
+    return std::span<const Reason>(reasons).subspan(reason_begin[r], reason_begin[r + 1] - reason_begin[r]);
+  }
+  // Row r answered and its stage's model explained it (possibly with no
+  // code qualifying: up-mode on a row whose every contribution is <= 0).
+  [[nodiscard]] bool explained(std::size_t r) const noexcept {
+    return reason_k != 0 && stage[r] != kNoStage && reasons_unavailable[r].empty();
+  }
 
   [[nodiscard]] std::span<const float> row_scores(std::size_t r) const noexcept {
     return std::span<const float>(scores).subspan(r * width, width);

@@ -9,6 +9,7 @@
 
 #include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>
+#include <keel/core/reason.hpp>
 
 #include <cstdint>
 #include <span>
@@ -25,6 +26,8 @@ struct Request {
   // Which model to use; empty means the engine's default.
   std::string model;
   Deadline deadline = Deadline::never();
+  // Reason codes for the answer (Response::reasons); unset: the engine's default.
+  ReasonOptions reason_codes;
 };
 
 // A Request that owns a copy of its features.
@@ -33,11 +36,16 @@ struct OwnedRequest {
   std::vector<float> features;
   std::string model;
   Deadline deadline = Deadline::never();
+  ReasonOptions reason_codes;
 
   OwnedRequest() = default;
   explicit OwnedRequest(const Request& r)
-      : id(r.id), features(r.features.begin(), r.features.end()), model(r.model), deadline(r.deadline) {}
-  [[nodiscard]] Request view() const { return Request{id, features, model, deadline}; }
+      : id(r.id),
+        features(r.features.begin(), r.features.end()),
+        model(r.model),
+        deadline(r.deadline),
+        reason_codes(r.reason_codes) {}
+  [[nodiscard]] Request view() const { return Request{id, features, model, deadline, reason_codes}; }
 };
 
 struct Response {
@@ -64,6 +72,14 @@ struct Response {
   bool anomaly = false;
   double anomaly_score = 0.0;
   std::string anomaly_reason;
+  // Reason codes, when asked for (Request::reason_codes): per margin output,
+  // the top k features of the row, best first, computed by the model of the
+  // stage that answered (a cache hit: the primary, recomputed). Empty with
+  // reasons_unavailable set when that stage cannot explain (a default
+  // stage, a model without contributions).
+  std::vector<Reason> reasons;
+  std::string explained_by;         // the stage whose model computed them ("" when none)
+  std::string reasons_unavailable;  // why there are none although asked ("" otherwise)
 };
 
 }  // namespace keel

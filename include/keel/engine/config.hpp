@@ -8,6 +8,8 @@
 // of its file, in a FaultInjector; a hang_rate needs a hang_limit_ms. The
 // canary rows run through the fault: an error_rate of 1 fails them, and the
 // model is refused (at build) or kept as it was (at reload).
+// "explain" sets the reason codes a request gets when it does not ask
+// (Request::reason_codes); reason_codes is at most the model's feature count.
 //
 // {
 //   "name": "churn",
@@ -45,6 +47,7 @@
 //   "idempotency": {"ttl_ms": 600000, "max_entries": 100000, "max_bytes": 67108864},
 //   "log": {"level": "warn", "burst": 5, "window_ms": 10000},
 //   "default_timeout_ms": 50,
+//   "explain": {"reason_codes": 3, "mode": "magnitude" | "up"},
 //   "canary_rows": [[0, 0, 0]],
 //   "allow_schema_change": false
 // }

@@ -5,7 +5,8 @@
 //
 //   admit (idempotency) → validate → screen (anomaly) → preprocess →
 //   cache lookup → chain (breaker, bulkhead, retry, isolation, model,
-//   output sanity) → postprocess → observe (metrics, drift, log) → store
+//   output sanity) → postprocess → explain (reason codes, when asked) →
+//   observe (metrics, drift, log) → store
 //
 // score() is a batch of one: it and score_batch() run the same stage code,
 // so a row gets the same answer, stage, flags and errors either way.
@@ -86,8 +87,11 @@ class ScoringEngine {
   // through the chain alone; the others are scored together. Fails as a
   // whole only for a wrong shape, an unknown model, or (with an `id`) an
   // idempotency conflict or a duplicate's wait past the deadline.
+  // `reasons`: reason codes per answered row (BatchResult::row_reasons), as
+  // Request::reason_codes asks for one row.
   [[nodiscard]] Status score_batch(const BatchView& rows, BatchResult& out, Deadline deadline = Deadline::never(),
-                                   std::string_view model = {}, std::string_view id = {}) noexcept;
+                                   std::string_view model = {}, std::string_view id = {},
+                                   const ReasonOptions& reasons = {}) noexcept;
 
   // Loads `path` aside, checks it (loads, the canary rows score finite
   // within the canary deadline, the same feature schema unless configured
@@ -179,6 +183,9 @@ class EngineBuilder {
   EngineBuilder& allow_schema_change(bool allow = true);
   // Deadline for requests that carry none (default: none).
   EngineBuilder& default_timeout(Duration timeout);
+  // Reason codes for requests that do not say (default: none): the top k
+  // features per output, by magnitude or only those pushing the score up.
+  EngineBuilder& reason_codes(std::uint32_t k, ReasonMode mode = ReasonMode::kMagnitude);
 
   [[nodiscard]] std::unique_ptr<ScoringEngine> build();
 

@@ -17,6 +17,7 @@
 // Linear models: contribution j = x_j * w_j (0 when x_j is missing), the bias
 // is the intercept, as XGBoost's gblinear reports.
 
+#include <keel/core/reason.hpp>
 #include <keel/model/model.hpp>
 #include <keel/model/tree_spec.hpp>
 
@@ -63,10 +64,7 @@ struct ReasonCode {
   float contribution = 0.0f;
 };
 
-enum class ReasonMode : std::uint8_t {
-  kMagnitude,   // largest |contribution| first, either sign
-  kIncreasing,  // only contributions > 0 (pushing the margin up), largest first
-};
+// ReasonMode: core/reason.hpp.
 
 // The names reason codes carry: the model's feature names, "f0".."fN-1"
 // (XGBoost's default names) where the file has none.

@@ -54,6 +54,24 @@ class FaultInjector final : public Model {
   [[nodiscard]] Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                                const PredictOptions& opts = {}) const noexcept override;
   using Model::predict;
+  // Explanations are the inner model's, without faults (a drill breaks
+  // scoring, not the explanation of an answer that was given).
+  [[nodiscard]] Status contributions(std::span<const float> rows, std::size_t n_rows,
+                                     std::span<float> out) const noexcept override {
+    return inner_->contributions(rows, n_rows, out);
+  }
+  [[nodiscard]] Status contributions(std::span<const double> rows, std::size_t n_rows,
+                                     std::span<float> out) const noexcept override {
+    return inner_->contributions(rows, n_rows, out);
+  }
+  [[nodiscard]] Status leaf_indices(std::span<const float> rows, std::size_t n_rows,
+                                    std::span<std::int32_t> out) const noexcept override {
+    return inner_->leaf_indices(rows, n_rows, out);
+  }
+  [[nodiscard]] Status leaf_indices(std::span<const double> rows, std::size_t n_rows,
+                                    std::span<std::int32_t> out) const noexcept override {
+    return inner_->leaf_indices(rows, n_rows, out);
+  }
 
   void set_config(FaultConfig config);  // throws like the constructor
   [[nodiscard]] FaultConfig config() const;

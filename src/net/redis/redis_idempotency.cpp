@@ -91,6 +91,51 @@ void encode_batch(detail::WireWriter& w, const BatchResult& b) {
   w.u64(b.failed);
   w.u64(b.degraded);
   w.u64(static_cast<std::uint64_t>(b.latency.count()));
+  if (b.reason_k == 0) return;  // the reason-codes section only when asked (older records end here)
+  w.u32(b.reason_k);
+  w.u8(static_cast<std::uint8_t>(b.reason_mode));
+  for (std::size_t r = 0; r < b.rows; ++r) {
+    w.str(b.reasons_unavailable[r]);
+    const std::span<const Reason> codes = b.row_reasons(r);
+    w.u32(static_cast<std::uint32_t>(codes.size()));
+    for (const Reason& c : codes) {
+      w.str(c.feature);
+      w.u32(c.index);
+      w.u32(c.output);
+      w.f64(c.value);
+      w.f64(c.contribution);
+    }
+  }
+}
+
+// The reason-codes section of a record (encode_batch), if it has one.
+bool decode_reasons(detail::WireReader& in, BatchResult& b) {
+  b.reason_k = 0;
+  if (in.done()) return true;
+  std::uint32_t k = 0;
+  std::uint8_t mode = 0;
+  if (!in.u32(k) || k == 0 || !in.u8(mode) || mode > static_cast<std::uint8_t>(ReasonMode::kIncreasing)) return false;
+  b.reasons.clear();
+  b.reason_begin.assign(1, 0);
+  b.reasons_unavailable.assign(b.rows, {});
+  for (std::size_t r = 0; r < b.rows; ++r) {
+    std::uint32_t count = 0;
+    // Every code takes at least 28 bytes: a count beyond what is left is torn.
+    if (!in.str(b.reasons_unavailable[r]) || !in.u32(count) || count > in.rest().size() / 28) return false;
+    for (std::uint32_t c = 0; c < count; ++c) {
+      Reason& x = b.reasons.emplace_back();
+      double contribution = 0.0;
+      if (!in.str(x.feature) || !in.u32(x.index) || !in.u32(x.output) || !in.f64(x.value) || !in.f64(contribution)) {
+        return false;
+      }
+      x.contribution = static_cast<float>(contribution);
+    }
+    b.reason_begin.push_back(static_cast<std::uint32_t>(b.reasons.size()));
+  }
+  if (!in.done()) return false;
+  b.reason_k = k;
+  b.reason_mode = static_cast<ReasonMode>(mode);
+  return true;
 }
 
 bool decode_batch(detail::WireReader& in, BatchResult& b) {
@@ -135,7 +180,8 @@ bool decode_batch(detail::WireReader& in, BatchResult& b) {
     if (b.stage[r] != BatchResult::kNoStage && b.stage[r] >= stages) return false;  // would index past the tables
   }
   if (!in.str(b.model_id) || !in.u64(b.model_version) || !in.u64(b.model_content_id.hi) ||
-      !in.u64(b.model_content_id.lo) || !in.u64(failed) || !in.u64(degraded) || !in.u64(latency) || !in.done()) {
+      !in.u64(b.model_content_id.lo) || !in.u64(failed) || !in.u64(degraded) || !in.u64(latency) ||
+      !decode_reasons(in, b)) {
     return false;
   }
   b.failed = failed;
