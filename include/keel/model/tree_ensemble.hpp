@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace keel {
@@ -62,6 +63,15 @@ TreeKernel default_tree_kernel() noexcept;
 
 inline constexpr std::size_t kMaxHeapDepth = 10;
 
+// The binned heap kernel (AVX-512 VBMI, heap layout): feature values become
+// byte codes against the model's own sorted thresholds once per block of
+// rows, and splits are byte compares (src/model/tree_binned.hpp). Exact for
+// every heap model it accepts; a feature with more than 254 distinct
+// thresholds takes one byte per 254 of them. It refuses models reading more
+// than 255 such bytes per row, or more than 127 in the top 6 levels. kAuto: on where it applies; kOn: an error
+// where it does not (for tests); kOff: the heap kernel.
+enum class TreeBinning : std::uint8_t { kAuto, kOff, kOn };
+
 struct TreeEnsembleOptions {
   TreeKernel kernel = TreeKernel::kAuto;  // a forced kernel must be supported
   TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
@@ -75,6 +85,7 @@ struct TreeEnsembleOptions {
   // hosts that score batches: single rows then walk the batch layout (same
   // answers, slower; on compact models not allocation-free).
   bool single_row_copy = true;
+  TreeBinning binning = TreeBinning::kAuto;
 };
 
 // Bytes a model built by make_tree_ensemble holds, per layout (0: not
@@ -86,7 +97,8 @@ struct TreeMemory {
   std::size_t compact = 0;       // compact scalar nodes and leaves
   std::size_t compact_simd = 0;  // AVX-512 compact arrays, with top levels
   std::size_t double_rows = 0;   // float64 row map (LightGBM)
-  std::size_t total() const noexcept { return spec + heap + row + compact + compact_simd + double_rows; }
+  std::size_t binned = 0;        // binned kernel's nodes and threshold tables
+  std::size_t total() const noexcept { return spec + heap + row + compact + compact_simd + double_rows + binned; }
 };
 
 // Validates the spec and builds the fast model. Loaders return this.
@@ -98,5 +110,9 @@ TreeKernel tree_kernel_of(const Model& m) noexcept;
 TreeLayout tree_layout_of(const Model& m) noexcept;
 // All zero for any other Model.
 TreeMemory tree_memory_of(const Model& m) noexcept;
+// Whether the model runs the binned kernel; if not, why (empty for any
+// other Model).
+bool tree_binned_of(const Model& m) noexcept;
+std::string tree_binning_note(const Model& m);
 
 }  // namespace keel
