@@ -64,12 +64,15 @@ TreeKernel default_tree_kernel() noexcept;
 inline constexpr std::size_t kMaxHeapDepth = 10;
 
 // The binned heap kernel (AVX-512 VBMI, heap layout): feature values become
-// byte codes against the model's own sorted thresholds once per block of
-// rows, and splits are byte compares (src/model/tree_binned.hpp). Exact for
-// every heap model it accepts; a feature with more than 254 distinct
-// thresholds takes one byte per 254 of them. It refuses models reading more
-// than 255 such bytes per row, or more than 127 in the top 6 levels. kAuto: on where it applies; kOn: an error
-// where it does not (for tests); kOff: the heap kernel.
+// byte codes against the model's own sorted thresholds once per block of 64
+// rows, and the first 8 levels of each tree are decided for a row by byte
+// permutes and compares, without gathers (src/model/trees/tree_binned.hpp).
+// Exact for every heap model it accepts; a feature with more than 254
+// distinct thresholds takes one code byte per 254 of them; it refuses models
+// whose trees read more than 255 such bytes per row. kAuto: on for depth >= 6
+// and at least twice as many trees as code bytes (where it measured faster;
+// batches only, single rows keep the blocked row layout); kOn: on wherever
+// it applies, else an error (for tests); kOff: the heap kernel.
 enum class TreeBinning : std::uint8_t { kAuto, kOff, kOn };
 
 struct TreeEnsembleOptions {

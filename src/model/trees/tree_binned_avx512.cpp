@@ -131,13 +131,12 @@ inline void group_masks(const __m512i* idx, const __m512i* c, const __m512i* a, 
 template <std::size_t kGroups, class Acc>
 struct TreeRegs {
   __m512i idx[kGroups], c[kGroups], a[kGroups], cc[kGroups];
-  const std::uint16_t* doff = nullptr;  // indexed by h >= 2^V
+  const std::uint16_t* doff = nullptr;  // node h >= 2^V at doff[h - 2^V]
   const std::uint8_t* dcc = nullptr;
-  const Acc* lv = nullptr;              // indexed by h >= 2^depth
+  const Acc* lv = nullptr;              // leaf h >= 2^depth at lv[h - 2^depth]
   Acc* at = nullptr;
 
-  void load(const BinnedView& p, std::size_t t, std::size_t vec, bool deep, const Acc* leaves, Acc* acc,
-            std::size_t depth) noexcept {
+  void load(const BinnedView& p, std::size_t t, bool deep, const Acc* leaves, Acc* acc) noexcept {
     const std::uint8_t* rec = p.top + t * kGroups * kBinGroupRecord;
     for (std::size_t g = 0; g < kGroups; ++g) {
       idx[g] = _mm512_load_si512(rec + g * kBinGroupRecord);
@@ -146,15 +145,15 @@ struct TreeRegs {
       cc[g] = _mm512_load_si512(rec + g * kBinGroupRecord + 3 * kBinGroupBytes);
     }
     if (deep) {
-      doff = p.deep_off + t * p.deep_stride - (std::size_t{1} << vec);
-      dcc = p.deep_cc + t * p.deep_stride - (std::size_t{1} << vec);
+      doff = p.deep_off + t * p.deep_stride;
+      dcc = p.deep_cc + t * p.deep_stride;
     }
-    lv = leaves + t * p.leaf_stride - (std::size_t{1} << depth);
+    lv = leaves + t * p.leaf_stride;
     at = acc + p.out[t];
   }
 };
 
-// The leaf (h >= 2^depth) a row reaches in one tree.
+// The leaf (0 .. 2^depth - 1) a row reaches in one tree.
 template <std::size_t kDepth, std::size_t kVec, bool kNan, std::size_t kGroups, class Acc>
 inline std::size_t walk_row(const TreeRegs<kGroups, Acc>& tr, std::size_t vec, const std::uint8_t* row, __m512i lo,
                             __m512i hi) noexcept {
@@ -163,7 +162,8 @@ inline std::size_t walk_row(const TreeRegs<kGroups, Acc>& tr, std::size_t vec, c
   std::size_t h = 1;
   if constexpr (kVec == kRuntimeVec) {
     for (std::size_t l = 0; l < vec; ++l) h = step_mask(h, m[0]);
-    for (std::size_t l = vec; l < kDepth; ++l) h = step_byte(h, row, tr.doff[h], tr.dcc[h]);
+    const std::size_t v0 = std::size_t{1} << vec;
+    for (std::size_t l = vec; l < kDepth; ++l) h = step_byte(h, row, tr.doff[h - v0], tr.dcc[h - v0]);
   } else {
     if constexpr (kVec >= kBinTopLevels) {
       h = top6(m[0]);
@@ -172,9 +172,10 @@ inline std::size_t walk_row(const TreeRegs<kGroups, Acc>& tr, std::size_t vec, c
     }
     if constexpr (kVec >= 7) h = step_mask(h, m[1]);
     if constexpr (kVec >= 8) h = step_mask2(h, m[2], m[3]);
-    for (std::size_t l = kVec; l < kDepth; ++l) h = step_byte(h, row, tr.doff[h], tr.dcc[h]);
+    constexpr std::size_t kV0 = std::size_t{1} << kVec;
+    for (std::size_t l = kVec; l < kDepth; ++l) h = step_byte(h, row, tr.doff[h - kV0], tr.dcc[h - kV0]);
   }
-  return h;
+  return h - (std::size_t{1} << kDepth);
 }
 
 // kVec: the levels decided from masks, or kRuntimeVec: p.vec_levels (<= 6).
@@ -190,8 +191,8 @@ void walk_trees(const BinnedView& p, const std::uint8_t* codes, std::size_t n, c
   std::size_t t = 0;
   for (; t + 2 <= p.num_trees; t += 2) {
     TreeRegs<kGroups, Acc> t0, t1;
-    t0.load(p, t, vec, deep, leaves, acc, kDepth);
-    t1.load(p, t + 1, vec, deep, leaves, acc, kDepth);
+    t0.load(p, t, deep, leaves, acc);
+    t1.load(p, t + 1, deep, leaves, acc);
     for (std::size_t r = 0; r < n; ++r) {
       const std::uint8_t* row = codes + r * stride;
       const __m512i lo = _mm512_load_si512(row), hi = _mm512_load_si512(row + 64);
@@ -203,7 +204,7 @@ void walk_trees(const BinnedView& p, const std::uint8_t* codes, std::size_t n, c
   }
   if (t < p.num_trees) {
     TreeRegs<kGroups, Acc> t0;
-    t0.load(p, t, vec, deep, leaves, acc, kDepth);
+    t0.load(p, t, deep, leaves, acc);
     for (std::size_t r = 0; r < n; ++r) {
       const std::uint8_t* row = codes + r * stride;
       const std::size_t h0 =
