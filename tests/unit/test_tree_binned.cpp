@@ -380,26 +380,6 @@ TEST_CASE("binned: a row's codes count the thresholds at or below each value", "
 
 namespace {
 
-std::vector<double> read_rows(const std::string& path, std::size_t& cols) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::string line;
-  std::getline(in, line);
-  cols = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
-  std::vector<double> v;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string field;
-    std::size_t n = 0;
-    while (std::getline(ss, field, ',')) {
-      v.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
-      ++n;
-    }
-    for (; n < cols; ++n) v.push_back(std::numeric_limits<double>::quiet_NaN());
-  }
-  return v;
-}
-
 // Loads path twice (reference, binned forced) and compares them on rows
 // (plus the rows knocked onto edge values); false when the binned kernel
 // refuses the model (note says why).
@@ -455,7 +435,7 @@ TEST_CASE("binned: every fixture the kernel accepts matches the reference bit fo
       const fs::path input = dir / (stem + ".input.csv");
       if (!fs::exists(input)) continue;
       std::size_t cols = 0;
-      std::vector<double> rows = read_rows(input.string(), cols);
+      std::vector<double> rows = read_fixture_rows(input.string(), cols);
       std::string note;
       INFO(lib << "/" << file);
       if (check_file(entry.path().string(), rows, cols, rng, note)) {
@@ -492,41 +472,10 @@ TEST_CASE("binned: models in the wild it accepts match the reference bit for bit
     const fs::path model = entry.path() / text.substr(p + 10, q - p - 10);
     auto ref = load_with(model.string(), TreeKernel::kReference);
     if (!ref.ok() || (*ref)->info().num_trees == 0) continue;
-    // input.csv columns by the model's feature names where it has them.
     const ModelInfo& mi = (*ref)->info();
-    std::ifstream in((entry.path() / "input.csv").string());
-    std::string line;
-    std::getline(in, line);
-    std::vector<std::string> header;
-    {
-      std::stringstream ss(line);
-      std::string hname;
-      while (std::getline(ss, hname, ',')) header.push_back(hname);
-    }
-    std::vector<std::size_t> col_of(mi.num_features);
-    bool mapped = true;
-    for (std::size_t f = 0; f < mi.num_features; ++f) {
-      col_of[f] = f;
-      if (!mi.has_feature_names) continue;
-      auto it = std::find(header.begin(), header.end(), mi.features[f].name);
-      if (it == header.end()) mapped = false;
-      col_of[f] = static_cast<std::size_t>(it - header.begin());
-    }
-    if (!mapped) continue;
     std::vector<double> rows;
     std::size_t n = 0;
-    while (n < 1000 && std::getline(in, line)) {
-      std::vector<double> fields;
-      std::stringstream ss(line);
-      std::string field;
-      while (std::getline(ss, field, ',')) {
-        fields.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
-      }
-      for (std::size_t f = 0; f < mi.num_features; ++f) {
-        rows.push_back(col_of[f] < fields.size() ? fields[col_of[f]] : std::numeric_limits<double>::quiet_NaN());
-      }
-      ++n;
-    }
+    if (!read_named_csv((entry.path() / "input.csv").string(), mi, rows, n, 1000)) continue;
     std::string note;
     INFO(entry.path().filename().string());
     if (check_file(model.string(), rows, mi.num_features, rng, note)) {
