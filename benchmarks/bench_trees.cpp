@@ -28,6 +28,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -66,6 +67,8 @@ Rows read_csv(const std::string& path) {
 struct Fixture {
   keel::ModelPtr model;
   keel::ModelPtr walk_model;  // column_top_levels off: every level walked with gathers
+  keel::ModelPtr heap_model;    // binning off: the heap kernel
+  keel::ModelPtr binned_model;  // binning forced on (null where the model does not take it)
   Rows rows;
   std::size_t trees = 0;
 #ifdef KEEL_HAVE_XGBOOST
@@ -91,6 +94,11 @@ Fixture* fixture(const std::string& name) {
     keel::LoadOptions walk;
     walk.tree.column_top_levels = false;
     if (auto w = keel::load_model(model_path, walk); w.ok()) f->walk_model = *w;
+    keel::LoadOptions heap, binned;
+    heap.tree.binning = keel::TreeBinning::kOff;
+    binned.tree.binning = keel::TreeBinning::kOn;
+    if (auto w = keel::load_model(model_path, heap); w.ok()) f->heap_model = *w;
+    if (auto w = keel::load_model(model_path, binned); w.ok()) f->binned_model = *w;
   } else {
     std::fprintf(stderr, "%s: %s\n", model_path.c_str(), m.status().to_string().c_str());
   }
@@ -136,9 +144,14 @@ void run_batches(benchmark::State& state, const Fixture& f, std::size_t batch, P
   set_counters(state, batch, f.trees);
 }
 
-void BM_Keel(benchmark::State& state, const std::string& name, bool walk) {
+enum class Variant { kDefault, kGatherWalk, kHeap, kBinned };
+
+void BM_Keel(benchmark::State& state, const std::string& name, Variant v) {
   Fixture* f = fixture(name);
-  const keel::ModelPtr& model = walk ? f->walk_model : f->model;
+  const keel::ModelPtr& model = v == Variant::kGatherWalk ? f->walk_model
+                                : v == Variant::kHeap     ? f->heap_model
+                                : v == Variant::kBinned   ? f->binned_model
+                                                          : f->model;
   if (!model || f->rows.n() == 0) {
     state.SkipWithError("model or rows missing (run scripts/bench_models.py)");
     return;
@@ -149,7 +162,8 @@ void BM_Keel(benchmark::State& state, const std::string& name, bool walk) {
   const std::size_t w = model->info().num_outputs;
   std::vector<float> out(batch * w);
   state.SetLabel(std::string(keel::to_string(keel::tree_kernel_of(*model))) + "/" +
-                 std::string(keel::to_string(keel::tree_layout_of(*model))));
+                 std::string(keel::to_string(keel::tree_layout_of(*model))) +
+                 (keel::tree_binned_of(*model) ? "/binned" : ""));
   run_batches(state, *f, batch, [&](const float* rows, std::size_t n) {
     const keel::Status s = model->predict(std::span<const float>(rows, n * f->rows.cols), n, out, opts);
     benchmark::DoNotOptimize(out.data());
@@ -216,17 +230,24 @@ void add_args(benchmark::internal::Benchmark* b) {
 
 const bool registered = [] {
   for (const char* name : {"b500_d8_f100", "r1000_d6_f50", "b100_d4_f20"}) {
-    benchmark::RegisterBenchmark((std::string("Keel/") + name).c_str(), BM_Keel, std::string(name), false)->Apply(add_args);
+    benchmark::RegisterBenchmark((std::string("Keel/") + name).c_str(), BM_Keel, std::string(name), Variant::kDefault)
+        ->Apply(add_args);
+    // The heap kernel and the binned one side by side (tree_binned.hpp).
+    for (auto [label, v] : {std::pair{"KeelHeap/", Variant::kHeap}, std::pair{"KeelBinned/", Variant::kBinned}}) {
+      benchmark::RegisterBenchmark((std::string(label) + name).c_str(), BM_Keel, std::string(name), v)
+          ->Args({1, 1})->Args({256, 1})->Args({4096, 1})->Args({100000, 1})
+          ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    }
     // The same kernel walking the top levels with gathers: what the column
     // compares save.
-    benchmark::RegisterBenchmark((std::string("KeelGatherWalk/") + name).c_str(), BM_Keel, std::string(name), true)
+    benchmark::RegisterBenchmark((std::string("KeelGatherWalk/") + name).c_str(), BM_Keel, std::string(name), Variant::kGatherWalk)
         ->Args({4096, 1})->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 #ifdef KEEL_HAVE_XGBOOST
     benchmark::RegisterBenchmark((std::string("XGBoost/") + name).c_str(), BM_XGBoost, std::string(name))->Apply(add_args);
 #endif
   }
   // LightGBM's own figures are in /work/shared/bench/lightgbm/README.md.
-  benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"), false)
+  benchmark::RegisterBenchmark("Keel/lgb_deep", BM_Keel, std::string("lgb_deep"), Variant::kDefault)
       ->Args({1, 1})->Args({256, 1})->Args({10000, 1})->Args({10000, 2})
       ->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
   for (bool double_out : {false, true}) {

@@ -27,6 +27,8 @@ nlohmann::json memory_json(const Model& m) {
   const TreeMemory b = tree_memory_of(m);
   return {{"kernel", std::string(to_string(tree_kernel_of(m)))},
           {"layout", std::string(to_string(tree_layout_of(m)))},
+          {"binned", tree_binned_of(m)},
+          {"binning_note", tree_binning_note(m)},
           {"bytes",
            {{"spec", b.spec},
             {"heap", b.heap},
@@ -34,6 +36,7 @@ nlohmann::json memory_json(const Model& m) {
             {"compact", b.compact},
             {"compact_simd", b.compact_simd},
             {"double_rows", b.double_rows},
+            {"binned", b.binned},
             {"total", b.total()}}}};
 }
 
@@ -100,9 +103,12 @@ int inspect(const InspectOptions& o) {
   fmt::print("max depth:     {}\n", info.max_depth);
   fmt::print("base score:    {}\n", fmt::join(info.base_score, " "));
   if (const nlohmann::json mem = memory_json(**model); !mem.is_null()) {
-    fmt::print("kernel:        {} ({} layout)\n", mem["kernel"].get<std::string>(), mem["layout"].get<std::string>());
+    fmt::print("kernel:        {} ({} layout{})\n", mem["kernel"].get<std::string>(), mem["layout"].get<std::string>(),
+               mem["binned"].get<bool>() ? ", binned" : "");
+    if (!mem["binned"].get<bool>()) fmt::print("binned kernel: no, {}\n", mem["binning_note"].get<std::string>());
     fmt::print("memory (bytes):");
-    for (const char* part : {"spec", "heap", "single_row_copy", "compact", "compact_simd", "double_rows", "total"}) {
+    for (const char* part :
+         {"spec", "heap", "single_row_copy", "compact", "compact_simd", "double_rows", "binned", "total"}) {
       if (const auto v = mem["bytes"][part].get<std::size_t>(); v > 0 || std::string_view(part) == "total") {
         fmt::print(" {} {}", part, v);
       }

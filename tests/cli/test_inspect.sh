@@ -48,6 +48,10 @@ if full["layout"] == "heap" or fb["compact_simd"]:
     assert fb[copy] > 0 and lb[copy] == 0 and lb["total"] < fb["total"], (full, lean)
 PY
 "$KEEL" inspect -m "$LGB/binary.model.txt" | grep -q "^memory (bytes):.* total [0-9]" || { echo "FAIL: no memory line"; exit 1; }
+# The binned kernel: either named on the kernel line or the reason it is not used.
+"$KEEL" inspect -m "$LGB/binary.model.txt" | grep -Eq "^kernel: .*binned\)$|^binned kernel: no, .+" ||
+  { echo "FAIL: no binned kernel line"; exit 1; }
+python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['tree_ensemble']; assert isinstance(t['binned'], bool) and (t['binned'] or t['binning_note']), t" "$TMP/full.json"
 
 # A corrupted model: non-zero exit, the message names tree and line.
 sed 's/^left_child=1 3 -2 4 6 -4 -1$/left_child=1 3 -2 4 6 -4 -99/' "$LGB/binary.model.txt" > "$TMP/bad.txt"

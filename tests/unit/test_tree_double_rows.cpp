@@ -224,46 +224,6 @@ TEST_CASE("double rows: thresholds closer than a float apart score by the refere
   check_double_rows(spec, rows, 40);
 }
 
-namespace {
-
-// A CSV of doubles; empty field = NaN. Columns reordered to the model's
-// feature names when it has them.
-std::vector<double> read_csv(const std::string& path, const ModelInfo& mi, std::size_t& n) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::string line;
-  std::getline(in, line);
-  std::vector<std::string> header;
-  {
-    std::stringstream ss(line);
-    std::string h;
-    while (std::getline(ss, h, ',')) header.push_back(h);
-  }
-  std::vector<std::size_t> col_of(mi.num_features);
-  for (std::size_t f = 0; f < mi.num_features; ++f) {
-    col_of[f] = f;
-    if (!mi.has_feature_names) continue;
-    auto it = std::find(header.begin(), header.end(), mi.features[f].name);
-    REQUIRE(it != header.end());
-    col_of[f] = static_cast<std::size_t>(it - header.begin());
-  }
-  std::vector<double> rows;
-  n = 0;
-  while (std::getline(in, line)) {
-    std::vector<double> fields;
-    std::stringstream ss(line);
-    std::string field;
-    while (std::getline(ss, field, ',')) {
-      fields.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
-    }
-    while (fields.size() < header.size()) fields.push_back(std::numeric_limits<double>::quiet_NaN());
-    for (std::size_t f = 0; f < mi.num_features; ++f) rows.push_back(col_of[f] < fields.size() ? fields[col_of[f]] : 0.0);
-    ++n;
-  }
-  return rows;
-}
-
-}  // namespace
 
 TEST_CASE("double rows: LightGBM models in the wild, their rows and awkward ones", "[model][double_rows][wild]") {
   namespace fs = std::filesystem;
@@ -292,7 +252,8 @@ TEST_CASE("double rows: LightGBM models in the wild, their rows and awkward ones
     }
     const ModelInfo& mi = (*ref)->info();
     std::size_t n = 0;
-    std::vector<double> rows = read_csv((entry.path() / "input.csv").string(), mi, n);
+    std::vector<double> rows;
+    REQUIRE(read_named_csv((entry.path() / "input.csv").string(), mi, rows, n));
     n = std::min<std::size_t>(n, 400);
     rows.resize(n * mi.num_features);
     // Every other row moved onto the model's awkward values.

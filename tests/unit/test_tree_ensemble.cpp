@@ -365,34 +365,6 @@ TEST_CASE("tree ensemble: kernel names, support and the process-wide override", 
   }
 }
 
-namespace {
-
-// Fixture inputs: header skipped, empty field = NaN.
-std::vector<double> read_rows(const std::string& path, std::size_t& cols) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::string line;
-  std::getline(in, line);
-  cols = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
-  std::vector<double> v;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string field;
-    std::size_t n = 0;
-    while (std::getline(ss, field, ',')) {
-      v.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
-      ++n;
-    }
-    if (!line.empty() && line.back() == ',') {
-      v.push_back(std::numeric_limits<double>::quiet_NaN());
-      ++n;
-    }
-    REQUIRE(n == cols);
-  }
-  return v;
-}
-
-}  // namespace
 
 TEST_CASE("tree ensemble: every XGBoost and LightGBM fixture, every kernel, matches the reference bit for bit",
           "[model][tree_ensemble][fixtures]") {
@@ -414,7 +386,7 @@ TEST_CASE("tree ensemble: every XGBoost and LightGBM fixture, every kernel, matc
       REQUIRE(ref.ok());
       if ((*ref)->info().num_trees == 0) continue;  // linear models
       std::size_t cols = 0;
-      std::vector<double> drows = read_rows(input.string(), cols);
+      std::vector<double> drows = read_fixture_rows(input.string(), cols);
       REQUIRE(cols == (*ref)->info().num_features);
       // The fixture rows plus copies with random values knocked out or set on edges.
       const std::size_t base_rows = drows.size() / cols;

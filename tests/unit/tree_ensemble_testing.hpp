@@ -11,7 +11,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -173,6 +177,71 @@ inline Result<ModelPtr> load_with(const std::string& path, TreeKernel k) {
   auto m = load_model(path);
   REQUIRE(set_default_tree_kernel(TreeKernel::kAuto).is_ok());
   return m;
+}
+
+// Fixture inputs (tests/data/*/NAME.input.csv): header skipped, empty field =
+// NaN; cols = the header's columns.
+inline std::vector<double> read_fixture_rows(const std::string& path, std::size_t& cols) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::string line;
+  std::getline(in, line);
+  cols = static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1;
+  std::vector<double> v;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string field;
+    std::size_t n = 0;
+    while (std::getline(ss, field, ',')) {
+      v.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
+      ++n;
+    }
+    if (!line.empty() && line.back() == ',') {
+      v.push_back(std::numeric_limits<double>::quiet_NaN());
+      ++n;
+    }
+    REQUIRE(n == cols);
+  }
+  return v;
+}
+
+// A CSV of doubles (models-in-the-wild input.csv), empty field = NaN, up to
+// max_rows rows into rows ([n][features]), columns reordered to the model's
+// feature names when it has them; false when a name is not in the header.
+inline bool read_named_csv(const std::string& path, const ModelInfo& mi, std::vector<double>& rows, std::size_t& n,
+                           std::size_t max_rows = std::size_t(-1)) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  {
+    std::stringstream ss(line);
+    std::string h;
+    while (std::getline(ss, h, ',')) header.push_back(h);
+  }
+  std::vector<std::size_t> col_of(mi.num_features);
+  for (std::size_t f = 0; f < mi.num_features; ++f) {
+    col_of[f] = f;
+    if (!mi.has_feature_names) continue;
+    auto it = std::find(header.begin(), header.end(), mi.features[f].name);
+    if (it == header.end()) return false;
+    col_of[f] = static_cast<std::size_t>(it - header.begin());
+  }
+  rows.clear();
+  n = 0;
+  while (n < max_rows && std::getline(in, line)) {
+    std::vector<double> fields;
+    std::stringstream ss(line);
+    std::string field;
+    while (std::getline(ss, field, ',')) {
+      fields.push_back(field.empty() ? std::numeric_limits<double>::quiet_NaN() : std::strtod(field.c_str(), nullptr));
+    }
+    while (fields.size() < header.size()) fields.push_back(std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t f = 0; f < mi.num_features; ++f) rows.push_back(col_of[f] < fields.size() ? fields[col_of[f]] : 0.0);
+    ++n;
+  }
+  return true;
 }
 
 }  // namespace keel::testing

@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace keel {
@@ -62,6 +63,18 @@ TreeKernel default_tree_kernel() noexcept;
 
 inline constexpr std::size_t kMaxHeapDepth = 10;
 
+// The binned heap kernel (AVX-512 VBMI, heap layout): feature values become
+// byte codes against the model's own sorted thresholds once per block of 64
+// rows, and the first 8 levels of each tree are decided for a row by byte
+// permutes and compares, without gathers (src/model/trees/tree_binned.hpp).
+// Exact for every heap model it accepts; a feature with more than 254
+// distinct thresholds takes one code byte per 254 of them; it refuses models
+// whose trees read more than 255 such bytes per row. kAuto: on for depth >= 6
+// and at least twice as many trees as code bytes (where it measured faster;
+// batches only, single rows keep the blocked row layout); kOn: on wherever
+// it applies, else an error (for tests); kOff: the heap kernel.
+enum class TreeBinning : std::uint8_t { kAuto, kOff, kOn };
+
 struct TreeEnsembleOptions {
   TreeKernel kernel = TreeKernel::kAuto;  // a forced kernel must be supported
   TreeLayout layout = TreeLayout::kAuto;  // kHeap errors when the model does not fit it
@@ -75,6 +88,7 @@ struct TreeEnsembleOptions {
   // hosts that score batches: single rows then walk the batch layout (same
   // answers, slower; on compact models not allocation-free).
   bool single_row_copy = true;
+  TreeBinning binning = TreeBinning::kAuto;
 };
 
 // Bytes a model built by make_tree_ensemble holds, per layout (0: not
@@ -86,7 +100,8 @@ struct TreeMemory {
   std::size_t compact = 0;       // compact scalar nodes and leaves
   std::size_t compact_simd = 0;  // AVX-512 compact arrays, with top levels
   std::size_t double_rows = 0;   // float64 row map (LightGBM)
-  std::size_t total() const noexcept { return spec + heap + row + compact + compact_simd + double_rows; }
+  std::size_t binned = 0;        // binned kernel's nodes and threshold tables
+  std::size_t total() const noexcept { return spec + heap + row + compact + compact_simd + double_rows + binned; }
 };
 
 // Validates the spec and builds the fast model. Loaders return this.
@@ -98,5 +113,9 @@ TreeKernel tree_kernel_of(const Model& m) noexcept;
 TreeLayout tree_layout_of(const Model& m) noexcept;
 // All zero for any other Model.
 TreeMemory tree_memory_of(const Model& m) noexcept;
+// Whether the model runs the binned kernel; if not, why (empty for any
+// other Model).
+bool tree_binned_of(const Model& m) noexcept;
+std::string tree_binning_note(const Model& m);
 
 }  // namespace keel
