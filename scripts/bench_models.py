@@ -5,6 +5,10 @@ python3-xgboost) into build/bench-models/ (not committed):
   b500_d8_f100.json   500 trees, depth 8, 100 features, binary:logistic
   r1000_d6_f50.json   1000 trees, depth 6, 50 features, reg:squarederror
   b100_d4_f20.json    100 trees, depth 4, 20 features, binary:logistic
+  b500_d8_f100_v1..3.json  three more models of b500_d8_f100's shape trained
+                      on other draws (other signal weights, so other trees),
+                      for the several-models-in-turn latency benchmark; they
+                      score b500_d8_f100.csv (the same row distribution)
 
 with <name>.csv beside each: 100,000 rows (header f0..fN-1) to score, drawn
 from the training distribution, and <name>.pred.csv with XGBoost's own
@@ -26,6 +30,8 @@ MODELS = [
     ("r1000_d6_f50", 1000, 6, 50, "reg:squarederror"),
     ("b100_d4_f20", 100, 4, 20, "binary:logistic"),
 ]
+# Variants of MODELS[0]'s shape: (name, seed of their training draw).
+VARIANTS = [("b500_d8_f100_v1", 3001), ("b500_d8_f100_v2", 3002), ("b500_d8_f100_v3", 3003)]
 TRAIN_ROWS = 20000
 BENCH_ROWS = 100000
 
@@ -46,21 +52,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build", "bench-models")
     os.makedirs(out, exist_ok=True)
     for i, (name, trees, depth, features, objective) in enumerate(MODELS):
-        rng = np.random.default_rng(1000 + i)
-        x, y = data(rng, TRAIN_ROWS, features, objective)
-        params = {
-            "objective": objective,
-            "max_depth": depth,
-            "eta": 0.1,
-            "tree_method": "hist",
-            "seed": 7,
-            "nthread": 2,
-            # Grow every tree to full depth so the model has the stated shape.
-            "min_child_weight": 0,
-            "gamma": 0,
-            "lambda": 1,
-        }
-        booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=trees)
+        booster = train(np.random.default_rng(1000 + i), trees, depth, features, objective)
         booster.save_model(os.path.join(out, name + ".json"))
         bx, _ = data(np.random.default_rng(2000 + i), BENCH_ROWS, features, objective)
         header = ",".join(f"f{j}" for j in range(features))
@@ -68,7 +60,28 @@ def main():
         margins = booster.predict(xgb.DMatrix(bx[:1000]), output_margin=True)
         np.savetxt(os.path.join(out, name + ".pred.csv"), margins, fmt="%.9g", header="margin", comments="")
         print(f"{name}: {trees} trees, depth {depth}, {features} features -> {out}")
+    _, trees, depth, features, objective = MODELS[0]
+    for name, seed in VARIANTS:
+        train(np.random.default_rng(seed), trees, depth, features, objective).save_model(os.path.join(out, name + ".json"))
+        print(f"{name}: {trees} trees, depth {depth}, {features} features -> {out}")
     lightgbm_rows(out)
+
+
+def train(rng, trees, depth, features, objective):
+    x, y = data(rng, TRAIN_ROWS, features, objective)
+    params = {
+        "objective": objective,
+        "max_depth": depth,
+        "eta": 0.1,
+        "tree_method": "hist",
+        "seed": 7,
+        "nthread": 2,
+        # Grow every tree to full depth so the model has the stated shape.
+        "min_child_weight": 0,
+        "gamma": 0,
+        "lambda": 1,
+    }
+    return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=trees)
 
 
 def lightgbm_rows(out, rows=10000):
