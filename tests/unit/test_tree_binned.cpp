@@ -420,32 +420,21 @@ bool check_file(const std::string& path, std::vector<double> drows, std::size_t 
 
 TEST_CASE("binned: every fixture the kernel accepts matches the reference bit for bit", "[model][binned][fixtures]") {
   if (!binned_here()) return;
-  namespace fs = std::filesystem;
   std::mt19937_64 rng(106);
   std::size_t accepted = 0, refused = 0;
-  for (const char* lib : {"xgboost", "lightgbm"}) {
-    const fs::path dir = fs::path(KEEL_TEST_DATA_DIR) / lib;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string file = entry.path().filename().string();
-      std::string stem;
-      if (file.ends_with(".model.txt")) stem = file.substr(0, file.size() - 10);
-      else if (file.ends_with(".json") && file != "cases.json") stem = file.substr(0, file.size() - 5);
-      else if (file.ends_with(".ubj")) stem = file.substr(0, file.size() - 4);
-      else continue;
-      const fs::path input = dir / (stem + ".input.csv");
-      if (!fs::exists(input)) continue;
-      std::size_t cols = 0;
-      std::vector<double> rows = read_fixture_rows(input.string(), cols);
-      std::string note;
-      INFO(lib << "/" << file);
-      if (check_file(entry.path().string(), rows, cols, rng, note)) {
-        ++accepted;
-      } else {
-        ++refused;
-        UNSCOPED_INFO(lib << "/" << file << " keeps its kernel: " << note);
-      }
+  for_each_fixture([&](std::string_view lib, const std::string& file, const std::string& model,
+                       const std::string& input) {
+    std::size_t cols = 0;
+    std::vector<double> rows = read_fixture_rows(input, cols);
+    std::string note;
+    INFO(lib << "/" << file);
+    if (check_file(model, rows, cols, rng, note)) {
+      ++accepted;
+    } else {
+      ++refused;
+      UNSCOPED_INFO(lib << "/" << file << " keeps its kernel: " << note);
     }
-  }
+  });
   WARN("fixtures: " << accepted << " binned, " << refused << " not");
   CHECK(accepted >= 30);
 }

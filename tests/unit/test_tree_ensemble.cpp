@@ -368,56 +368,45 @@ TEST_CASE("tree ensemble: kernel names, support and the process-wide override", 
 
 TEST_CASE("tree ensemble: every XGBoost and LightGBM fixture, every kernel, matches the reference bit for bit",
           "[model][tree_ensemble][fixtures]") {
-  namespace fs = std::filesystem;
   std::size_t checked = 0;
   std::mt19937_64 rng(9);
-  for (const char* lib : {"xgboost", "lightgbm"}) {
-    const fs::path dir = fs::path(KEEL_TEST_DATA_DIR) / lib;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string file = entry.path().filename().string();
-      std::string stem;
-      if (file.ends_with(".model.txt")) stem = file.substr(0, file.size() - 10);
-      else if (file.ends_with(".json") && file != "cases.json") stem = file.substr(0, file.size() - 5);
-      else if (file.ends_with(".ubj")) stem = file.substr(0, file.size() - 4);
-      else continue;
-      const fs::path input = dir / (stem + ".input.csv");
-      if (!fs::exists(input)) continue;
-      auto ref = load_with(entry.path().string(), TreeKernel::kReference);
-      REQUIRE(ref.ok());
-      if ((*ref)->info().num_trees == 0) continue;  // linear models
-      std::size_t cols = 0;
-      std::vector<double> drows = read_fixture_rows(input.string(), cols);
-      REQUIRE(cols == (*ref)->info().num_features);
-      // The fixture rows plus copies with random values knocked out or set on edges.
-      const std::size_t base_rows = drows.size() / cols;
-      for (std::size_t r = 0; r < std::min<std::size_t>(base_rows, 64); ++r) {
-        for (std::size_t c = 0; c < cols; ++c) {
-          const double x = drows[r * cols + c];
-          drows.push_back(rng() % 4 == 0 ? static_cast<double>(pick_value(rng)) : x);
-        }
-      }
-      const std::size_t n = drows.size() / cols;
-      const std::vector<float> frows(drows.begin(), drows.end());
-      const Outputs want = run(**ref, frows, n);
-      const std::size_t w = (*ref)->info().num_outputs;
-      std::vector<float> want_d(n * w);
-      REQUIRE((*ref)->predict(std::span<const double>(drows), n, want_d).is_ok());
-      for (TreeKernel k : available_kernels()) {
-        auto m = load_with(entry.path().string(), k);
-        REQUIRE(m.ok());
-        INFO(lib << "/" << file << ", kernel " << to_string(k) << ", layout " << to_string(tree_layout_of(**m)));
-        CHECK(tree_kernel_of(**m) != TreeKernel::kAuto);
-        const Outputs got = run(**m, frows, n);
-        CHECK(same_bits(got.margin, want.margin));
-        CHECK(same_bits(got.transformed, want.transformed));
-        const Outputs got_one = run(**m, frows, std::min<std::size_t>(n, 20), true);
-        CHECK(same_bits(got_one.margin, std::vector<float>(want.margin.begin(), want.margin.begin() + got_one.margin.size())));
-        std::vector<float> got_d(n * w);
-        REQUIRE((*m)->predict(std::span<const double>(drows), n, got_d).is_ok());
-        CHECK(same_bits(got_d, want_d));
-        ++checked;
+  for_each_fixture([&](std::string_view lib, const std::string& file, const std::string& model,
+                       const std::string& input) {
+    auto ref = load_with(model, TreeKernel::kReference);
+    REQUIRE(ref.ok());
+    if ((*ref)->info().num_trees == 0) return;  // linear models
+    std::size_t cols = 0;
+    std::vector<double> drows = read_fixture_rows(input, cols);
+    REQUIRE(cols == (*ref)->info().num_features);
+    // The fixture rows plus copies with random values knocked out or set on edges.
+    const std::size_t base_rows = drows.size() / cols;
+    for (std::size_t r = 0; r < std::min<std::size_t>(base_rows, 64); ++r) {
+      for (std::size_t c = 0; c < cols; ++c) {
+        const double x = drows[r * cols + c];
+        drows.push_back(rng() % 4 == 0 ? static_cast<double>(pick_value(rng)) : x);
       }
     }
-  }
+    const std::size_t n = drows.size() / cols;
+    const std::vector<float> frows(drows.begin(), drows.end());
+    const Outputs want = run(**ref, frows, n);
+    const std::size_t w = (*ref)->info().num_outputs;
+    std::vector<float> want_d(n * w);
+    REQUIRE((*ref)->predict(std::span<const double>(drows), n, want_d).is_ok());
+    for (TreeKernel k : available_kernels()) {
+      auto m = load_with(model, k);
+      REQUIRE(m.ok());
+      INFO(lib << "/" << file << ", kernel " << to_string(k) << ", layout " << to_string(tree_layout_of(**m)));
+      CHECK(tree_kernel_of(**m) != TreeKernel::kAuto);
+      const Outputs got = run(**m, frows, n);
+      CHECK(same_bits(got.margin, want.margin));
+      CHECK(same_bits(got.transformed, want.transformed));
+      const Outputs got_one = run(**m, frows, std::min<std::size_t>(n, 20), true);
+      CHECK(same_bits(got_one.margin, std::vector<float>(want.margin.begin(), want.margin.begin() + got_one.margin.size())));
+      std::vector<float> got_d(n * w);
+      REQUIRE((*m)->predict(std::span<const double>(drows), n, got_d).is_ok());
+      CHECK(same_bits(got_d, want_d));
+      ++checked;
+    }
+  });
   CHECK(checked >= 40);
 }

@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <limits>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace keel::testing {
@@ -181,6 +183,27 @@ inline Result<ModelPtr> load_with(const std::string& path, TreeKernel k) {
 
 // Fixture inputs (tests/data/*/NAME.input.csv): header skipped, empty field =
 // NaN; cols = the header's columns.
+// Every fixture model under tests/data/{xgboost,lightgbm} that has an input
+// CSV beside it: fn(lib, model file name, model path, input path).
+template <class Fn>
+void for_each_fixture(Fn&& fn) {
+  namespace fs = std::filesystem;
+  for (const char* lib : {"xgboost", "lightgbm"}) {
+    const fs::path dir = fs::path(KEEL_TEST_DATA_DIR) / lib;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string file = entry.path().filename().string();
+      std::string stem;
+      if (file.ends_with(".model.txt")) stem = file.substr(0, file.size() - 10);
+      else if (file.ends_with(".json") && file != "cases.json") stem = file.substr(0, file.size() - 5);
+      else if (file.ends_with(".ubj")) stem = file.substr(0, file.size() - 4);
+      else continue;
+      const fs::path input = dir / (stem + ".input.csv");
+      if (!fs::exists(input)) continue;
+      fn(std::string_view(lib), file, entry.path().string(), input.string());
+    }
+  }
+}
+
 inline std::vector<double> read_fixture_rows(const std::string& path, std::size_t& cols) {
   std::ifstream in(path);
   REQUIRE(in.good());
