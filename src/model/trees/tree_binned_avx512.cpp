@@ -17,8 +17,13 @@
 #endif
 
 // vpermi2b: only this file's functions (after the includes) get VBMI;
-// binned_cpu_supported() gates every call.
+// binned_cpu_supported() gates every call. Clang has no "#pragma GCC
+// target"; its attribute push does the same and is popped at the end.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vbmi"))), apply_to = function)
+#else
 #pragma GCC target("avx512vbmi")
+#endif
 
 namespace keel::detail {
 namespace {
@@ -276,3 +281,7 @@ void binned_codes_avx512(const BinnedView& p, const float* row, std::uint8_t* co
 }
 
 }  // namespace keel::detail
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
