@@ -76,6 +76,7 @@ struct Snapshot {
   // in memory (valid in this process only); and the postprocessor's
   // calibration_id() when it calibrates (cached scores are calibrated).
   std::string cache_model;
+  std::string cache_model64;  // the same for float64 rows (keyed on the doubles)
   // Per stage: the names reason codes carry (reason_code_names; empty for a default stage).
   std::vector<std::vector<std::string>> reason_names;
   std::uint64_t generation = 0;  // new for every swap (globally unique)
@@ -86,6 +87,9 @@ struct Scratch {
   std::vector<float> rows;   // a strided batch made dense
   std::vector<float> fixed;  // rows the validator fixed
   std::vector<float> model_rows;
+  std::vector<double> rows64;   // float64 rows made dense
+  std::vector<double> fixed64;  // float64 rows the validator fixed
+  std::vector<float> key64;     // one float64 row's bytes, as a cache key
   ValidationReport report;
   AnomalyReport anomaly;
   std::vector<std::uint32_t> pending;     // rows still to answer, ascending

@@ -43,6 +43,7 @@ std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() con
   // The cache holds calibrated scores: another calibration of the same
   // model (a new config, a replica sharing the cache) must not read them.
   if (post.calibrates()) s->cache_model += "/" + post.calibration_id();
+  s->cache_model64 = s->cache_model + "/f64";
   // chain()->stats() counts across reloads, as the breaker, retry and
   // bulkhead stats it embeds (shared by every snapshot) and the engine's
   // metrics do: the new chain continues the current one's row counts.

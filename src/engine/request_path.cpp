@@ -128,13 +128,15 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
   try {
     const std::size_t n = v.rows;
     const std::size_t stride = v.row_stride();
+    const bool f64 = !v.values64.empty();
+    const std::size_t n_values = f64 ? v.values64.size() : v.values.size();
     if (v.cols != in_width) {
       return invalid_input(fmt::format("batch: rows have {} columns, the engine takes {}", v.cols, in_width));
     }
     if (stride < v.cols) return invalid_input(fmt::format("batch: stride {} is below {} columns", stride, v.cols));
-    if (n > 0 && v.values.size() < (n - 1) * stride + v.cols) {
-      return invalid_input(
-          fmt::format("batch: {} values cannot hold {} rows of stride {}", v.values.size(), n, stride));
+    if (n > 0 && n_values < (n - 1) * stride + v.cols) {
+      return invalid_input(fmt::format("batch: {} {}values cannot hold {} rows of stride {}", n_values,
+                                       f64 ? "float64 " : "", n, stride));
     }
     if (n > std::numeric_limits<std::uint32_t>::max()) {
       return invalid_input(fmt::format("batch: {} rows is more than one call takes", n));
@@ -144,9 +146,24 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
     detail::Scratch& s = lease.get();
     detail::begin_result(out, *snapshot, n, out_width);
 
-    // Dense input rows, in the caller's memory when possible.
+    // Dense input rows, in the caller's memory when possible; float64 rows
+    // stay as they are for the models and are narrowed for the rest.
     std::span<const float> rows;
-    if (stride == v.cols) {
+    std::span<const double> rows64;
+    if (f64) {
+      if (stride == v.cols) {
+        rows64 = v.values64.first(n * v.cols);
+      } else {
+        s.rows64.resize(n * v.cols);
+        for (std::size_t r = 0; r < n; ++r)
+          std::memcpy(&s.rows64[r * v.cols], &v.values64[r * stride], v.cols * sizeof(double));
+        rows64 = s.rows64;
+      }
+      s.rows.resize(n * v.cols);
+      for (std::size_t i = 0; i < n * v.cols; ++i) s.rows[i] = static_cast<float>(rows64[i]);
+      rows = s.rows;
+      s.key64.resize(2 * model_width);
+    } else if (stride == v.cols) {
       rows = v.values.first(n * v.cols);
     } else {
       s.rows.resize(n * v.cols);
@@ -157,7 +174,8 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
     for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
     // first_stage is filled by the screen when it first routes a row (any_routed).
 
-    detail::RequestState st{*snapshot, t0, deadline, n, rows, rows, s, out, Status(), false, single, reasons};
+    detail::RequestState st{*snapshot, t0,    deadline, n,      rows,    rows,   s,
+                            out,       Status(), false, single, reasons, rows64, rows64};
     for (std::size_t i = 0; i < plan_size; ++i) {
       if (plan[i](*this, st) == detail::Next::kStop) return st.error;
     }
@@ -177,24 +195,37 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
     return run_stages(v, out, t0, deadline, single, reasons);
   }
   try {
-    // The payload compared for a reused id: the rows, densely.
+    // The payload compared for a reused id: the rows, densely (a float64
+    // request's doubles, as bytes).
     std::vector<float> dense;
-    std::span<const float> features = v.values.first(std::min(v.values.size(), v.rows * v.cols));
-    if (v.row_stride() != v.cols && v.rows > 0 && v.values.size() >= (v.rows - 1) * v.row_stride() + v.cols) {
-      dense.resize(v.rows * v.cols);
-      for (std::size_t r = 0; r < v.rows; ++r) {
-        std::memcpy(&dense[r * v.cols], &v.values[r * v.row_stride()], v.cols * sizeof(float));
+    std::span<const float> features;
+    const bool f64 = !v.values64.empty();
+    const std::size_t n_values = f64 ? v.values64.size() : v.values.size();
+    const std::size_t per = f64 ? 2 : 1;  // floats a value takes in the payload
+    if (f64 || (v.row_stride() != v.cols && v.rows > 0)) {
+      const std::size_t rows = v.rows == 0 || n_values < (v.rows - 1) * v.row_stride() + v.cols ? 0 : v.rows;
+      dense.resize(rows * v.cols * per);
+      const auto* src = f64 ? static_cast<const void*>(v.values64.data()) : static_cast<const void*>(v.values.data());
+      const std::size_t esize = f64 ? sizeof(double) : sizeof(float);
+      for (std::size_t r = 0; r < rows; ++r) {
+        std::memcpy(&dense[r * v.cols * per], static_cast<const char*>(src) + r * v.row_stride() * esize,
+                    v.cols * esize);
       }
       features = dense;
+    } else {
+      features = v.values.first(std::min(v.values.size(), v.rows * v.cols));
     }
     computed = false;
-    // Reason codes asked for are part of the payload (another k is another request).
-    const std::string payload_model =
-        reasons.k == 0 ? std::string()
-                       : fmt::format("{}\x1freasons={}/{}", name, reasons.k,
-                                     reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+    // Reason codes asked for are part of the payload (another k is another
+    // request), and so is a float64 request's type.
+    std::string payload_model;
+    if (reasons.k != 0) {
+      payload_model = fmt::format("{}\x1freasons={}/{}", name, reasons.k,
+                                  reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+    }
+    if (f64) payload_model = (payload_model.empty() ? name : payload_model) + "\x1f" "f64";
     Result<StoredBatch> r = idempotency->run(
-        {id, reasons.k == 0 ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
+        {id, payload_model.empty() ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
         [&]() noexcept -> Result<StoredBatch> {
           computed = true;
           Status st = run_stages(v, out, t0, deadline, single, reasons);
@@ -227,8 +258,10 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
     if (!req.model.empty() && req.model != m.name) {
       return not_found(fmt::format("model: engine '{}' does not serve '{}'", m.name, req.model));
     }
-    if (req.features.size() != m.in_width) {
-      return invalid_input(fmt::format("features: expected {} values, got {}", m.in_width, req.features.size()));
+    const bool f64 = !req.features64.empty();
+    if ((f64 ? req.features64.size() : req.features.size()) != m.in_width) {
+      return invalid_input(fmt::format("features{}: expected {} values, got {}", f64 ? "64" : "", m.in_width,
+                                       f64 ? req.features64.size() : req.features.size()));
     }
     try {
       // A batch of one, in a per-thread result (fresh when nested).
@@ -242,8 +275,8 @@ Result<Response> ScoringEngine::score(const Request& req) noexcept {
       }
       const bool owner = !busy;
       busy = true;
-      Status s = m.run_admitted(req.id, {req.features, 1, m.in_width}, *out, t0, deadline, true, computed,
-                                req.reason_codes);
+      Status s = m.run_admitted(req.id, {req.features, 1, m.in_width, 0, req.features64}, *out, t0, deadline, true,
+                                computed, req.reason_codes);
       if (owner) busy = false;
       if (!s) return s;
       if (!out->response(0, *result)) return out->status[0];

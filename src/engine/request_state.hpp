@@ -40,6 +40,12 @@ struct RequestState {
   bool any_routed = false;
   bool single = false;  // score()'s batch of one
   ReasonAsk reasons{};  // reason codes asked for (k = 0: none)
+  // Float64 requests (BatchView::values64): the dense doubles (`rows` is
+  // then their float narrowing), and what the models get: the doubles, the
+  // validator's fixes applied, or nothing once a preprocessor made float
+  // model rows.
+  std::span<const double> rows64{};
+  std::span<const double> model_rows64{};
 };
 
 // Gives row r its error; the calling stage drops it from `pending`.

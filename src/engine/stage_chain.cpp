@@ -19,9 +19,11 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
     FallbackChain& chain = *st.snap.chain;
     ChainRows& cr = s.chain;
     BatchResult& out = st.out;
-    const Status run = chain.run_rows(
-        st.model_rows, st.n, s.pending, out.scores, st.deadline, st.t0, cr,
-        st.any_routed ? std::span<const std::uint8_t>(s.first_stage) : std::span<const std::uint8_t>());
+    const std::span<const std::uint8_t> first =
+        st.any_routed ? std::span<const std::uint8_t>(s.first_stage) : std::span<const std::uint8_t>();
+    const Status run = st.model_rows64.empty()
+                           ? chain.run_rows(st.model_rows, st.n, s.pending, out.scores, st.deadline, st.t0, cr, first)
+                           : chain.run_rows(st.model_rows64, st.n, s.pending, out.scores, st.deadline, st.t0, cr, first);
     if (!run.is_ok()) {
       st.error = run;
       return Next::kStop;

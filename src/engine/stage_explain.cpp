@@ -27,6 +27,7 @@ namespace {
 struct ExplainScratch {
   std::vector<std::uint32_t> rows;      // the rows one stage answered
   std::vector<float> x;                 // their model rows, dense
+  std::vector<double> x64;              // the same for a float64 request
   std::vector<float> contribs;          // their contributions
   std::vector<ReasonCode> codes;        // per row: `slots` codes (views into the snapshot's names)
   std::vector<std::uint32_t> output;    // per code slot: the margin output it explains
@@ -71,17 +72,29 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
   const std::size_t outputs = model->info().num_margin_outputs;
   const std::size_t block = F + 1;
   std::span<const float> rows;
+  std::span<const double> rows64;  // a float64 request: the models' rows
+  const bool f64 = !st.model_rows64.empty();
   if (n == st.n) {
     rows = st.model_rows.first(n * F);  // every row: no gather
+    if (f64) rows64 = st.model_rows64.first(n * F);
   } else {
     x.x.resize(n * F);
     for (std::size_t j = 0; j < n; ++j) {
       std::memcpy(&x.x[j * F], &st.model_rows[std::size_t{x.rows[j]} * F], F * sizeof(float));
     }
     rows = x.x;
+    if (f64) {
+      x.x64.resize(n * F);
+      for (std::size_t j = 0; j < n; ++j) {
+        std::memcpy(&x.x64[j * F], &st.model_rows64[std::size_t{x.rows[j]} * F], F * sizeof(double));
+      }
+      rows64 = x.x64;
+    }
   }
   x.contribs.resize(n * outputs * block);
-  if (Status s = model->contributions(rows, n, x.contribs); !s.is_ok()) {
+  const Status explained =
+      f64 ? model->contributions(rows64, n, x.contribs) : model->contributions(rows, n, x.contribs);
+  if (Status s = explained; !s.is_ok()) {
     const std::string why = fmt::format("stage '{}' cannot explain: {}", st.snap.stage_names[i], s.to_string());
     for (std::uint32_t r : x.rows) out.reasons_unavailable[r] = why;
     return;
@@ -102,6 +115,9 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
         break;
       }
       std::fill_n(&x.output[r * slots + written], *got, static_cast<std::uint32_t>(o));
+      if (f64) {  // the value the model saw is the double
+        for (std::size_t c2 = 0; c2 < *got; ++c2) dst[c2].value = rows64[j * F + dst[c2].feature];
+      }
       written += *got;
     }
     x.count[r] = static_cast<std::uint32_t>(written);

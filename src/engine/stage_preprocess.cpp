@@ -1,5 +1,6 @@
 // preprocess: the engine's input transforms make model rows from the
-// caller's rows; a row the transforms refuse gets its own error.
+// caller's rows; a row the transforms refuse gets its own error. They work
+// in float: a float64 request's model rows are the transforms' floats.
 
 #include "engine/request_state.hpp"
 
@@ -25,6 +26,7 @@ Next stage_preprocess(ScoringEngine::Impl& m, RequestState& st) noexcept {
     }
     s.pending.swap(s.next);
     st.model_rows = s.model_rows;
+    st.model_rows64 = {};  // the transforms make float rows: the models get those
     return Next::kContinue;
   } catch (...) {
     st.error = internal_error("preprocess: out of memory");

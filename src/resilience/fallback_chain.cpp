@@ -151,7 +151,7 @@ Status non_finite_error(std::string_view stage, const float* p, std::size_t w) {
 
 }  // namespace
 
-void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::span<const float> rows, std::size_t n,
+void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows rows, std::size_t n,
                                     std::span<float> out, Deadline deadline, TimePoint now,
                                     ChainRows& res) noexcept {
   Counters& c = *st.counters;
@@ -177,16 +177,27 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::spa
   }
   // All rows pending: the model reads the caller's rows and writes in place.
   const bool whole = k == n;
-  std::span<const float> in = rows.first(n * F);
+  const bool f64 = !rows.d.empty();
+  std::span<const float> in = f64 ? std::span<const float>() : rows.f.first(n * F);
+  std::span<const double> in64 = f64 ? rows.d.first(n * F) : std::span<const double>();
   std::span<float> dst = out.first(n * W);
   if (!whole) {
-    res.gather.resize(k * F);
-    for (std::size_t j = 0; j < k; ++j) {
-      std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(res.pending[j] * F), F,
-                  res.gather.begin() + static_cast<std::ptrdiff_t>(j * F));
+    if (f64) {
+      res.gather64.resize(k * F);
+      for (std::size_t j = 0; j < k; ++j) {
+        std::copy_n(rows.d.begin() + static_cast<std::ptrdiff_t>(res.pending[j] * F), F,
+                    res.gather64.begin() + static_cast<std::ptrdiff_t>(j * F));
+      }
+      in64 = res.gather64;
+    } else {
+      res.gather.resize(k * F);
+      for (std::size_t j = 0; j < k; ++j) {
+        std::copy_n(rows.f.begin() + static_cast<std::ptrdiff_t>(res.pending[j] * F), F,
+                    res.gather.begin() + static_cast<std::ptrdiff_t>(j * F));
+      }
+      in = res.gather;
     }
     res.out.resize(k * W);
-    in = res.gather;
     dst = res.out;
   }
   const ModelPtr& model = st.config.model;
@@ -199,14 +210,15 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::spa
     if (o.isolation == Isolation::kIsolated) {
       IsolatedCallOptions iso{HedgePolicy{o.hedge_delay, o.max_hedges}, o.predict};
       IsolatedCallReport rep;
-      s = call_isolated(*o.executor, model, in, k, dst, attempt_deadline, clock_, iso, st.isolation, &rep);
+      s = f64 ? call_isolated(*o.executor, model, in64, k, dst, attempt_deadline, clock_, iso, st.isolation, &rep)
+              : call_isolated(*o.executor, model, in, k, dst, attempt_deadline, clock_, iso, st.isolation, &rep);
       if (rep.launched > 1) hedges += rep.launched - 1;
     } else if (attempt_deadline.is_never()) {
-      s = model->predict(in, k, dst, o.predict);
+      s = f64 ? model->predict(in64, k, dst, o.predict) : model->predict(in, k, dst, o.predict);
     } else {
       PredictOptions po = o.predict;
       po.deadline = attempt_deadline;
-      s = model->predict(in, k, dst, po);
+      s = f64 ? model->predict(in64, k, dst, po) : model->predict(in, k, dst, po);
     }
     if (!s) return s;
     bad_rows = 0;
@@ -262,6 +274,19 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, std::spa
 Status FallbackChain::run_rows(std::span<const float> rows, std::size_t n, std::span<const std::uint32_t> pending,
                                std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res,
                                std::span<const std::uint8_t> first_stage) noexcept {
+  return run_rows_impl({rows, {}}, n, pending, out, deadline, now, res, first_stage);
+}
+
+Status FallbackChain::run_rows(std::span<const double> rows, std::size_t n, std::span<const std::uint32_t> pending,
+                               std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res,
+                               std::span<const std::uint8_t> first_stage) noexcept {
+  if (rows.empty() && n > 0) return invalid_input(fmt::format("rows: no values for {} rows", n));
+  return run_rows_impl({{}, rows}, n, pending, out, deadline, now, res, first_stage);
+}
+
+Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const std::uint32_t> pending,
+                                    std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res,
+                                    std::span<const std::uint8_t> first_stage) noexcept {
   try {
     if (rows.size() != n * num_features_) {
       return invalid_input(fmt::format("rows: {} values are not {} rows of the chain's {} features", rows.size(), n,

@@ -111,8 +111,7 @@ void FaultInjector::hang(TimePoint started, Duration limit) const {
   hanging_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
-Status FaultInjector::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
-                              const PredictOptions& opts) const noexcept {
+Status FaultInjector::before_call(bool& nan) const noexcept {
   calls_.fetch_add(1, std::memory_order_relaxed);
   FaultConfig cfg;
   Plan plan;
@@ -146,13 +145,37 @@ Status FaultInjector::predict(std::span<const float> rows, std::size_t n_rows, s
     delayed_.fetch_add(1, std::memory_order_relaxed);
     clock_.sleep_until(started + delay);
   }
+  nan = plan.scripted == Fault::kNan || (random && u_nan < cfg.nan_rate);
+  return Status::ok();
+}
+
+template <class In, class Out>
+Status FaultInjector::call(std::span<const In> rows, std::size_t n_rows, std::span<Out> out,
+                           const PredictOptions& opts) const noexcept {
+  bool nan = false;
+  if (Status f = before_call(nan); !f) return f;
   Status s = inner_->predict(rows, n_rows, out, opts);
   if (!s) return s;
-  if (plan.scripted == Fault::kNan || (random && u_nan < cfg.nan_rate)) {
+  if (nan) {
     nans_.fetch_add(1, std::memory_order_relaxed);
-    std::fill(out.begin(), out.end(), std::numeric_limits<float>::quiet_NaN());
+    std::fill(out.begin(), out.end(), std::numeric_limits<Out>::quiet_NaN());
   }
   return s;
+}
+
+Status FaultInjector::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                              const PredictOptions& opts) const noexcept {
+  return call(rows, n_rows, out, opts);
+}
+
+Status FaultInjector::predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                              const PredictOptions& opts) const noexcept {
+  return call(rows, n_rows, out, opts);
+}
+
+Status FaultInjector::predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                              const PredictOptions& opts) const noexcept {
+  return call(rows, n_rows, out, opts);
 }
 
 FaultStats FaultInjector::stats() const noexcept {

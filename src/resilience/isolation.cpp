@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace keel {
@@ -15,7 +16,8 @@ namespace {
 // What the caller and its attempts share; outlives the caller when an
 // attempt is still running (the late result lands here and is dropped).
 struct CallState {
-  std::vector<float> rows;  // immutable once launched
+  std::vector<float> rows;     // immutable once launched
+  std::vector<double> rows64;  // or these, for a float64 call
   std::size_t n_rows = 0;
   std::size_t width = 0;  // per row
   PredictOptions opts;
@@ -44,7 +46,8 @@ bool launch(BoundedExecutor& executor, const std::shared_ptr<CallState>& st, con
       if (st->done || st->abandoned) return;  // not started in time, or a sibling answered
     }
     std::vector<float> buf(st->width * st->n_rows);
-    Status s = model->predict(st->rows, st->n_rows, buf, st->opts);
+    Status s = st->rows64.empty() ? model->predict(st->rows, st->n_rows, buf, st->opts)
+                                  : model->predict(st->rows64, st->n_rows, buf, st->opts);
     std::lock_guard lock(st->mu);
     ++st->finished;
     if (st->abandoned) {
@@ -65,10 +68,12 @@ bool launch(BoundedExecutor& executor, const std::shared_ptr<CallState>& st, con
 
 }  // namespace
 
-Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> rows,
-                     std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
-                     const IsolatedCallOptions& options, const std::shared_ptr<IsolationCounters>& counters,
-                     IsolatedCallReport* report) noexcept {
+namespace {
+
+template <class T>
+Status isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const T> rows, std::size_t n_rows,
+                std::span<float> out, Deadline deadline, Clock& clock, const IsolatedCallOptions& options,
+                const std::shared_ptr<IsolationCounters>& counters, IsolatedCallReport* report) noexcept {
   bump(counters, &IsolationCounters::calls);
   const std::size_t width = model->info().width(options.predict.output);
   if (out.size() < width * n_rows) {
@@ -76,7 +81,11 @@ Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span
                                      model->info().id, width * n_rows));
   }
   auto st = std::make_shared<CallState>();
-  st->rows.assign(rows.begin(), rows.end());
+  if constexpr (std::is_same_v<T, double>) {
+    st->rows64.assign(rows.begin(), rows.end());
+  } else {
+    st->rows.assign(rows.begin(), rows.end());
+  }
   st->n_rows = n_rows;
   st->width = width;
   st->opts = options.predict;
@@ -128,6 +137,22 @@ Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span
       }
     }
   }
+}
+
+}  // namespace
+
+Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const float> rows,
+                     std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
+                     const IsolatedCallOptions& options, const std::shared_ptr<IsolationCounters>& counters,
+                     IsolatedCallReport* report) noexcept {
+  return isolated(executor, model, rows, n_rows, out, deadline, clock, options, counters, report);
+}
+
+Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const double> rows,
+                     std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
+                     const IsolatedCallOptions& options, const std::shared_ptr<IsolationCounters>& counters,
+                     IsolatedCallReport* report) noexcept {
+  return isolated(executor, model, rows, n_rows, out, deadline, clock, options, counters, report);
 }
 
 }  // namespace keel

@@ -48,6 +48,7 @@ TEST_CASE("FP32 flat and nested data decode to the same rows", "[oip][codec]") {
 TEST_CASE("shape [features] is one row, answered one-dimensional", "[oip][codec]") {
   InferRequest r;
   REQUIRE(decode(one_input(R"({"name":"x","shape":[3],"datatype":"FP64","data":[1,2,3]})"), r));
+  CHECK(r.values64 == std::vector<double>{1, 2, 3});
   CHECK(r.rows == 1);
   CHECK(r.cols == 3);
   CHECK(r.one_dimensional);
@@ -80,6 +81,28 @@ TEST_CASE("integer and boolean inputs convert exactly or fail naming the element
   CHECK(s.message() == "inputs[0].data: row 0, feature 1: expected true or false, got number");
   s = decode(one_input(R"({"name":"x","shape":[1,1],"datatype":"FP32","data":[1e39]})"), r);
   CHECK(s.message().find("overflows FP32") != std::string::npos);
+}
+
+TEST_CASE("FP64 inputs stay double, bit for bit; null is missing", "[oip][codec][fp64]") {
+  InferRequest r;
+  // 0.30000000000000004 and 1e39 have no float; 1.0000000000000002 rounds to 1.0f.
+  REQUIRE(decode(one_input(R"({"name":"x","shape":[2,2],"datatype":"FP64",)"
+                           R"("data":[[0.30000000000000004,1e39],[null,1.0000000000000002]]})"),
+                 r));
+  CHECK(r.values.empty());
+  REQUIRE(r.values64.size() == 4);
+  CHECK(r.values64[0] == 0.30000000000000004);
+  CHECK(r.values64[1] == 1e39);
+  CHECK(std::isnan(r.values64[2]));
+  CHECK(r.values64[3] == 1.0000000000000002);
+  Status s = decode(one_input(R"({"name":"x","shape":[1,2],"datatype":"FP64","data":[1,"2"]})"), r);
+  CHECK(s.message() == "inputs[0].data: row 0, feature 1: expected a number, got string");
+  s = decode(one_input(R"({"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2,3]})"), r);
+  CHECK(s.code() == StatusCode::kInvalidInput);
+  // An FP32 request after an FP64 one leaves no doubles behind.
+  REQUIRE(decode(one_input(R"({"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]})"), r));
+  CHECK(r.values64.empty());
+  CHECK(r.values == std::vector<float>{1, 2});
 }
 
 TEST_CASE("null is a missing value (NaN) for floating inputs only", "[oip][codec]") {
@@ -180,7 +203,8 @@ TEST_CASE("binary tensors: FP32 in place, INT32 and FP64 converted, sizes checke
   const std::string h64 =
       R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","parameters":{"binary_data_size":16}}]})";
   REQUIRE(decode(h64 + bytes_of<double>({0.1, 2}), r, h64.size()));
-  CHECK(r.values == std::vector<float>{0.1f, 2});
+  CHECK(r.values.empty());
+  CHECK(r.values64 == std::vector<double>{0.1, 2});  // the doubles as sent, for the models
 
   Status s = decode(h32 + bytes_of<std::int32_t>({1}), r, h32.size());
   CHECK(s.message() == "inputs[0]: binary data at byte 0 of the binary section: 8 bytes wanted, 4 left");

@@ -8,6 +8,7 @@
 #include <keel/net/remote/remote_model.hpp>
 
 #include "net/support/keel_serve_process.hpp"
+#include "unit/lightgbm_threshold_rows.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -167,6 +168,37 @@ TEST_CASE("RemoteModel answers exactly what the model file answers in process", 
     CHECK(m.code() == StatusCode::kInvalidInput);
     CHECK_THAT(m.message(), Catch::Contains("margin"));
   }
+}
+
+TEST_CASE("RemoteModel sends float64 rows as FP64: a LightGBM replica answers on the doubles", "[remote][float64]") {
+  // Rows on the model's thresholds: narrowed to float they take other
+  // branches, so only doubles end to end (RemoteModel's FP64 body, the
+  // server's codec, the engine's float64 path) give the local answers.
+  const std::string file = kData + "/lightgbm/binary.model.txt";
+  const keel::testing::ThresholdRows e = keel::testing::threshold_rows(file);
+  REQUIRE(e.differ > 0);
+  auto r1 = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*r1)};
+  RemoteModel remote(o);
+  keel::PredictOptions po;
+  po.deadline = Deadline::after(5s);
+  std::vector<float> got(e.n, -1.f);
+  const auto s = remote.predict(std::span<const double>(e.rows64), e.n, std::span<float>(got), po);
+  INFO(s.to_string());
+  REQUIRE(s);
+  CHECK(same_bits(got, e.want64));
+  std::vector<float> got32(e.n, -1.f);
+  REQUIRE(remote.predict(std::span<const float>(e.narrowed), e.n, std::span<float>(got32), po));
+  CHECK(same_bits(got32, e.want32));
+  // JSON has no infinity: refused by name instead of sent as null (missing).
+  std::vector<double> inf_row(e.rows64.begin(), e.rows64.begin() + static_cast<std::ptrdiff_t>(e.F));
+  inf_row[2] = std::numeric_limits<double>::infinity();
+  std::vector<float> one(1);
+  const auto bad = remote.predict(std::span<const double>(inf_row), 1, std::span<float>(one), po);
+  CHECK(bad.code() == StatusCode::kInvalidInput);
+  CHECK_THAT(bad.message(), Catch::Contains("row 0, feature 2"));
 }
 
 TEST_CASE("RemoteModel construction names what it could not reach", "[remote]") {

@@ -22,11 +22,21 @@ namespace keel {
 // Rows in the caller's memory, row-major with `stride` floats between row
 // starts (stride == cols for dense data). Never copied unless a validator
 // fixes values or a preprocessor reshapes them.
+//
+// Float64 rows: set `values64` (same layout) instead of `values`. The
+// chain's models then get the doubles (Model::predict's double overload),
+// so a LightGBM model answers exactly as LightGBM does on double data (it
+// compares double(x) <= threshold; narrowing to float first can take
+// another branch). Validation, anomaly screening and drift see the rows
+// narrowed to float; a value the validator fixes takes the fixed float; a
+// preprocessor makes float rows (the models then get those). The cache and
+// idempotency key a float64 row on its doubles' bytes.
 struct BatchView {
   std::span<const float> values;
   std::size_t rows = 0;
   std::size_t cols = 0;
   std::size_t stride = 0;  // 0 means cols
+  std::span<const double> values64{};  // when not empty: the rows, and `values` is not read
 
   [[nodiscard]] std::size_t row_stride() const noexcept { return stride == 0 ? cols : stride; }
   [[nodiscard]] std::span<const float> row(std::size_t r) const noexcept {

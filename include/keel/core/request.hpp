@@ -28,6 +28,9 @@ struct Request {
   Deadline deadline = Deadline::never();
   // Reason codes for the answer (Response::reasons); unset: the engine's default.
   ReasonOptions reason_codes;
+  // The row as float64 instead of `features` (which is then not read): see
+  // BatchView::values64.
+  std::span<const double> features64{};
 };
 
 // A Request that owns a copy of its features.
@@ -37,6 +40,7 @@ struct OwnedRequest {
   std::string model;
   Deadline deadline = Deadline::never();
   ReasonOptions reason_codes;
+  std::vector<double> features64;
 
   OwnedRequest() = default;
   explicit OwnedRequest(const Request& r)
@@ -44,8 +48,9 @@ struct OwnedRequest {
         features(r.features.begin(), r.features.end()),
         model(r.model),
         deadline(r.deadline),
-        reason_codes(r.reason_codes) {}
-  [[nodiscard]] Request view() const { return Request{id, features, model, deadline, reason_codes}; }
+        reason_codes(r.reason_codes),
+        features64(r.features64.begin(), r.features64.end()) {}
+  [[nodiscard]] Request view() const { return Request{id, features, model, deadline, reason_codes, features64}; }
 };
 
 struct Response {

@@ -133,6 +133,7 @@ struct ChainRows {
   // Working lists of run_rows.
   std::vector<std::uint32_t> pending, next, later;
   std::vector<float> gather, out;
+  std::vector<double> gather64;
 };
 
 // Per-stage counters, in rows; `answered` = entered - the failures.
@@ -197,6 +198,12 @@ class FallbackChain {
   [[nodiscard]] Status run_rows(std::span<const float> rows, std::size_t n, std::span<const std::uint32_t> pending,
                                 std::span<float> out, Deadline deadline, TimePoint now, ChainRows& result,
                                 std::span<const std::uint8_t> first_stage = {}) noexcept;
+  // The same for float64 rows: every model stage is called with the doubles
+  // (Model::predict's double overload), so a model whose library compares
+  // in double (LightGBM) answers as that library does on double data.
+  [[nodiscard]] Status run_rows(std::span<const double> rows, std::size_t n, std::span<const std::uint32_t> pending,
+                                std::span<float> out, Deadline deadline, TimePoint now, ChainRows& result,
+                                std::span<const std::uint8_t> first_stage = {}) noexcept;
 
   [[nodiscard]] std::size_t num_features() const noexcept { return num_features_; }
   [[nodiscard]] std::size_t width() const noexcept { return width_; }
@@ -214,8 +221,17 @@ class FallbackChain {
     std::shared_ptr<IsolationCounters> isolation;
     std::shared_ptr<Counters> counters;  // shared with the chain this one continues
   };
-  void run_model_stage(StageImpl& st, std::uint32_t index, std::span<const float> rows, std::size_t n,
-                       std::span<float> out, Deadline deadline, TimePoint now, ChainRows& res) noexcept;
+  // The rows of one run: float or float64 (exactly one is set).
+  struct Rows {
+    std::span<const float> f;
+    std::span<const double> d;
+    [[nodiscard]] std::size_t size() const noexcept { return d.empty() ? f.size() : d.size(); }
+  };
+  Status run_rows_impl(Rows rows, std::size_t n, std::span<const std::uint32_t> pending, std::span<float> out,
+                       Deadline deadline, TimePoint now, ChainRows& result,
+                       std::span<const std::uint8_t> first_stage) noexcept;
+  void run_model_stage(StageImpl& st, std::uint32_t index, Rows rows, std::size_t n, std::span<float> out,
+                       Deadline deadline, TimePoint now, ChainRows& res) noexcept;
 
   std::vector<StageImpl> stages_;
   std::shared_ptr<std::atomic<std::uint64_t>> rows_in_ = std::make_shared<std::atomic<std::uint64_t>>(0);

@@ -53,7 +53,12 @@ class FaultInjector final : public Model {
   [[nodiscard]] const ModelInfo& info() const noexcept override { return inner_->info(); }
   [[nodiscard]] Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                                const PredictOptions& opts = {}) const noexcept override;
-  using Model::predict;
+  // float64 rows reach the inner model as doubles (a LightGBM model
+  // compares in double), with the same faults.
+  [[nodiscard]] Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                               const PredictOptions& opts = {}) const noexcept override;
+  [[nodiscard]] Status predict(std::span<const double> rows, std::size_t n_rows, std::span<double> out,
+                               const PredictOptions& opts = {}) const noexcept override;
   // Explanations are the inner model's, without faults (a drill breaks
   // scoring, not the explanation of an answer that was given).
   [[nodiscard]] Status contributions(std::span<const float> rows, std::size_t n_rows,
@@ -99,6 +104,11 @@ class FaultInjector final : public Model {
     Duration delay = Duration::zero();
   };
   Plan take_script() const;
+  // The faults before the inner call: a non-ok status is the call's answer;
+  // `nan` says to overwrite the inner model's outputs with NaN.
+  Status before_call(bool& nan) const noexcept;
+  template <class In, class Out>
+  Status call(std::span<const In> rows, std::size_t n_rows, std::span<Out> out, const PredictOptions& opts) const noexcept;
   void hang(TimePoint started, Duration limit) const;
 
   ModelPtr inner_;

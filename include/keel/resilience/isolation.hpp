@@ -64,6 +64,13 @@ struct IsolatedCallReport {
                                    const IsolatedCallOptions& options = {},
                                    const std::shared_ptr<IsolationCounters>& counters = nullptr,
                                    IsolatedCallReport* report = nullptr) noexcept;
+// The same for float64 rows (Model::predict's double overload: a LightGBM
+// model compares them in double).
+[[nodiscard]] Status call_isolated(BoundedExecutor& executor, const ModelPtr& model, std::span<const double> rows,
+                                   std::size_t n_rows, std::span<float> out, Deadline deadline, Clock& clock,
+                                   const IsolatedCallOptions& options = {},
+                                   const std::shared_ptr<IsolationCounters>& counters = nullptr,
+                                   IsolatedCallReport* report = nullptr) noexcept;
 
 // One row.
 [[nodiscard]] inline Status call_isolated(BoundedExecutor& executor, const ModelPtr& model,

@@ -44,10 +44,10 @@ Status bool_param(const oip::Parameters& ps, std::string_view key, const std::st
   return {};
 }
 
-// Typed contents of the field that matches `type` into floats.
-template <class Repeated, class Convert>
+// Typed contents of the field that matches `type` into floats (doubles for FP64).
+template <class Repeated, class T, class Convert>
 Status typed(const Repeated& values, std::string_view name, std::size_t expected, const std::string& field,
-             std::vector<float>& out, Convert convert) {
+             std::vector<T>& out, Convert convert) {
   if (static_cast<std::size_t>(values.size()) != expected)
     return invalid_input(field + ".contents." + std::string(name) + ": " + std::to_string(values.size()) +
                          " elements, but the shape holds " + std::to_string(expected));
@@ -82,6 +82,8 @@ Status decode(const inference::ModelInferRequest& in, oip::InferRequest& out) {
     return s;
   const std::size_t expected = out.rows * out.cols;
   const std::size_t cols = out.cols;
+  out.values.clear();
+  out.values64.clear();  // FP64 stays double (the models get the doubles)
 
   if (in.raw_input_contents_size() > 0) {
     if (in.raw_input_contents_size() != 1)
@@ -94,10 +96,14 @@ Status decode(const inference::ModelInferRequest& in, oip::InferRequest& out) {
       return invalid_input("raw_input_contents[0]: " + std::to_string(raw.size()) + " bytes, but " + t.datatype() +
                            " shape holds " + std::to_string(expected) + " elements of " + std::to_string(es) +
                            " bytes (" + std::to_string(expected * es) + ")");
-    out.values.resize(expected);
-    if (out.datatype == DataType::kFp32) {
+    if (out.datatype == DataType::kFp64) {
+      out.values64.resize(expected);
+      std::memcpy(out.values64.data(), raw.data(), raw.size());
+    } else if (out.datatype == DataType::kFp32) {
+      out.values.resize(expected);
       std::memcpy(out.values.data(), raw.data(), raw.size());
     } else {
+      out.values.resize(expected);
       for (std::size_t k = 0; k < expected; ++k)
         if (Status s = oip::convert_binary(raw.data() + k * es, out.datatype, out.values[k], 0, k, cols); !s)
           return s;
@@ -117,8 +123,8 @@ Status decode(const inference::ModelInferRequest& in, oip::InferRequest& out) {
         break;
       }
       case DataType::kFp64: {
-        const auto dbl = [&](double v, float& f, std::size_t k) { return oip::convert_double(v, f, 0, k, cols); };
-        if (Status s = typed(c.fp64_contents(), "fp64_contents", expected, field, out.values, dbl); !s) return s;
+        const auto dbl = [](double v, double& d, std::size_t) { return d = v, Status{}; };
+        if (Status s = typed(c.fp64_contents(), "fp64_contents", expected, field, out.values64, dbl); !s) return s;
         break;
       }
       case DataType::kBool: {

@@ -183,6 +183,17 @@ Status convert_json(element e, DataType type, float& out, std::size_t input, std
   }
 }
 
+// An FP64 element kept as a double (null: missing).
+Status convert_json(element e, DataType, double& out, std::size_t input, std::size_t k, std::size_t cols) {
+  if (e.is_null()) {
+    out = std::numeric_limits<double>::quiet_NaN();
+    return {};
+  }
+  if (e.get_double().get(out))
+    return invalid_input(element_field(input, k, cols) + ": expected a number, got " + type_name(e.type()));
+  return {};
+}
+
 Status read_parameter(element v, std::string_view field, Parameter& p) {
   switch (v.type()) {
     case element_type::BOOL: p.kind = Parameter::Kind::kBool; p.b = v.get_bool().value_unsafe(); return {};
@@ -215,7 +226,8 @@ const Parameter* find(const Parameters& ps, std::string_view key) {
 }
 
 // Flattens `data` (nested arrays allowed) into out, converting each element.
-Status flatten(element e, DataType type, std::vector<float>& out, std::size_t expected, std::size_t input,
+template <class T>
+Status flatten(element e, DataType type, std::vector<T>& out, std::size_t expected, std::size_t input,
                std::size_t cols, int depth) {
   simdjson::dom::array arr;
   if (e.get_array().get(arr)) {
@@ -224,7 +236,7 @@ Status flatten(element e, DataType type, std::vector<float>& out, std::size_t ex
     if (k >= expected)
       return invalid_input("inputs[" + std::to_string(input) + "].data: more than the " + std::to_string(expected) +
                            " elements its shape holds");
-    float f = 0;
+    T f = 0;
     if (Status s = convert_json(e, type, f, input, k, cols); !s) return s;
     out.push_back(f);
     return {};
@@ -320,6 +332,8 @@ Status RequestDecoder::Impl::decode_input(element in, std::size_t index, InferRe
   }
 
   out.values.clear();
+  out.values64.clear();
+  const bool f64 = out.datatype == DataType::kFp64;  // kept as doubles (values64)
   if (binary_size) {
     if (!has_binary)
       return invalid_input(field + ".parameters.binary_data_size: set, but the request has no "
@@ -335,10 +349,14 @@ Status RequestDecoder::Impl::decode_input(element in, std::size_t index, InferRe
                            std::to_string(want) + " bytes wanted, " + std::to_string(binary.size() - binary_used) +
                            " left");
     const char* p = binary.data() + binary_used;
-    out.values.resize(expected);
-    if (out.datatype == DataType::kFp32) {
+    if (f64) {
+      out.values64.resize(expected);
+      std::memcpy(out.values64.data(), p, want);
+    } else if (out.datatype == DataType::kFp32) {
+      out.values.resize(expected);
       std::memcpy(out.values.data(), p, want);
     } else {
+      out.values.resize(expected);
       const std::size_t es = element_size(out.datatype);
       for (std::size_t k = 0; k < expected; ++k)
         if (Status s = convert_binary(p + k * es, out.datatype, out.values[k], index, k, out.cols); !s) return s;
@@ -347,10 +365,18 @@ Status RequestDecoder::Impl::decode_input(element in, std::size_t index, InferRe
     return {};
   }
   if (!has_data) return invalid_input(field + ".data: missing (and no parameters.binary_data_size)");
-  out.values.reserve(expected);
-  if (Status s = flatten(data, out.datatype, out.values, expected, index, out.cols, 0); !s) return s;
-  if (out.values.size() != expected)
-    return invalid_input(field + ".data: " + std::to_string(out.values.size()) + " elements, but shape [" +
+  std::size_t got = 0;
+  if (f64) {
+    out.values64.reserve(expected);
+    if (Status s = flatten(data, out.datatype, out.values64, expected, index, out.cols, 0); !s) return s;
+    got = out.values64.size();
+  } else {
+    out.values.reserve(expected);
+    if (Status s = flatten(data, out.datatype, out.values, expected, index, out.cols, 0); !s) return s;
+    got = out.values.size();
+  }
+  if (got != expected)
+    return invalid_input(field + ".data: " + std::to_string(got) + " elements, but shape [" +
                          (out.one_dimensional ? std::to_string(out.cols)
                                               : std::to_string(out.rows) + ", " + std::to_string(out.cols)) +
                          "] holds " + std::to_string(expected));
@@ -364,6 +390,7 @@ Status RequestDecoder::Impl::decode(std::string_view body, std::size_t capacity,
   out.rows = out.cols = 0;
   out.one_dimensional = false;
   out.values.clear();
+  out.values64.clear();
   out.outputs.clear();
   out.binary_output = false;
   out.parameters.clear();

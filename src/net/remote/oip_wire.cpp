@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -33,22 +34,49 @@ std::size_t last_dim(dom::element shape) {
 
 }  // namespace
 
-void encode_infer_request(std::string& body, std::string_view id, std::span<const float> rows, std::size_t n_rows,
-                          std::size_t cols) {
+namespace {
+
+template <class T>
+Status encode_rows(std::string& body, std::string_view id, std::span<const T> rows, std::size_t n_rows,
+                   std::size_t cols) {
   body.clear();
-  body.reserve(96 + rows.size() * 12);
+  body.reserve(96 + rows.size() * (sizeof(T) == 4 ? 12 : 20));
   body += "{\"id\":";
   oip::append_json_string(body, id);
-  body += ",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP32\",\"shape\":[";
+  body += sizeof(T) == 4 ? ",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP32\",\"shape\":["
+                         : ",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP64\",\"shape\":[";
   body += std::to_string(n_rows);
   body.push_back(',');
   body += std::to_string(cols);
   body += "],\"data\":[";
+  char buf[32];
   for (std::size_t i = 0; i < n_rows * cols; ++i) {
     if (i) body.push_back(',');
-    oip::append_json_float(body, rows[i]);  // NaN -> null (missing)
+    const T v = rows[i];
+    if (std::isnan(v)) {
+      body += "null";  // missing
+    } else if (std::isinf(v)) {
+      body.clear();
+      return invalid_input("row " + std::to_string(i / cols) + ", feature " + std::to_string(i % cols) +
+                           ": an infinity cannot be sent to a remote model (JSON has none)");
+    } else {
+      body.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    }
   }
   body += "]}]}";
+  return {};
+}
+
+}  // namespace
+
+Status encode_infer_request(std::string& body, std::string_view id, std::span<const float> rows, std::size_t n_rows,
+                            std::size_t cols) {
+  return encode_rows(body, id, rows, n_rows, cols);
+}
+
+Status encode_infer_request(std::string& body, std::string_view id, std::span<const double> rows,
+                            std::size_t n_rows, std::size_t cols) {
+  return encode_rows(body, id, rows, n_rows, cols);
 }
 
 Status decode_infer_response(std::string_view body, std::size_t n_rows, std::size_t width, std::span<float> out,

@@ -16,9 +16,14 @@
 namespace keel::net::remote {
 
 // {"id":..,"inputs":[{"name":"input-0","datatype":"FP32","shape":[n,cols],"data":[..]}]};
-// NaN (missing) is sent as null, every float shortest round-trip.
-void encode_infer_request(std::string& body, std::string_view id, std::span<const float> rows, std::size_t n_rows,
-                          std::size_t cols);
+// NaN (missing) is sent as null, every value shortest round-trip; float64
+// rows go as FP64, so the remote model gets the same doubles. JSON has no
+// infinity: a row holding one is kInvalidInput naming it (sending null
+// would score it as missing, another answer).
+[[nodiscard]] Status encode_infer_request(std::string& body, std::string_view id, std::span<const float> rows,
+                                          std::size_t n_rows, std::size_t cols);
+[[nodiscard]] Status encode_infer_request(std::string& body, std::string_view id, std::span<const double> rows,
+                                          std::size_t n_rows, std::size_t cols);
 
 // Writes n_rows * width scores from outputs[0] into out. A response whose
 // parameters carry row_errors gives kInvalidInput naming the first failed

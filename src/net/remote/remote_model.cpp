@@ -305,21 +305,25 @@ RemoteModel::~RemoteModel() {
 
 const ModelInfo& RemoteModel::info() const noexcept { return s_->info; }
 
-Status RemoteModel::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
-                            const PredictOptions& popts) const noexcept {
-  if (Status st = check_shapes(rows.size(), n_rows, out.size(), popts); !st) return st;
+namespace {
+
+// One infer exchange for float or float64 rows (sent as FP32 or FP64).
+template <class T>
+Status remote_predict(RemoteModel::State& s, std::span<const T> rows, std::size_t n_rows, std::span<float> out,
+                      const PredictOptions& popts) noexcept {
   if (popts.output == OutputKind::kMargin)
-    return invalid_input("RemoteModel '" + s_->name + "': OIP answers transformed outputs only, not margins");
+    return invalid_input("RemoteModel '" + s.name + "': OIP answers transformed outputs only, not margins");
   if (n_rows == 0) return {};
   try {
-    auto& s = *s_;
     const auto& o = s.opts;
     const TimePoint start = system_clock().now();
     const Deadline deadline = popts.deadline.is_never() ? Deadline::after(o.default_timeout, start) : popts.deadline;
     thread_local std::string body;
     thread_local std::string reason;
-    remote::encode_infer_request(body, std::to_string(s.next_id.fetch_add(1, std::memory_order_relaxed)), rows,
-                                 n_rows, s.info.num_features);
+    if (Status enc = remote::encode_infer_request(
+            body, std::to_string(s.next_id.fetch_add(1, std::memory_order_relaxed)), rows, n_rows, s.info.num_features);
+        !enc)
+      return Status(enc.code(), "RemoteModel '" + s.name + "': " + enc.message());
     std::vector<bool> tried(s.eps.size(), false);
     Status last = unavailable("RemoteModel '" + s.name + "': no endpoint could be tried");
     for (std::size_t attempt = 0; attempt < o.max_attempts; ++attempt) {
@@ -400,8 +404,22 @@ Status RemoteModel::predict(std::span<const float> rows, std::size_t n_rows, std
       return deadline_exceeded("RemoteModel '" + s.name + "': deadline passed; last: " + last.message());
     return last;
   } catch (const std::exception& ex) {
-    return internal_error("RemoteModel '" + s_->name + "': " + ex.what());
+    return internal_error("RemoteModel '" + s.name + "': " + ex.what());
   }
+}
+
+}  // namespace
+
+Status RemoteModel::predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
+                            const PredictOptions& popts) const noexcept {
+  if (Status st = check_shapes(rows.size(), n_rows, out.size(), popts); !st) return st;
+  return remote_predict(*s_, rows, n_rows, out, popts);
+}
+
+Status RemoteModel::predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                            const PredictOptions& popts) const noexcept {
+  if (Status st = check_shapes(rows.size(), n_rows, out.size(), popts); !st) return st;
+  return remote_predict(*s_, rows, n_rows, out, popts);
 }
 
 std::vector<RemoteEndpointStats> RemoteModel::endpoint_stats() const {

@@ -40,7 +40,8 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
   // (a retried batch replays the same per-row answers), per-row errors,
   // and the rows' flags folded into the response's fields.
   thread_local BatchResult batch;
-  BatchView view{request.values, request.rows, request.cols, 0};
+  // An FP64 tensor reaches the models as doubles (BatchView::values64).
+  BatchView view{request.values, request.rows, request.cols, 0, request.values64};
   if (Status s = engine()->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
   if (batch.failed == batch.rows && batch.rows > 0) {
     Status first = batch.status[0];

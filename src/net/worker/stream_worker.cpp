@@ -76,7 +76,7 @@ struct StreamWorker::State {
   std::string cursor = "0-0";
   Clock::time_point next_claim{};
   simdjson::dom::parser parser;
-  std::vector<float> row;
+  std::vector<double> row;  // JSON numbers are doubles: the models get them (LightGBM compares in double)
   std::atomic<std::uint64_t> read{0}, claimed{0}, written{0}, already_written{0}, dead_lettered{0},
       left_pending{0}, redis_errors{0};
 
@@ -103,9 +103,9 @@ struct StreamWorker::State {
     for (auto v : a) {
       double d = 0;
       if (v.is_null()) {
-        row.push_back(std::numeric_limits<float>::quiet_NaN());
+        row.push_back(std::numeric_limits<double>::quiet_NaN());
       } else if (v.get_double().get(d) == simdjson::SUCCESS) {
-        row.push_back(static_cast<float>(d));
+        row.push_back(d);
       } else {
         return invalid_input("entry " + e.id + ": features[" + std::to_string(i) + "] is not a number or null");
       }
@@ -151,7 +151,7 @@ struct StreamWorker::State {
     if (Status s = parse(e); !s) return dead_letter(e, s.to_string());
     Request req;
     req.id = e.request_id;
-    req.features = row;
+    req.features64 = row;
     req.deadline = Deadline::after(o.score_timeout);
     auto r = engine.score(req);
     if (!r) {

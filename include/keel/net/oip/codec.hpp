@@ -7,8 +7,9 @@
 // offset):
 //   - one input tensor, shape [rows, features] or [features];
 //   - `data` flat or nested, row-major; its element count must match shape;
-//   - FP32 as sent; FP64 rounded to the nearest float (Keel's models score
-//     float); INT8..INT64, UINT8..UINT64 and BOOL converted exactly, so an
+//   - FP32 as sent; FP64 kept as doubles (InferRequest::values64): the
+//     models get them as doubles, so a LightGBM model answers as LightGBM
+//     does on double data (narrowing first can take another branch); INT8..INT64, UINT8..UINT64 and BOOL converted exactly, so an
 //     integer that no float represents exactly is an error; a JSON null is
 //     a missing value (NaN), which the engine's validator may refuse;
 //   - with `Inference-Header-Content-Length: N` the first N bytes are the

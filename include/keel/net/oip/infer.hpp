@@ -44,7 +44,9 @@ struct Parameter {
 using Parameters = std::vector<std::pair<std::string, Parameter>>;
 
 // A decoded infer request: one input tensor of `rows` rows of `cols`
-// features, row-major FP32 (other datatypes already converted).
+// features, row-major FP32 (integer and BOOL datatypes already converted
+// exactly), or, for an FP64 tensor, the doubles as sent in `values64`
+// (`values` then empty): the engine gives them to the models as doubles.
 struct InferRequest {
   std::string id;
   std::string input_name;
@@ -52,7 +54,8 @@ struct InferRequest {
   std::size_t rows = 0;
   std::size_t cols = 0;
   bool one_dimensional = false;  // shape was [features]: the answer is [width]
-  std::vector<float> values;     // rows * cols
+  std::vector<float> values;     // rows * cols (not FP64)
+  std::vector<double> values64;  // rows * cols (FP64; NaN = missing)
   std::vector<RequestedOutput> outputs;  // empty: every output
   bool binary_output = false;    // parameters.binary_data_output: every output binary
   Parameters parameters;

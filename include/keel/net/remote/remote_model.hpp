@@ -119,6 +119,9 @@ class RemoteModel final : public Model {
   [[nodiscard]] const ModelInfo& info() const noexcept override;
   [[nodiscard]] Status predict(std::span<const float> rows, std::size_t n_rows, std::span<float> out,
                                const PredictOptions& opts = {}) const noexcept override;
+  // float64 rows are sent as FP64: the remote model gets the same doubles.
+  [[nodiscard]] Status predict(std::span<const double> rows, std::size_t n_rows, std::span<float> out,
+                               const PredictOptions& opts = {}) const noexcept override;
   using Model::predict;
 
   [[nodiscard]] std::vector<RemoteEndpointStats> endpoint_stats() const;
