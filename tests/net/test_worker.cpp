@@ -10,10 +10,12 @@
 
 #include "net/support/keel_serve_process.hpp"
 #include "net/support/redis_process.hpp"
+#include "unit/lightgbm_threshold_rows.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -182,4 +184,50 @@ TEST_CASE("keel worker: a worker SIGKILLed mid-stream loses no request and dupli
   CHECK_THAT(errors["poison-string"], Catch::Contains("features[2]"));
   CHECK_THAT(errors["ghost"], Catch::Contains("delivered 6 times"));
   CHECK_THAT(errors["r7"], Catch::Contains("conflict"));
+}
+
+TEST_CASE("keel worker: JSON rows reach a LightGBM model as doubles", "[worker][float64]") {
+  // Rows on the model's thresholds score differently once narrowed to
+  // float; a JSON number is a double, so the worker must answer what the
+  // model answers on the doubles (and the test must tell the two apart).
+  keel::test::RedisServer server;
+  Redis redis(server.port());
+  keel::test::TempDir dir("keel-worker-f64");
+  const std::string file = kData + "/lightgbm/binary.model.txt";
+  const keel::testing::ThresholdRows e = keel::testing::threshold_rows(file);
+  REQUIRE(e.differ > 0);
+  redis.cmd({"XGROUP", "CREATE", "req", "g", "0", "MKSTREAM"});
+  std::map<std::string, float> want;
+  std::size_t n = 0;
+  for (std::size_t r = 0; r < e.n && n < 200; ++r) {
+    if (keel::testing::same_float_bits(e.want64[r], e.want32[r]) && r % 4 != 0) continue;  // mostly edge rows
+    std::string json = "[";
+    char buf[32];
+    for (std::size_t f = 0; f < e.F; ++f) {
+      if (f) json += ",";
+      json.append(buf, std::to_chars(buf, buf + sizeof buf, e.rows64[r * e.F + f]).ptr);
+    }
+    json += "]";
+    const std::string id = "f64-" + std::to_string(r);
+    redis.cmd({"XADD", "req", "*", "id", id, "features", json});
+    want[id] = e.want64[r];
+    ++n;
+  }
+  auto w = worker(dir, server.port(), file, "A");
+  const bool done = keel::test::wait_until([&] { return redis.xlen("res") >= static_cast<long long>(n); }, 60000ms);
+  INFO(w.log_tail());
+  REQUIRE(done);
+  w.stop();
+  int wrong = 0;
+  auto res = redis.cmd({"XRANGE", "res", "-", "+"});
+  for (std::size_t i = 0; i < res.size(); ++i) {
+    const std::string id = field(res[i][1], "id"), scores = field(res[i][1], "scores");
+    std::string expect = "[";
+    oip::append_json_float(expect, want.at(id));
+    expect += "]";
+    if (scores != expect) ++wrong;
+  }
+  fmt::print("worker float64: {} threshold rows, {} results, {} wrong\n", n, res.size(), wrong);
+  CHECK(res.size() == n);
+  CHECK(wrong == 0);
 }
