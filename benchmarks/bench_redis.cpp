@@ -223,14 +223,14 @@ std::vector<float> batch_rows(float seed) {
 
 // A prefix of its own for every run of a benchmark function (the library
 // runs each several times), so no run finds another's rows.
-std::string bench_prefix(benchmark::State& state) {
+std::string bench_prefix() {
   static std::uint64_t runs = 0;
-  return "bench:batch:" + std::to_string(++runs) + ":" + std::to_string(state.range(0));
+  return "bench:batch:" + std::to_string(++runs);
 }
 
 // Every row stored by a first call: each iteration is 256 hits.
 void BM_Batch256_RedisHit(benchmark::State& state) {
-  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix(state));  // batch:0 per row, batch:1 batch
+  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix());  // batch:0 per row, batch:1 batch
   const std::vector<float> rows = batch_rows(1.f);
   keel::BatchResult out;
   (void)engine->score_batch({rows, kBatch, kF}, out, Deadline::after(5s));
@@ -246,7 +246,7 @@ void BM_Batch256_RedisHit(benchmark::State& state) {
 
 // New rows each iteration: 256 misses, then 256 stores.
 void BM_Batch256_RedisMiss(benchmark::State& state) {
-  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix(state));  // batch:0 per row, batch:1 batch
+  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix());  // batch:0 per row, batch:1 batch
   std::vector<float> rows = batch_rows(2.f);
   keel::BatchResult out;
   float fresh = 1e6f;
@@ -265,7 +265,7 @@ void BM_Batch256_RedisMiss(benchmark::State& state) {
 // score() of one row, a Redis cache hit: the single-row path the batch
 // calls must not slow down (the engine's batch call of one row is a GET).
 void BM_Score1_RedisHit(benchmark::State& state) {
-  auto engine = batch_engine(2, bench_prefix(state));
+  auto engine = batch_engine(2, bench_prefix());
   const std::vector<float> rows = batch_rows(3.f);
   keel::Request req;
   req.features = std::span(rows).first(kF);
