@@ -162,7 +162,7 @@ TEST_CASE("batch insert: every row stored with its own scores and a TTL set by R
   }
 }
 
-TEST_CASE("a 256-row batch costs one round trip to store and one to look up", "[net][redis][cache][batch]") {
+TEST_CASE("a 256-row batch costs one round trip to store and one to look up; one row is a GET", "[net][redis][cache][batch]") {
   keel::test::RedisServer server;
   auto client = client_for(server.port());
   RedisCache cache(client);
@@ -185,6 +185,19 @@ TEST_CASE("a 256-row batch costs one round trip to store and one to look up", "[
   CHECK(redis_calls(*client, "set") == static_cast<long long>(n));
   CHECK(redis_calls(*client, "mget") == 1);
   CHECK(redis_calls(*client, "get") == 0);
+
+  // A batch of one row (score()) is lookup() / insert(): a GET and a SET,
+  // without the batch's key and argument vectors.
+  const std::vector<std::uint32_t> one{7};
+  const CacheRows single{"m@1/t", rows, kWidth, one};
+  REQUIRE(client->command({"CONFIG", "RESETSTAT"}, Deadline::after(1000ms)).ok());
+  std::fill(hit.begin(), hit.end(), 0);
+  CHECK(cache.lookup_many(single, {}, Deadline::after(2000ms), got, kOut, hit) == 1);
+  CHECK(hit[7] == 1);
+  cache.insert_many(single, scores, kOut, {}, Deadline::after(2000ms));
+  CHECK(redis_calls(*client, "get") == 1);
+  CHECK(redis_calls(*client, "mget") == 0);
+  CHECK(redis_calls(*client, "set") == 1);
 }
 
 TEST_CASE("a batch against a stopped Redis returns within its deadline share, all misses",
