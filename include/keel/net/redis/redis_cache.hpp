@@ -18,7 +18,8 @@
 // engine passes it for every row), and once t0 + share x (deadline - t0) has
 // passed a row is a miss, or its insert is skipped, without a call (fallback
 // reason "budget"). A batch of many rows then spends at most that share of
-// its deadline on Redis round trips.
+// its deadline on Redis round trips: with lookup_many / insert_many (what
+// the engine calls) one each way, however many rows.
 //
 // Thread-safe.
 
