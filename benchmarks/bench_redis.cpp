@@ -4,9 +4,17 @@
 // idempotency claim of a new id (claim, compute, store) and a replay from
 // another "replica" (RedisIdempotencyStore vs InMemoryIdempotencyStore).
 // Rows of 100 floats (the 500-tree model's width), one score each.
+// And ScoringEngine::score_batch of 256 rows (tests/data/xgboost/
+// depth12_200trees.json, 10 features) with no cache, and with the Redis
+// cache hit (every row stored) and missed (new rows: 256 lookups that miss
+// and 256 stores), each "per_row" (the path before batch calls: one round
+// trip per row, through the Cache defaults) and "batch" (RedisCache's
+// lookup_many / insert_many: one MGET and one SET pipeline per batch).
 //
 //   build/release/benchmarks/bench_redis --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/benchmarks/bench_redis --benchmark_filter=Batch256 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
+#include <keel/engine/scoring_engine.hpp>
 #include <keel/net/redis/redis_cache.hpp>
 #include <keel/net/redis/redis_idempotency.hpp>
 #include <keel/resilience/cache.hpp>
@@ -16,6 +24,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -169,6 +178,119 @@ void BM_InMemoryIdempotency_Replay(benchmark::State& state) {
   }
 }
 
+// The path before batch calls: only the single-row calls are forwarded, so
+// the engine's batch calls take Cache's defaults (a GET or SET per row).
+class PerRowCache final : public keel::Cache {
+ public:
+  explicit PerRowCache(std::shared_ptr<RedisCache> c) : c_(std::move(c)) {}
+  bool lookup(const keel::CacheKey& k, keel::TimePoint now, Deadline d, std::span<float> out) noexcept override {
+    return c_->lookup(k, now, d, out);
+  }
+  void insert(const keel::CacheKey& k, std::span<const float> s, keel::TimePoint now, Deadline d) noexcept override {
+    c_->insert(k, s, now, d);
+  }
+  void clear() noexcept override { c_->clear(); }
+  [[nodiscard]] keel::CacheStats stats() const noexcept override { return c_->stats(); }
+
+ private:
+  std::shared_ptr<RedisCache> c_;
+};
+
+constexpr std::size_t kBatch = 256, kF = 10;
+
+// cache: 0 none, 1 Redis per row (before), 2 Redis batch (after).
+std::unique_ptr<keel::ScoringEngine> batch_engine(int cache, const std::string& prefix) {
+  keel::EngineBuilder b;
+  b.name("m").model_file("primary", KEEL_SOURCE_DIR "/tests/data/xgboost/depth12_200trees.json").stage("primary");
+  if (cache != 0) {
+    RedisCacheOptions o;
+    o.prefix = prefix;
+    auto redis = std::make_shared<RedisCache>(client(), o);
+    if (cache == 1) {
+      b.cache(std::make_shared<PerRowCache>(redis));
+    } else {
+      b.cache(redis);
+    }
+  }
+  return b.build();
+}
+
+std::vector<float> batch_rows(float seed) {
+  std::vector<float> v(kBatch * kF);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = seed + 0.013f * static_cast<float>(i % 331);
+  return v;
+}
+
+// A prefix of its own for every run of a benchmark function (the library
+// runs each several times), so no run finds another's rows.
+std::string bench_prefix() {
+  static std::uint64_t runs = 0;
+  return "bench:batch:" + std::to_string(++runs);
+}
+
+// Every row stored by a first call: each iteration is 256 hits.
+void BM_Batch256_RedisHit(benchmark::State& state) {
+  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix());  // batch:0 per row, batch:1 batch
+  const std::vector<float> rows = batch_rows(1.f);
+  keel::BatchResult out;
+  (void)engine->score_batch({rows, kBatch, kF}, out, Deadline::after(5s));
+  for (auto _ : state) {
+    const keel::Status st = engine->score_batch({rows, kBatch, kF}, out, Deadline::after(1s));
+    if (!st.is_ok() || static_cast<std::size_t>(std::count(out.cache_hit.begin(), out.cache_hit.end(), 1)) != kBatch) {
+      state.SkipWithError("not every row was a cache hit");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// New rows each iteration: 256 misses, then 256 stores.
+void BM_Batch256_RedisMiss(benchmark::State& state) {
+  auto engine = batch_engine(1 + static_cast<int>(state.range(0)), bench_prefix());  // batch:0 per row, batch:1 batch
+  std::vector<float> rows = batch_rows(2.f);
+  keel::BatchResult out;
+  float fresh = 1e6f;
+  for (auto _ : state) {
+    fresh += 1.f;
+    for (std::size_t r = 0; r < kBatch; ++r) rows[r * kF + kF - 1] = fresh;  // never stored before
+    const keel::Status st = engine->score_batch({rows, kBatch, kF}, out, Deadline::after(1s));
+    if (!st.is_ok() || std::count(out.cache_hit.begin(), out.cache_hit.end(), 1) != 0) {
+      state.SkipWithError("a cache hit on rows never stored");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// score() of one row, a Redis cache hit: the single-row path the batch
+// calls must not slow down (the engine's batch call of one row is a GET).
+void BM_Score1_RedisHit(benchmark::State& state) {
+  auto engine = batch_engine(2, bench_prefix());
+  const std::vector<float> rows = batch_rows(3.f);
+  keel::Request req;
+  req.features = std::span(rows).first(kF);
+  req.deadline = Deadline::after(5s);
+  (void)engine->score(req);
+  for (auto _ : state) {
+    req.deadline = Deadline::after(1s);
+    auto r = engine->score(req);
+    if (!r.ok() || !r->cache_hit) {
+      state.SkipWithError("not a cache hit");
+      break;
+    }
+  }
+}
+
+void BM_Batch256_NoCache(benchmark::State& state) {
+  auto engine = batch_engine(0, {});
+  const std::vector<float> rows = batch_rows(1.f);
+  keel::BatchResult out;
+  for (auto _ : state) {
+    if (!engine->score_batch({rows, kBatch, kF}, out, Deadline::after(1s)).is_ok()) state.SkipWithError("failed");
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 }  // namespace
 
 BENCHMARK(BM_LruCache_Hit)->UseRealTime();
@@ -179,6 +301,10 @@ BENCHMARK(BM_InMemoryIdempotency_Claim)->UseRealTime();
 BENCHMARK(BM_RedisIdempotency_Claim)->UseRealTime();
 BENCHMARK(BM_InMemoryIdempotency_Replay)->UseRealTime();
 BENCHMARK(BM_RedisIdempotency_ReplayOtherReplica)->UseRealTime()->Iterations(kReplays);
+BENCHMARK(BM_Score1_RedisHit)->UseRealTime();
+BENCHMARK(BM_Batch256_NoCache)->UseRealTime();
+BENCHMARK(BM_Batch256_RedisHit)->UseRealTime()->ArgName("batch")->Arg(0)->Arg(1);
+BENCHMARK(BM_Batch256_RedisMiss)->UseRealTime()->ArgName("batch")->Arg(0)->Arg(1);
 
 int main(int argc, char** argv) {
   keel::test::RedisServer server;  // a real redis-server on a free loopback port, stopped by PID at exit

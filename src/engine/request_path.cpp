@@ -162,7 +162,7 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
       s.rows.resize(n * v.cols);
       for (std::size_t i = 0; i < n * v.cols; ++i) s.rows[i] = static_cast<float>(rows64[i]);
       rows = s.rows;
-      s.key64.resize(2 * model_width);
+      s.key64.resize(2 * n * model_width);  // the cache keys (stage_cache.cpp)
     } else if (stride == v.cols) {
       rows = v.values.first(n * v.cols);
     } else {

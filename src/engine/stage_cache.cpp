@@ -1,4 +1,5 @@
-// cache lookup and store: per row, keyed on the primary's identity
+// cache lookup and store: one batch call each (Cache::lookup_many /
+// insert_many), per row keyed on the primary's identity
 // (Snapshot::cache_model: content id, output kind and the calibration, as
 // the cache holds calibrated scores) and the model row's
 // exact bytes. Rows routed past the primary neither read nor fill the cache;
@@ -14,14 +15,15 @@ namespace keel::detail {
 
 namespace {
 
-// Row r's key; a float64 row's bytes are copied into the scratch (sized
-// by run_stages; valid until the next call).
-CacheKey key_of(RequestState& st, std::uint32_t r, std::size_t F) noexcept {
-  if (st.model_rows64.empty()) return {st.snap.cache_model, st.model_rows.subspan(r * F, F)};
-  std::span<float> k = std::span<float>(st.s.key64).first(2 * F);
+// The rows' keys: the model rows' bytes, or a float64 request's doubles,
+// copied into the scratch as floats (sized by run_stages) under another
+// model key.
+CacheRows rows_of(RequestState& st, std::size_t F, std::span<const std::uint32_t> rows) noexcept {
+  if (st.model_rows64.empty()) return {st.snap.cache_model, st.model_rows, F, rows};
   static_assert(sizeof(double) == 2 * sizeof(float));
-  std::memcpy(k.data(), &st.model_rows64[std::size_t{r} * F], F * sizeof(double));
-  return {st.snap.cache_model64, k};
+  const std::span<float> k = std::span<float>(st.s.key64).first(2 * F * st.n);
+  std::memcpy(k.data(), st.model_rows64.data(), st.n * F * sizeof(double));
+  return {st.snap.cache_model64, k, 2 * F, rows};
 }
 
 }  // namespace
@@ -29,17 +31,24 @@ CacheKey key_of(RequestState& st, std::uint32_t r, std::size_t F) noexcept {
 Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept {
   Cache& cache = *m.cache;  // enabled: plan_stages() leaves this stage out otherwise
   Scratch& s = st.s;
-  const std::size_t F = m.model_width;
   const std::size_t W = m.out_width;
+  // One batch call (a remote cache pays O(1) round trips for it); `next`
+  // holds the rows to ask only while it runs.
+  std::span<const std::uint32_t> ask = s.pending;
+  if (st.any_routed) {
+    s.next.clear();
+    for (std::uint32_t r : s.pending) {
+      if (s.first_stage[r] == 0) s.next.push_back(r);
+    }
+    ask = s.next;
+  }
+  const CacheRows batch = rows_of(st, m.model_width, ask);
+  if (cache.lookup_many(batch, st.t0, st.deadline, st.out.scores, W, st.out.cache_hit) == 0) return Next::kContinue;
   s.next.clear();
   for (std::uint32_t r : s.pending) {
-    if (!st.any_routed || s.first_stage[r] == 0) {
-      const CacheKey key = key_of(st, r, F);
-      if (cache.lookup(key, st.t0, st.deadline, std::span<float>(&st.out.scores[r * W], W))) {
-        st.out.cache_hit[r] = 1;
-        st.out.stage[r] = 0;
-        continue;
-      }
+    if (st.out.cache_hit[r]) {
+      st.out.stage[r] = 0;
+      continue;
     }
     s.next.push_back(r);
   }
@@ -49,12 +58,14 @@ Next stage_cache_lookup(ScoringEngine::Impl& m, RequestState& st) noexcept {
 
 Next stage_store(ScoringEngine::Impl& m, RequestState& st) noexcept {
   Cache& cache = *m.cache;  // enabled: plan_stages() leaves this stage out otherwise
-  const std::size_t F = m.model_width;
+  std::vector<std::uint32_t>& rows = st.s.stored;
+  rows.clear();
   for (std::size_t r = 0; r < st.n; ++r) {
-    if (st.out.stage[r] != 0 || st.out.cache_hit[r]) continue;
-    const CacheKey key = key_of(st, static_cast<std::uint32_t>(r), F);
-    cache.insert(key, st.out.row_scores(r), st.t0, st.deadline);
+    if (st.out.stage[r] == 0 && !st.out.cache_hit[r]) rows.push_back(static_cast<std::uint32_t>(r));
   }
+  if (rows.empty()) return Next::kContinue;
+  const CacheRows batch = rows_of(st, m.model_width, rows);
+  cache.insert_many(batch, st.out.scores, m.out_width, st.t0, st.deadline);
   return Next::kContinue;
 }
 

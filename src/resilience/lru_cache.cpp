@@ -18,6 +18,23 @@ std::uint64_t default_cache_hash(const CacheKey& key) noexcept {
   return XXH3_64bits_withSeed(key.features.data(), key.features.size_bytes(), seed);
 }
 
+std::size_t Cache::lookup_many(const CacheRows& batch, TimePoint now, Deadline deadline, std::span<float> scores,
+                               std::size_t out_width, std::span<std::uint8_t> hit) noexcept {
+  std::size_t hits = 0;
+  for (std::uint32_t r : batch.rows) {
+    if (lookup(batch.key(r), now, deadline, scores.subspan(r * out_width, out_width))) {
+      hit[r] = 1;
+      ++hits;
+    }
+  }
+  return hits;
+}
+
+void Cache::insert_many(const CacheRows& batch, std::span<const float> scores, std::size_t out_width, TimePoint now,
+                        Deadline deadline) noexcept {
+  for (std::uint32_t r : batch.rows) insert(batch.key(r), scores.subspan(r * out_width, out_width), now, deadline);
+}
+
 namespace {
 
 struct Entry {

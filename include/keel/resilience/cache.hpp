@@ -29,6 +29,18 @@ struct CacheKey {
   std::span<const float> features;  // compared bit for bit (-0.0 != 0.0, NaN payloads differ)
 };
 
+// Rows of a batch for Cache::lookup_many / insert_many, without building a
+// key per row: row r's key is {model, features[r * width, (r + 1) * width)}
+// and its scores are scores[r * out_width, (r + 1) * out_width) of the span
+// passed beside it. Only the rows listed in `rows` are touched.
+struct CacheRows {
+  std::string_view model;
+  std::span<const float> features;  // n_rows x width
+  std::size_t width = 0;
+  std::span<const std::uint32_t> rows;
+  [[nodiscard]] CacheKey key(std::uint32_t r) const noexcept { return {model, features.subspan(r * width, width)}; }
+};
+
 struct CacheStats {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
@@ -48,6 +60,16 @@ class Cache {
   virtual bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept = 0;
   virtual void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
                       Deadline deadline) noexcept = 0;
+  // Batch forms, with the same answers row by row as lookup / insert:
+  // lookup_many writes each hit row's scores to its place in `scores` and
+  // sets hit[r] = 1 (a miss leaves both untouched); returns the hits.
+  // insert_many stores the listed rows' scores. The defaults loop over the
+  // single-row calls; a remote backend overrides them to pay O(1) round
+  // trips per batch instead of one per row.
+  virtual std::size_t lookup_many(const CacheRows& batch, TimePoint now, Deadline deadline, std::span<float> scores,
+                                  std::size_t out_width, std::span<std::uint8_t> hit) noexcept;
+  virtual void insert_many(const CacheRows& batch, std::span<const float> scores, std::size_t out_width,
+                           TimePoint now, Deadline deadline) noexcept;
   virtual void clear() noexcept = 0;
   [[nodiscard]] virtual CacheStats stats() const noexcept = 0;
   // False for NoopCache: the engine then skips building keys at all.

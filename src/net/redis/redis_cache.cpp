@@ -32,6 +32,43 @@ std::optional<Deadline> RedisCache::budget(TimePoint t0, Deadline deadline) noex
   return std::nullopt;
 }
 
+// What a GET (or one MGET element) answered for `key`: a hit writes the
+// scores to `out`. Counts the miss or hit, and a collision.
+bool RedisCache::take(RedisReply::View v, const CacheKey& key, std::span<float> out) noexcept {
+  const auto miss = [this] {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  };
+  if (v.type() != RedisReply::Type::kString) {
+    if (v.type() == RedisReply::Type::kError) client_->count_fallback("cache", RedisFailure::kError);
+    return miss();
+  }
+  detail::WireReader in(v.str());
+  std::string_view features;
+  std::size_t n_features = 0;
+  if (!in.magic("KC1") || !in.float_bytes(features, n_features)) return miss();  // not ours, or torn: never served
+  if (!detail::same_floats(features, n_features, key.features)) {
+    collisions_.fetch_add(1, std::memory_order_relaxed);
+    return miss();
+  }
+  std::string_view scores;
+  std::size_t n_scores = 0;
+  if (!in.float_bytes(scores, n_scores) || !in.done() || n_scores != out.size()) {
+    return miss();  // torn, or another width: never served
+  }
+  if (n_scores != 0) std::memcpy(out.data(), scores.data(), scores.size());
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::string RedisCache::record(const CacheKey& key, std::span<const float> scores) {
+  detail::WireWriter w;
+  w.magic("KC1");
+  w.floats(key.features);
+  w.floats(scores);
+  return w.release();
+}
+
 bool RedisCache::lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept {
   try {
     const std::optional<Deadline> b = budget(now, deadline);
@@ -46,32 +83,7 @@ bool RedisCache::lookup(const CacheKey& key, TimePoint now, Deadline deadline, s
       misses_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    if (r->type() != RedisReply::Type::kString) {
-      if (r->type() == RedisReply::Type::kError) client_->count_fallback("cache", RedisFailure::kError);
-      misses_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    detail::WireReader in(r->str());
-    std::string_view features;
-    std::size_t n_features = 0;
-    if (!in.magic("KC1") || !in.float_bytes(features, n_features)) {
-      misses_.fetch_add(1, std::memory_order_relaxed);  // not ours, or torn: never served
-      return false;
-    }
-    if (!detail::same_floats(features, n_features, key.features)) {
-      collisions_.fetch_add(1, std::memory_order_relaxed);
-      misses_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    std::string_view scores;
-    std::size_t n_scores = 0;
-    if (!in.float_bytes(scores, n_scores) || !in.done() || n_scores != out.size()) {
-      misses_.fetch_add(1, std::memory_order_relaxed);  // torn, or another width: never served
-      return false;
-    }
-    if (n_scores != 0) std::memcpy(out.data(), scores.data(), scores.size());
-    hits_.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return take(r->view(), key, out);
   } catch (...) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -84,11 +96,8 @@ void RedisCache::insert(const CacheKey& key, std::span<const float> scores, Time
     const std::optional<Deadline> b = budget(now, deadline);
     if (!b) return;
     const std::string k = redis_key(key);
-    detail::WireWriter w;
-    w.magic("KC1");
-    w.floats(key.features);
-    w.floats(scores);
-    Result<RedisReply> r = client_->command({"SET", k, w.bytes(), "PX", ttl_ms_}, *b);
+    const std::string v = record(key, scores);
+    Result<RedisReply> r = client_->command({"SET", k, v, "PX", ttl_ms_}, *b);
     if (!r.ok()) {
       client_->count_fallback("cache", classify(r.status()));
       return;
@@ -98,6 +107,80 @@ void RedisCache::insert(const CacheKey& key, std::span<const float> scores, Time
       return;
     }
     insertions_.fetch_add(1, std::memory_order_relaxed);
+  } catch (...) {
+  }
+}
+
+std::size_t RedisCache::lookup_many(const CacheRows& batch, TimePoint now, Deadline deadline,
+                                    std::span<float> scores, std::size_t out_width,
+                                    std::span<std::uint8_t> hit) noexcept {
+  const std::size_t n = batch.rows.size();
+  if (n <= 1) return Cache::lookup_many(batch, now, deadline, scores, out_width, hit);  // GET: no batch buffers
+  try {
+    const std::optional<Deadline> b = budget(now, deadline);
+    if (!b) {
+      misses_.fetch_add(n, std::memory_order_relaxed);
+      return 0;
+    }
+    std::vector<std::string> keys;
+    keys.reserve(n);
+    std::vector<std::string_view> argv;
+    argv.reserve(n + 1);
+    argv.emplace_back("MGET");
+    for (std::uint32_t r : batch.rows) argv.emplace_back(keys.emplace_back(redis_key(batch.key(r))));
+    const std::span<const std::string_view> cmd(argv);
+    Result<std::vector<RedisReply>> res = client_->pipeline(std::span(&cmd, 1), *b);
+    if (!res.ok() || (*res)[0].type() != RedisReply::Type::kArray || (*res)[0].size() != n) {
+      client_->count_fallback("cache", res.ok() ? RedisFailure::kError : classify(res.status()));
+      misses_.fetch_add(n, std::memory_order_relaxed);
+      return 0;
+    }
+    const RedisReply::View values = (*res)[0].view();
+    std::size_t hits = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t r = batch.rows[i];
+      if (take(values[i], batch.key(r), scores.subspan(r * out_width, out_width))) {
+        hit[r] = 1;
+        ++hits;
+      }
+    }
+    return hits;
+  } catch (...) {
+    misses_.fetch_add(n, std::memory_order_relaxed);
+    return 0;
+  }
+}
+
+void RedisCache::insert_many(const CacheRows& batch, std::span<const float> scores, std::size_t out_width,
+                             TimePoint now, Deadline deadline) noexcept {
+  const std::size_t n = batch.rows.size();
+  if (n <= 1) return Cache::insert_many(batch, scores, out_width, now, deadline);
+  try {
+    const std::optional<Deadline> b = budget(now, deadline);
+    if (!b) return;
+    // SET key value PX ttl, pipelined: Redis has no MSET with a TTL.
+    std::vector<std::string> strs;  // key, value per row
+    strs.reserve(2 * n);
+    std::vector<std::string_view> args;
+    args.reserve(5 * n);
+    std::vector<std::span<const std::string_view>> cmds;
+    cmds.reserve(n);
+    for (std::uint32_t r : batch.rows) {
+      const CacheKey key = batch.key(r);
+      const std::string& k = strs.emplace_back(redis_key(key));
+      const std::string& v = strs.emplace_back(record(key, scores.subspan(r * out_width, out_width)));
+      args.insert(args.end(), {"SET", k, v, "PX", ttl_ms_});
+      cmds.emplace_back(&args[args.size() - 5], 5);
+    }
+    Result<std::vector<RedisReply>> res = client_->pipeline(cmds, *b);
+    if (!res.ok()) {
+      client_->count_fallback("cache", classify(res.status()));
+      return;
+    }
+    std::size_t stored = 0;
+    for (const RedisReply& r : *res) stored += r.type() == RedisReply::Type::kError ? 0 : 1;
+    if (stored != n) client_->count_fallback("cache", RedisFailure::kError);
+    insertions_.fetch_add(stored, std::memory_order_relaxed);
   } catch (...) {
   }
 }

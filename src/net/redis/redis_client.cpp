@@ -174,7 +174,7 @@ struct RedisClient::State {
 
   std::atomic<std::size_t> in_use{0};
   std::atomic<bool> last_ok{true};
-  std::atomic<std::uint64_t> n_ok{0}, n_error_replies{0}, n_timeouts{0}, n_unavailable{0}, n_rejected{0},
+  std::atomic<std::uint64_t> n_ok{0}, n_round_trips{0}, n_error_replies{0}, n_timeouts{0}, n_unavailable{0}, n_rejected{0},
       n_pool_exhausted{0}, n_connects{0}, n_resolves{0};
   std::array<std::array<std::atomic<std::uint64_t>, kReasons>, kUses.size()> fallbacks{};
 
@@ -233,6 +233,154 @@ struct RedisClient::State {
     } catch (...) {
       return internal_error("redis: out of memory");
     }
+  }
+
+  // Sets the socket timeout to what is left until `end` when that is
+  // shorter than the current one (by more than a quarter millisecond, so a
+  // healthy exchange costs no setsockopt per read): no read or write of a
+  // pipeline outlives `end` by more than that.
+  static Result<bool> shrink_timeout(Conn& c, std::chrono::steady_clock::time_point end, std::string_view what) noexcept {
+    const Duration left = std::chrono::duration_cast<Duration>(end - std::chrono::steady_clock::now());
+    if (left <= Duration::zero()) return deadline_exceeded(fmt::format("redis: {}: no answer in time", what));
+    if (c.timeout - left > std::chrono::microseconds(250) && !set_timeout(c, left)) {
+      return unavailable(fmt::format("redis: {}: cannot set the socket timeout", what));
+    }
+    return true;
+  }
+
+  static Status io_failure(Conn& c, int err, Duration budget, std::string_view what) {
+    if (c.ctx->err == REDIS_ERR_IO && (err == EAGAIN || err == EWOULDBLOCK)) {
+      return deadline_exceeded(fmt::format("redis: {}: no answer within {} ms", what,
+                                           std::chrono::duration<double, std::milli>(budget).count()));
+    }
+    return unavailable(fmt::format("redis: {}: {}", what, c.ctx->errstr));
+  }
+
+  // One round trip on `c` for every command: all written, then all replies
+  // read, within `budget` in all. On a transport error the context is dead.
+  static Result<std::vector<RedisReply>> exec_pipeline(Conn& c, std::span<const std::span<const std::string_view>> cmds,
+                                                       Duration budget, std::string_view what) noexcept {
+    try {
+      const auto end = std::chrono::steady_clock::now() + budget;
+      if (!set_timeout(c, budget)) return unavailable(fmt::format("redis: {}: cannot set the socket timeout", what));
+      std::vector<const char*> argv;
+      std::vector<std::size_t> lens;
+      for (std::span<const std::string_view> cmd : cmds) {
+        argv.resize(cmd.size());
+        lens.resize(cmd.size());
+        for (std::size_t i = 0; i < cmd.size(); ++i) {
+          argv[i] = cmd[i].data();
+          lens[i] = cmd[i].size();
+        }
+        if (redisAppendCommandArgv(c.ctx, static_cast<int>(cmd.size()), argv.data(), lens.data()) != REDIS_OK) {
+          return internal_error("redis: out of memory");
+        }
+      }
+      for (int done = 0; done == 0;) {
+        if (Result<bool> t = shrink_timeout(c, end, what); !t.ok()) return t.status();
+        errno = 0;
+        if (redisBufferWrite(c.ctx, &done) != REDIS_OK) return io_failure(c, errno, budget, what);
+      }
+      std::vector<RedisReply> replies;
+      replies.reserve(cmds.size());
+      while (replies.size() < cmds.size()) {
+        void* r = nullptr;
+        if (redisGetReplyFromReader(c.ctx, &r) != REDIS_OK) return unavailable(fmt::format("redis: {}: {}", what, c.ctx->errstr));
+        if (r == nullptr) {
+          if (Result<bool> t = shrink_timeout(c, end, what); !t.ok()) return t.status();
+          errno = 0;
+          if (redisBufferRead(c.ctx) != REDIS_OK) return io_failure(c, errno, budget, what);
+          continue;
+        }
+        replies.emplace_back(r);
+      }
+      return replies;
+    } catch (...) {
+      return internal_error("redis: out of memory");
+    }
+  }
+
+  // What a command's (or a pipeline's) outcome does to the pool, the
+  // breaker and the counters: the part command() and pipeline() share.
+  // `exchange(conn, socket timeout)` makes the round trip.
+  template <class T, class Exchange>
+  Result<T> call(Deadline deadline, CommandOptions copts, std::size_t n_commands, Exchange&& exchange) noexcept {
+    try {
+      const TimePoint now = clock->now();
+      if (deadline.expired(now)) return deadline_exceeded("redis: deadline passed before the command");
+      CircuitBreaker::Permit permit = breaker->try_acquire(now);
+      if (!permit) {
+        n_rejected.fetch_add(1, std::memory_order_relaxed);
+        return unavailable(fmt::format("redis: circuit {}", to_string(breaker->state())));
+      }
+      Result<std::unique_ptr<Conn>> conn = acquire(deadline);
+      if (!conn.ok()) {
+        if (conn.code() == StatusCode::kOverloaded) {
+          breaker->release(permit);  // a local wait, not Redis's failure
+        } else {
+          breaker->record(permit, conn.code(), Duration::zero(), clock->now());
+          (conn.code() == StatusCode::kDeadlineExceeded ? n_timeouts : n_unavailable).fetch_add(1);
+          note_error(conn.status());
+        }
+        return conn.status();
+      }
+      const Duration base = copts.timeout > Duration::zero() ? copts.timeout : opts.command_timeout;
+      const Duration left = deadline.remaining(clock->now());
+      if (left <= Duration::zero()) {
+        give_back(std::move(*conn));
+        breaker->release(permit);
+        return deadline_exceeded("redis: deadline passed waiting for a connection");
+      }
+      Result<T> r = exchange(**conn, std::min(base, left));
+      const TimePoint end = clock->now();
+      if (!r.ok()) {
+        discard();  // hiredis: the context is dead after an error
+        conn->reset();
+        invalidate();
+        (r.code() == StatusCode::kDeadlineExceeded ? n_timeouts : n_unavailable).fetch_add(1);
+        breaker->record(permit, r.code(), end - now, end);
+        note_error(r.status());
+        return r;
+      }
+      std::size_t errors = 0;
+      const std::string_view not_ready = scan_errors(*r, errors);
+      if (!not_ready.empty()) {
+        // A demoted master or a server not ready: look for the master again.
+        Status st = unavailable(fmt::format("redis: {}", not_ready));
+        discard();
+        conn->reset();
+        invalidate();
+        n_unavailable.fetch_add(1);
+        breaker->record(permit, st.code(), end - now, end);
+        note_error(st);
+        return st;
+      }
+      n_error_replies.fetch_add(errors, std::memory_order_relaxed);
+      n_ok.fetch_add(n_commands, std::memory_order_relaxed);
+      n_round_trips.fetch_add(1, std::memory_order_relaxed);
+      last_ok.store(true, std::memory_order_relaxed);
+      breaker->record(permit, StatusCode::kOk, end - now, end);
+      give_back(std::move(*conn));
+      return r;
+    } catch (...) {
+      return internal_error("redis: out of memory");
+    }
+  }
+
+  // Counts error replies; returns the text of the first that means the
+  // server cannot take commands now (-READONLY, -MASTERDOWN, -LOADING).
+  static std::string_view scan_errors(const RedisReply& r, std::size_t& errors) noexcept {
+    if (r.type() != RedisReply::Type::kError) return {};
+    const std::string_view e = r.str();
+    if (starts_with(e, "READONLY") || starts_with(e, "MASTERDOWN") || starts_with(e, "LOADING")) return e;
+    ++errors;
+    return {};
+  }
+  static std::string_view scan_errors(const std::vector<RedisReply>& rs, std::size_t& errors) noexcept {
+    for (const RedisReply& r : rs) {
+      if (const std::string_view e = scan_errors(r, errors); !e.empty()) return e;
+    }
+    return {};
   }
 
   // Asks the sentinels for the master. A fresh client takes the first
@@ -435,67 +583,18 @@ CircuitBreaker& RedisClient::breaker() noexcept { return *s_->breaker; }
 
 Result<RedisReply> RedisClient::command(std::span<const std::string_view> args, Deadline deadline,
                                         CommandOptions copts) noexcept {
-  State& s = *s_;
-  try {
-    const TimePoint now = s.clock->now();
-    if (deadline.expired(now)) return deadline_exceeded("redis: deadline passed before the command");
-    CircuitBreaker::Permit permit = s.breaker->try_acquire(now);
-    if (!permit) {
-      s.n_rejected.fetch_add(1, std::memory_order_relaxed);
-      return unavailable(fmt::format("redis: circuit {}", to_string(s.breaker->state())));
-    }
-    Result<std::unique_ptr<Conn>> conn = s.acquire(deadline);
-    if (!conn.ok()) {
-      if (conn.code() == StatusCode::kOverloaded) {
-        s.breaker->release(permit);  // a local wait, not Redis's failure
-      } else {
-        s.breaker->record(permit, conn.code(), Duration::zero(), s.clock->now());
-        (conn.code() == StatusCode::kDeadlineExceeded ? s.n_timeouts : s.n_unavailable).fetch_add(1);
-        s.note_error(conn.status());
-      }
-      return conn.status();
-    }
-    const Duration base = copts.timeout > Duration::zero() ? copts.timeout : s.opts.command_timeout;
-    const Duration left = deadline.remaining(s.clock->now());
-    if (left <= Duration::zero()) {
-      s.give_back(std::move(*conn));
-      s.breaker->release(permit);
-      return deadline_exceeded("redis: deadline passed waiting for a connection");
-    }
-    Result<RedisReply> r = State::exec(**conn, args, std::min(base, left), args.empty() ? "" : args[0]);
-    const TimePoint end = s.clock->now();
-    if (!r.ok()) {
-      s.discard();  // hiredis: the context is dead after an error
-      conn->reset();
-      s.invalidate();
-      (r.code() == StatusCode::kDeadlineExceeded ? s.n_timeouts : s.n_unavailable).fetch_add(1);
-      s.breaker->record(permit, r.code(), end - now, end);
-      s.note_error(r.status());
-      return r;
-    }
-    if (r->type() == RedisReply::Type::kError) {
-      const std::string_view e = r->str();
-      if (starts_with(e, "READONLY") || starts_with(e, "MASTERDOWN") || starts_with(e, "LOADING")) {
-        // A demoted master or a server not ready: look for the master again.
-        Status st = unavailable(fmt::format("redis: {}", e));
-        s.discard();
-        conn->reset();
-        s.invalidate();
-        s.n_unavailable.fetch_add(1);
-        s.breaker->record(permit, st.code(), end - now, end);
-        s.note_error(st);
-        return st;
-      }
-      s.n_error_replies.fetch_add(1, std::memory_order_relaxed);
-    }
-    s.n_ok.fetch_add(1, std::memory_order_relaxed);
-    s.last_ok.store(true, std::memory_order_relaxed);
-    s.breaker->record(permit, StatusCode::kOk, end - now, end);
-    s.give_back(std::move(*conn));
-    return r;
-  } catch (...) {
-    return internal_error("redis: out of memory");
-  }
+  return s_->call<RedisReply>(deadline, copts, 1, [&](Conn& c, Duration timeout) {
+    return State::exec(c, args, timeout, args.empty() ? "" : args[0]);
+  });
+}
+
+Result<std::vector<RedisReply>> RedisClient::pipeline(std::span<const std::span<const std::string_view>> commands,
+                                                      Deadline deadline, CommandOptions copts) noexcept {
+  if (commands.empty()) return std::vector<RedisReply>{};
+  const std::string_view what = commands[0].empty() ? "" : commands[0][0];
+  return s_->call<std::vector<RedisReply>>(deadline, copts, commands.size(), [&](Conn& c, Duration timeout) {
+    return State::exec_pipeline(c, commands, timeout, what);
+  });
 }
 
 Result<RedisReply> RedisClient::eval(const RedisScript& script, std::span<const std::string_view> keys,
@@ -562,6 +661,7 @@ RedisStats RedisClient::stats() const noexcept {
   const State& s = *s_;
   RedisStats t;
   t.ok = s.n_ok.load();
+  t.round_trips = s.n_round_trips.load();
   t.error_replies = s.n_error_replies.load();
   t.timeouts = s.n_timeouts.load();
   t.unavailable = s.n_unavailable.load();

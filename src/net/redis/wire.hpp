@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace keel::net::detail {
@@ -30,6 +31,7 @@ class WireWriter {
     put(f.data(), f.size_bytes());
   }
   [[nodiscard]] const std::string& bytes() const noexcept { return out_; }
+  [[nodiscard]] std::string release() noexcept { return std::move(out_); }
 
  private:
   void put(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }

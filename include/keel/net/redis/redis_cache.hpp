@@ -18,7 +18,8 @@
 // engine passes it for every row), and once t0 + share x (deadline - t0) has
 // passed a row is a miss, or its insert is skipped, without a call (fallback
 // reason "budget"). A batch of many rows then spends at most that share of
-// its deadline on Redis round trips.
+// its deadline on Redis round trips: with lookup_many / insert_many (what
+// the engine calls) one each way, however many rows.
 //
 // Thread-safe.
 
@@ -53,6 +54,15 @@ class RedisCache final : public Cache {
   bool lookup(const CacheKey& key, TimePoint now, Deadline deadline, std::span<float> out) noexcept override;
   void insert(const CacheKey& key, std::span<const float> scores, TimePoint now,
               Deadline deadline) noexcept override;
+  // A batch of rows: one MGET for the lookup, one pipeline of SET ... PX
+  // for the insert (one round trip each), within the same budget as a row;
+  // every row's record is checked as lookup() checks it. A batch that
+  // cannot reach Redis is all misses (or no inserts) and counts one
+  // fallback. A batch of one row is lookup() / insert().
+  std::size_t lookup_many(const CacheRows& batch, TimePoint now, Deadline deadline, std::span<float> scores,
+                          std::size_t out_width, std::span<std::uint8_t> hit) noexcept override;
+  void insert_many(const CacheRows& batch, std::span<const float> scores, std::size_t out_width, TimePoint now,
+                   Deadline deadline) noexcept override;
   // Deletes every key under the prefix (SCAN + UNLINK), within 5 s.
   void clear() noexcept override;
   [[nodiscard]] CacheStats stats() const noexcept override;
@@ -65,6 +75,9 @@ class RedisCache final : public Cache {
  private:
   // The request's Redis budget, or nullopt (counted) when it is spent.
   [[nodiscard]] std::optional<Deadline> budget(TimePoint t0, Deadline deadline) noexcept;
+  // Serves a stored record for `key` (counted hit, miss or collision).
+  bool take(RedisReply::View v, const CacheKey& key, std::span<float> out) noexcept;
+  static std::string record(const CacheKey& key, std::span<const float> scores);
 
   std::shared_ptr<RedisClient> client_;
   RedisCacheOptions opts_;

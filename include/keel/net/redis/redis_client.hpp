@@ -163,6 +163,7 @@ Deadline redis_budget(TimePoint t0, Deadline deadline, double share) noexcept;
 
 struct RedisStats {
   std::uint64_t ok = 0;           // commands answered (an error reply included)
+  std::uint64_t round_trips = 0;  // exchanges answered: one per command(), one per pipeline()
   std::uint64_t error_replies = 0;  // -ERR ... answers
   std::uint64_t timeouts = 0;
   std::uint64_t unavailable = 0;  // connect/IO errors, AUTH failures, no master
@@ -196,6 +197,14 @@ class RedisClient {
                                            CommandOptions opts = {}) noexcept {
     return command(std::span<const std::string_view>(args.begin(), args.size()), deadline, opts);
   }
+  // Runs the commands in one round trip (hiredis pipelining: every command
+  // written, then every reply read) under one breaker permit, the whole
+  // exchange within min(command_timeout, time left). Returns the replies in
+  // order; errors and error replies as command() (one -READONLY reply makes
+  // the whole call kUnavailable). A failure part way loses every reply: the
+  // connection is dropped, and which commands ran is unknown.
+  [[nodiscard]] Result<std::vector<RedisReply>> pipeline(std::span<const std::span<const std::string_view>> commands,
+                                                         Deadline deadline, CommandOptions opts = {}) noexcept;
   // Runs the script with keys and args (EVALSHA, then EVAL once when the
   // server does not know the script yet, e.g. after a restart or failover).
   [[nodiscard]] Result<RedisReply> eval(const RedisScript& script, std::span<const std::string_view> keys,
