@@ -229,7 +229,8 @@ TEST_CASE("multiclass reason codes: k per output, each naming its output") {
   auto resp = engine->score(ask(row, 2));
   REQUIRE(resp.ok());
   std::vector<float> contribs;
-  const auto want = expected(*m, row, 2, ReasonMode::kMagnitude, keel::reason_code_names(m->info()), contribs);
+  const std::vector<std::string> names = keel::reason_code_names(m->info());  // the codes view these
+  const auto want = expected(*m, row, 2, ReasonMode::kMagnitude, names, contribs);
   check_same(resp->reasons, want);
   REQUIRE(resp->reasons.size() == 6);
   for (std::size_t i = 0; i < 6; ++i) CHECK(resp->reasons[i].output == i / 2);
