@@ -61,7 +61,10 @@ void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::si
   out.failed = 0;
   out.degraded = 0;
   out.latency = Duration::zero();
-  out.reason_k = 0;  // stage_explain sets it when asked
+  out.reason_k = 0;  // stage_explain sets these when asked
+  out.contrib_width = out.leaf_width = 0;
+  out.contributions.clear();
+  out.leaves.clear();
 }
 
 // The thread's scratch, or fresh buffers when a model on this thread is
@@ -190,11 +193,13 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
     computed = false;
     // Reason codes asked for are part of the payload (another k is another request).
     const std::string payload_model =
-        reasons.k == 0 ? std::string()
-                       : fmt::format("{}\x1freasons={}/{}", name, reasons.k,
-                                     reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+        !reasons.any() ? std::string()
+                       : fmt::format("{}\x1freasons={}/{}{}{}", name, reasons.k,
+                                     reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude",
+                                     reasons.contributions ? "\x1f" "contributions" : "",
+                                     reasons.leaves ? "\x1fleaves" : "");
     Result<StoredBatch> r = idempotency->run(
-        {id, reasons.k == 0 ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
+        {id, !reasons.any() ? std::string_view(name) : std::string_view(payload_model), features}, t0, deadline,
         [&]() noexcept -> Result<StoredBatch> {
           computed = true;
           Status st = run_stages(v, out, t0, deadline, single, reasons);
