@@ -119,7 +119,7 @@ try:
     got_c = split(c["data"], F + 1)
     check(rows_close(got_c, want_c), "contributions equal XGBoost's pred_contribs (1e-5), %d rows" % n)
     check(split(leaf["data"], len(want_leaf[0])) == want_leaf, "leaf equals XGBoost's pred_leaf exactly")
-    sums = [sum(row) for row in got_c]
+    sums = [sum(math.nan if v is None else v for v in row) for row in got_c]
     check(all(abs(a - b) <= 1e-4 * max(1.0, abs(b)) for a, b in zip(sums, scores["data"])),
           "each row's contributions sum to its margin (the logitraw score)")
     expl = j["parameters"].get("explanations")
@@ -208,7 +208,9 @@ try:
                          ("huge", {"reason_codes": 2 ** 40}), ("more than features", {"reason_codes": 1000}),
                          ("fraction", {"reason_codes": 1.5}), ("bool", {"reason_codes": True})]:
         r = infer("plain", body(rows[:1], params=params))
-        check(r.status_code == 400 and "parameters.reason_codes" in r.json().get("error", ""),
+        err = r.json().get("error", "")
+        shown = {-1: "got -1", "3": "got a string", 2 ** 40: "got %d" % 2 ** 40}.get(params["reason_codes"], "")
+        check(r.status_code == 400 and "parameters.reason_codes" in err and shown in err,
               "reason_codes %s -> 400 naming it (%d %s)" % (what, r.status_code, r.text[:120]))
     r = infer("plain", body(rows[:1], params={"reason_codes": 1, "reason_mode": "down"}))
     check(r.status_code == 400 and "parameters.reason_mode" in r.json().get("error", ""), "bad reason_mode -> 400")
@@ -273,7 +275,8 @@ try:
         except grpc.RpcError as e:
             code, details = e.code(), e.details()
         field = "reason_mode" if mode else "reason_codes"
-        check(code == grpc.StatusCode.INVALID_ARGUMENT and "parameters." + field in details,
+        check(code == grpc.StatusCode.INVALID_ARGUMENT and "parameters." + field in details and
+              (not isinstance(k, int) or k >= 0 or "got %d" % k in details),
               "gRPC %s %s -> INVALID_ARGUMENT naming it (%s %s)" % (field, what, code, details[:100]))
     g = infer_rpc(grpc_req("plain"), timeout=10)
     check(len(g.outputs) == 2, "gRPC still serving after the bad requests")
