@@ -113,6 +113,9 @@ inline constexpr std::size_t kMaxStages = 9;
 struct ReasonAsk {
   std::uint32_t k = 0;  // 0: none
   ReasonMode mode = ReasonMode::kMagnitude;
+  bool contributions = false;  // the tensors (ReasonOptions)
+  bool leaves = false;
+  [[nodiscard]] bool any() const noexcept { return k != 0 || contributions || leaves; }
 };
 
 // Null objects for the optional per-row components, so that the stages
@@ -237,7 +240,7 @@ struct ScoringEngine::Impl {
   void plan_stages() noexcept;
   [[nodiscard]] detail::ReasonAsk resolve(const ReasonOptions& o) const noexcept {
     return {o.k.value_or(reason_default.k.value_or(0)),
-            o.mode.value_or(reason_default.mode.value_or(ReasonMode::kMagnitude))};
+            o.mode.value_or(reason_default.mode.value_or(ReasonMode::kMagnitude)), o.contributions, o.leaves};
   }
 
   // --- models ----------------------------------------------------------------

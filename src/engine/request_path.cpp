@@ -61,7 +61,10 @@ void begin_result(BatchResult& out, const Snapshot& snap, std::size_t n, std::si
   out.failed = 0;
   out.degraded = 0;
   out.latency = Duration::zero();
-  out.reason_k = 0;  // stage_explain sets it when asked
+  out.reason_k = 0;  // stage_explain sets these when asked
+  out.contrib_width = out.leaf_width = 0;
+  out.contributions.clear();
+  out.leaves.clear();
 }
 
 // The thread's scratch, or fresh buffers when a model on this thread is
@@ -216,12 +219,15 @@ Status ScoringEngine::Impl::run_admitted(std::string_view id, const BatchView& v
       features = v.values.first(std::min(v.values.size(), v.rows * v.cols));
     }
     computed = false;
-    // Reason codes asked for are part of the payload (another k is another
-    // request), and so is a float64 request's type.
+    // Reason codes and explanation tensors asked for are part of the
+    // payload (another k is another request), and so is a float64
+    // request's type.
     std::string payload_model;
-    if (reasons.k != 0) {
-      payload_model = fmt::format("{}\x1freasons={}/{}", name, reasons.k,
-                                  reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude");
+    if (reasons.any()) {
+      payload_model = fmt::format("{}\x1freasons={}/{}{}{}", name, reasons.k,
+                                  reasons.mode == ReasonMode::kIncreasing ? "up" : "magnitude",
+                                  reasons.contributions ? "\x1f" "contributions" : "",
+                                  reasons.leaves ? "\x1fleaves" : "");
     }
     if (f64) payload_model = (payload_model.empty() ? name : payload_model) + "\x1f" "f64";
     Result<StoredBatch> r = idempotency->run(

@@ -60,7 +60,7 @@ Next stage_postprocess(ScoringEngine::Impl& m, RequestState& st) noexcept;
 // The one branch a request without reason codes pays; the work is out of line.
 Next explain_rows(ScoringEngine::Impl& m, RequestState& st) noexcept;
 inline Next stage_explain(ScoringEngine::Impl& m, RequestState& st) noexcept {
-  return st.reasons.k == 0 ? Next::kContinue : explain_rows(m, st);
+  return st.reasons.any() ? explain_rows(m, st) : Next::kContinue;
 }
 Next stage_observe(ScoringEngine::Impl& m, RequestState& st) noexcept;
 Next stage_store(ScoringEngine::Impl& m, RequestState& st) noexcept;

@@ -1,5 +1,6 @@
-// explain: reason codes for every answered row, only when the request asked
-// (RequestState::reasons.k > 0; stage_explain in request_state.hpp is the
+// explain: reason codes (and, when asked, the contribution and leaf tensors)
+// for every answered row, only when the request asked
+// (RequestState::reasons.any(); stage_explain in request_state.hpp is the
 // one branch the others pay). Per stage, one Model::contributions call on
 // the model rows that stage answered, so a degraded row is explained by the
 // fallback's model; a cache hit (stage 0) is recomputed on the primary,
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace keel::detail {
 
@@ -29,6 +31,7 @@ struct ExplainScratch {
   std::vector<float> x;                 // their model rows, dense
   std::vector<double> x64;              // the same for a float64 request
   std::vector<float> contribs;          // their contributions
+  std::vector<std::int32_t> leaves;     // their leaf indices (when asked)
   std::vector<ReasonCode> codes;        // per row: `slots` codes (views into the snapshot's names)
   std::vector<std::uint32_t> output;    // per code slot: the margin output it explains
   std::vector<std::uint32_t> count;     // per row: codes written
@@ -56,8 +59,9 @@ class ExplainLease {
   std::unique_ptr<ExplainScratch> own_;
 };
 
-// Explains the rows stage `i` answered into their slots of x.codes.
-// Each row has `slots` code slots: k per margin output of the widest stage.
+// Explains the rows stage `i` answered: their codes into their slots of
+// x.codes (k per margin output of the widest stage; k = 0: none), and the
+// tensors asked for into out.contributions / out.leaves.
 void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::size_t k, std::size_t slots,
                    ExplainScratch& x) {
   BatchResult& out = st.out;
@@ -70,6 +74,7 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
   }
   const std::size_t n = x.rows.size();
   const std::size_t outputs = model->info().num_margin_outputs;
+  const std::size_t trees = out.leaf_width == 0 ? 0 : model->info().num_trees;
   const std::size_t block = F + 1;
   std::span<const float> rows;
   std::span<const double> rows64;  // a float64 request: the models' rows
@@ -91,10 +96,19 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
       rows64 = x.x64;
     }
   }
-  x.contribs.resize(n * outputs * block);
-  const Status explained =
-      f64 ? model->contributions(rows64, n, x.contribs) : model->contributions(rows, n, x.contribs);
-  if (Status s = explained; !s.is_ok()) {
+  // A row's explanation is whole or absent: a stage that cannot give every
+  // part asked for gives none. A float64 request is explained on its doubles.
+  const bool contribs = k != 0 || out.contrib_width != 0;
+  Status s;
+  if (contribs) {
+    x.contribs.resize(n * outputs * block);
+    s = f64 ? model->contributions(rows64, n, x.contribs) : model->contributions(rows, n, x.contribs);
+  }
+  if (s.is_ok() && trees != 0) {
+    x.leaves.resize(n * trees);
+    s = f64 ? model->leaf_indices(rows64, n, x.leaves) : model->leaf_indices(rows, n, x.leaves);
+  }
+  if (!s.is_ok()) {
     const std::string why = fmt::format("stage '{}' cannot explain: {}", st.snap.stage_names[i], s.to_string());
     for (std::uint32_t r : x.rows) out.reasons_unavailable[r] = why;
     return;
@@ -104,7 +118,7 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
     const std::uint32_t r = x.rows[j];
     const std::span<const float> values = rows.subspan(j * F, F);
     std::size_t written = 0;
-    for (std::size_t o = 0; o < outputs; ++o) {
+    for (std::size_t o = 0; o < outputs && k != 0; ++o) {
       const std::span<const float> c(&x.contribs[(j * outputs + o) * block], block);
       const std::span<ReasonCode> dst(&x.codes[r * slots + written], k);
       Result<std::size_t> got = top_reason_codes(c, names, values, st.reasons.mode, dst);
@@ -120,7 +134,15 @@ void explain_stage(const RequestState& st, std::size_t i, std::size_t F, std::si
       }
       written += *got;
     }
-    x.count[r] = static_cast<std::uint32_t>(written);
+    if (k != 0) x.count[r] = static_cast<std::uint32_t>(written);
+    if (!out.reasons_unavailable[r].empty()) continue;  // its tensors stay NaN / -1
+    if (out.contrib_width != 0) {
+      std::memcpy(&out.contributions[r * out.contrib_width], &x.contribs[j * outputs * block],
+                  outputs * block * sizeof(float));
+    }
+    if (trees != 0) {
+      std::memcpy(&out.leaves[r * out.leaf_width], &x.leaves[j * trees], trees * sizeof(std::int32_t));
+    }
   }
 }
 
@@ -140,6 +162,18 @@ Next explain_rows(ScoringEngine::Impl& m, RequestState& st) noexcept {
       if (p) outputs = std::max(outputs, p->info().num_margin_outputs);
     }
     const std::size_t slots = k * outputs;
+    if (st.reasons.contributions) {
+      out.contrib_width = outputs * (F + 1);
+      out.contributions.assign(n * out.contrib_width, std::numeric_limits<float>::quiet_NaN());
+    }
+    if (st.reasons.leaves) {
+      std::size_t trees = 0;
+      for (const ModelPtr& p : st.snap.stage_models) {
+        if (p) trees = std::max(trees, p->info().num_trees);
+      }
+      out.leaf_width = trees;
+      out.leaves.assign(n * trees, -1);
+    }
     out.reason_k = st.reasons.k;
     out.reason_mode = st.reasons.mode;
     out.reasons_unavailable.resize(n);
@@ -154,7 +188,7 @@ Next explain_rows(ScoringEngine::Impl& m, RequestState& st) noexcept {
       for (std::size_t r = 0; r < n; ++r) {
         if (out.stage[r] == i) x.rows.push_back(static_cast<std::uint32_t>(r));
       }
-      if (!x.rows.empty() && slots != 0) explain_stage(st, i, F, k, slots, x);
+      if (!x.rows.empty()) explain_stage(st, i, F, k, slots, x);
     }
     // Compact: row r's codes at reasons[reason_begin[r]...].
     out.reason_begin.resize(n + 1);

@@ -146,7 +146,7 @@ TEST_CASE("structural errors name the field", "[oip][codec]") {
        "inputs[0].data: missing (and no parameters.binary_data_size)"},
       {one_input(R"({"name":"x","shape":[1],"datatype":"FP32","data":[1]})") .substr(0, 0) +
            R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"label"}]})",
-       "outputs[0].name: unknown output 'label' (the model answers 'output-0')"},
+       "outputs[0].name: unknown output 'label' (the model answers 'output-0', 'contributions' and 'leaf')"},
       {R"({"parameters":{"binary_data_output":1},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]})",
        "parameters.binary_data_output: expected a boolean"},
       {one_input(R"({"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4}})"),
@@ -288,6 +288,89 @@ TEST_CASE("responses: JSON shortest floats, Keel's parameters, per-row errors, b
   req.outputs.push_back({std::string(kScoresOutput), false});
   const std::size_t all_json = encode_infer_response(res, req, body);
   CHECK(all_json == body.size());
+}
+
+TEST_CASE("explanations: reason_codes, reason_mode and the explanation outputs decode or fail by name",
+          "[oip][codec][explain]") {
+  const std::string input = R"("inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}])";
+  InferRequest r;
+  REQUIRE(decode(R"({"parameters":{"reason_codes":2,"reason_mode":"up"},)" + input +
+                     R"(,"outputs":[{"name":"leaf"},{"name":"contributions"}]})",
+                 r));
+  CHECK(r.reasons.k == 2u);
+  CHECK(r.reasons.mode == ReasonMode::kIncreasing);
+  CHECK(r.reasons.contributions);
+  CHECK(r.reasons.leaves);
+  REQUIRE(r.outputs.size() == 2);
+  CHECK(r.outputs[0].name == "leaf");
+  REQUIRE(decode("{" + input + "}", r));  // a reused request forgets them
+  CHECK(!r.reasons.k);
+  CHECK(!r.reasons.contributions);
+  CHECK(!r.reasons.leaves);
+  for (const auto& [params, message] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"reason_codes":-1})", "parameters.reason_codes: expected an integer from 0 to the model's features, got -1"},
+           {R"({"reason_codes":"2"})",
+            "parameters.reason_codes: expected an integer from 0 to the model's features, got a string"},
+           {R"({"reason_codes":4294967296})",
+            "parameters.reason_codes: expected an integer from 0 to the model's features, got 4294967296"},
+           {R"({"reason_codes":1.5})", "parameters.reason_codes: expected an integer from 0 to the model's features, "
+                                       "got a non-integer or out-of-range number"},
+           {R"({"reason_mode":"down"})", "parameters.reason_mode: expected \"magnitude\" or \"up\""},
+       }) {
+    INFO(params);
+    Status s = decode(R"({"parameters":)" + params + "," + input + "}", r);
+    CHECK(s.code() == StatusCode::kInvalidInput);
+    CHECK(s.message() == message);
+  }
+  Status twice = decode("{" + input + R"(,"outputs":[{"name":"leaf"},{"name":"leaf"}]})", r);
+  CHECK(twice.message() == "outputs[1].name: output 'leaf' asked twice");
+}
+
+TEST_CASE("explanations: tensors in the order asked, JSON or binary, and the per-row explanations",
+          "[oip][codec][explain]") {
+  InferRequest req;
+  REQUIRE(decode(R"({"inputs":[{"name":"x","shape":[2,1],"datatype":"FP32","data":[1,2]}],"outputs":[)"
+                 R"({"name":"contributions"},{"name":"leaf","parameters":{"binary_data":true}},{"name":"output-0"}]})",
+                 req));
+  InferResult res;
+  res.rows = 2;
+  res.width = 1;
+  res.scores = {0.5f, 0.25f};
+  res.explained = res.reasons_asked = true;
+  res.explained_by = {"primary", ""};
+  res.explain_unavailable = {"", "stage 'default' answers with default scores"};
+  res.reasons = {Reason{"age", 0, 0, 41.0, 0.75f}};
+  res.reason_begin = {0, 1, 1};
+  res.contrib_width = 2;
+  res.contributions = {0.75f, -0.25f, NAN, NAN};
+  res.leaf_width = 3;
+  res.leaves = {4, 7, 1, -1, -1, -1};
+  std::string body;
+  const std::size_t hl = encode_infer_response(res, req, body);
+  const auto j = nlohmann::json::parse(body.substr(0, hl));
+  REQUIRE(j["outputs"].size() == 3);
+  CHECK(j["outputs"][0]["name"] == "contributions");
+  CHECK(j["outputs"][0]["datatype"] == "FP32");
+  CHECK(j["outputs"][0]["shape"] == nlohmann::json::array({2, 2}));
+  CHECK(j["outputs"][0]["data"] == nlohmann::json::parse("[0.75,-0.25,null,null]"));
+  CHECK(j["outputs"][1]["name"] == "leaf");
+  CHECK(j["outputs"][1]["datatype"] == "INT32");
+  CHECK(j["outputs"][1]["parameters"]["binary_data_size"] == 24);
+  CHECK(j["outputs"][2]["data"] == nlohmann::json::parse("[0.5,0.25]"));
+  REQUIRE(body.size() == hl + 24);
+  std::int32_t leaves[6];
+  std::memcpy(leaves, body.data() + hl, sizeof leaves);
+  CHECK(std::vector<std::int32_t>(leaves, leaves + 6) == res.leaves);
+  CHECK(j["parameters"]["explanations"] ==
+        nlohmann::json::parse(R"([{"explained_by":"primary","reasons":[{"feature":"age","index":0,"output":0,)"
+                              R"("value":41,"contribution":0.75}]},{"explained_by":"","reasons":[],)"
+                              R"("reasons_unavailable":"stage 'default' answers with default scores"}])"));
+  res.explained_by = {"", "primary"};  // a failed row (no stage, no reason) is null
+  res.explain_unavailable = {"", ""};
+  encode_infer_response(res, req, body);
+  const auto k = nlohmann::json::parse(body.substr(0, body.size() - 24));
+  CHECK(k["parameters"]["explanations"][0].is_null());
+  CHECK(k["parameters"]["explanations"][1]["explained_by"] == "primary");
 }
 
 TEST_CASE("error bodies escape the message", "[oip][codec]") {

@@ -85,7 +85,21 @@ struct BatchResult {
   ReasonMode reason_mode = ReasonMode::kMagnitude;
   std::vector<Reason> reasons;
   std::vector<std::uint32_t> reason_begin;       // rows + 1 offsets
-  std::vector<std::string> reasons_unavailable;  // per row
+  std::vector<std::string> reasons_unavailable;  // per row (also set when only tensors were asked)
+  // Explanation tensors, only when asked (ReasonOptions::contributions /
+  // leaves; width 0 otherwise): row r's at [r * width, (r + 1) * width),
+  // computed by stage[r]'s model on the rows it scored. contributions: per
+  // margin output, each feature's SHAP value then the bias; its width is
+  // that of the stage with the most margin outputs (a narrower stage's rows
+  // end in NaN). leaves: the leaf each tree of stage[r]'s model reaches,
+  // -1 past its trees (the width is the most trees of any stage). A row
+  // that failed, or whose stage could not explain it (reasons_unavailable),
+  // is all NaN / -1. Not kept by Redis idempotency records (width 0 on such
+  // a replay).
+  std::size_t contrib_width = 0;
+  std::vector<float> contributions;
+  std::size_t leaf_width = 0;
+  std::vector<std::int32_t> leaves;
 
   [[nodiscard]] std::span<const Reason> row_reasons(std::size_t r) const noexcept {
     if (reason_k == 0) return {};

@@ -19,6 +19,11 @@ enum class ReasonMode : std::uint8_t {
 struct ReasonOptions {
   std::optional<std::uint32_t> k;  // codes per model output
   std::optional<ReasonMode> mode;
+  // The whole explanation as tensors, besides or instead of codes
+  // (BatchResult::contributions / leaves): every feature's contribution,
+  // the leaf each tree reaches. Off unless asked (no engine default).
+  bool contributions = false;
+  bool leaves = false;
 };
 
 // One reason code of an answer.

@@ -63,8 +63,10 @@ Status decode(const inference::ModelInferRequest& in, oip::InferRequest& out) {
   out.id = in.id();
   out.outputs.clear();
   out.binary_output = false;
+  out.reasons = {};
   if (Status s = read_parameters(in.parameters(), out.parameters); !s) return s;
   if (Status s = bool_param(out.parameters, "binary_data_output", "parameters", out.binary_output); !s) return s;
+  if (Status s = oip::read_explain_parameters(out); !s) return s;
   if (in.inputs_size() != 1)
     return invalid_input("inputs: expected one tensor of shape [rows, features], got " +
                          std::to_string(in.inputs_size()));
@@ -161,13 +163,10 @@ Status decode(const inference::ModelInferRequest& in, oip::InferRequest& out) {
     ro.name = o.name();
     ro.binary = out.binary_output;
     if (ro.name.empty()) return invalid_input(of + ".name: missing");
-    if (ro.name != oip::kScoresOutput)
-      return invalid_input(of + ".name: unknown output '" + ro.name.substr(0, 64) + "' (the model answers '" +
-                           std::string(oip::kScoresOutput) + "')");
     oip::Parameters ps;
     if (Status s = read_parameters(o.parameters(), ps); !s) return s;
     if (Status s = bool_param(ps, "binary_data", of + ".parameters", ro.binary); !s) return s;
-    out.outputs.push_back(std::move(ro));
+    if (Status s = oip::add_requested_output(std::move(ro), of, out); !s) return s;
   }
   return {};
 }
@@ -197,22 +196,39 @@ void encode(const oip::InferResult& result, const oip::InferRequest& request, bo
     oip::append_row_errors(json, result.row_errors);
     ps["row_errors"].set_string_param(std::move(json));
   }
-  bool send = request.outputs.empty();
-  for (const auto& o : request.outputs) send = send || o.name == oip::kScoresOutput;
-  if (!send) return;
-  auto* t = out.add_outputs();
-  t->set_name(std::string(oip::kScoresOutput));
-  t->set_datatype("FP32");
-  if (!result.one_dimensional) t->add_shape(static_cast<std::int64_t>(result.rows));
-  t->add_shape(static_cast<std::int64_t>(result.width));
-  const std::size_t n = result.rows * result.width;
-  if (raw) {
-    out.add_raw_output_contents()->assign(reinterpret_cast<const char*>(result.scores.data()), n * sizeof(float));
-  } else {
-    auto* f = t->mutable_contents()->mutable_fp32_contents();
-    f->Reserve(static_cast<int>(n));
-    for (std::size_t k = 0; k < n; ++k) f->AddAlreadyReserved(result.scores[k]);
+  if (result.explained) {
+    std::string json;
+    oip::append_explanations(json, result);
+    ps["explanations"].set_string_param(std::move(json));
   }
+  // The scores alone unless `outputs` names others; in the order asked.
+  const auto add = [&](std::string_view name) {
+    auto* t = out.add_outputs();
+    t->set_name(std::string(name));
+    const bool leaf = name == oip::kLeafOutput;
+    const std::size_t width = name == oip::kContributionsOutput ? result.contrib_width
+                              : leaf                             ? result.leaf_width
+                                                                 : result.width;
+    const float* f = name == oip::kContributionsOutput ? result.contributions.data() : result.scores.data();
+    t->set_datatype(leaf ? "INT32" : "FP32");
+    if (!result.one_dimensional) t->add_shape(static_cast<std::int64_t>(result.rows));
+    t->add_shape(static_cast<std::int64_t>(width));
+    const std::size_t n = result.rows * width;
+    if (raw) {
+      const void* data = leaf ? static_cast<const void*>(result.leaves.data()) : f;
+      out.add_raw_output_contents()->assign(static_cast<const char*>(data), n * 4);
+    } else if (leaf) {
+      auto* c = t->mutable_contents()->mutable_int_contents();
+      c->Reserve(static_cast<int>(n));
+      for (std::size_t k = 0; k < n; ++k) c->AddAlreadyReserved(result.leaves[k]);
+    } else {
+      auto* c = t->mutable_contents()->mutable_fp32_contents();
+      c->Reserve(static_cast<int>(n));
+      for (std::size_t k = 0; k < n; ++k) c->AddAlreadyReserved(f[k]);
+    }
+  };
+  if (request.outputs.empty()) add(oip::kScoresOutput);
+  for (const auto& o : request.outputs) add(o.name);
 }
 
 }  // namespace keel::net::grpc_oip

@@ -13,7 +13,12 @@
 // binary_data_output, or an output's binary_data), and in
 // outputs[0].contents.fp32_contents otherwise. Keel's answer fields go in
 // the response's parameters as in REST; `row_errors` is a string parameter
-// holding the same JSON array REST sends. Thread-safe (pure functions).
+// holding the same JSON array REST sends. Explanations as in REST (codec.hpp):
+// request parameters reason_codes (int64_param) and reason_mode
+// (string_param), outputs "contributions" (FP32, fp32_contents) and "leaf"
+// (INT32, int_contents), each tensor asked one raw_output_contents entry in
+// the order of `outputs` when raw; `explanations` is a string parameter
+// holding REST's JSON array. Thread-safe (pure functions).
 
 #include <keel/core/status.hpp>
 #include <keel/net/oip/infer.hpp>

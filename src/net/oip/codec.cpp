@@ -394,6 +394,7 @@ Status RequestDecoder::Impl::decode(std::string_view body, std::size_t capacity,
   out.outputs.clear();
   out.binary_output = false;
   out.parameters.clear();
+  out.reasons = {};
 
   std::size_t jlen = body.size();
   if (json_length) {
@@ -434,6 +435,7 @@ Status RequestDecoder::Impl::decode(std::string_view body, std::size_t capacity,
     if (p->kind != Parameter::Kind::kBool) return invalid_input("parameters.binary_data_output: expected a boolean");
     out.binary_output = p->b;
   }
+  if (Status s = read_explain_parameters(out); !s) return s;
   if (!has_inputs) return invalid_input("inputs: missing");
   simdjson::dom::array in_arr;
   if (inputs.get_array().get(in_arr)) return wrong_type("inputs", "an array", inputs);
@@ -475,10 +477,7 @@ Status RequestDecoder::Impl::decode(std::string_view body, std::size_t capacity,
         }
       }
       if (!named) return invalid_input(field + ".name: missing");
-      if (ro.name != kScoresOutput)
-        return invalid_input(field + ".name: unknown output '" + ro.name + "' (the model answers '" +
-                             std::string(kScoresOutput) + "')");
-      out.outputs.push_back(std::move(ro));
+      if (Status s = add_requested_output(std::move(ro), field, out); !s) return s;
     }
   }
   return {};
@@ -551,18 +550,127 @@ void append_row_errors(std::string& body, const std::vector<RowError>& errors) {
   body.push_back(']');
 }
 
+Status read_explain_parameters(InferRequest& request) {
+  constexpr std::int64_t kMaxK = std::numeric_limits<std::uint32_t>::max();
+  for (const auto& [key, p] : request.parameters) {
+    if (key == "reason_codes") {
+      if (p.kind != Parameter::Kind::kInt || p.i < 0 || p.i > kMaxK) {
+        std::string got = p.kind == Parameter::Kind::kInt      ? std::to_string(p.i)
+                          : p.kind == Parameter::Kind::kString ? "a string"
+                          : p.kind == Parameter::Kind::kBool   ? "a boolean"
+                                                               : "a non-integer or out-of-range number";
+        return invalid_input("parameters.reason_codes: expected an integer from 0 to the model's features, got " +
+                             got);
+      }
+      request.reasons.k = static_cast<std::uint32_t>(p.i);
+    } else if (key == "reason_mode") {
+      if (p.kind == Parameter::Kind::kString && p.s == "magnitude") {
+        request.reasons.mode = ReasonMode::kMagnitude;
+      } else if (p.kind == Parameter::Kind::kString && p.s == "up") {
+        request.reasons.mode = ReasonMode::kIncreasing;
+      } else {
+        return invalid_input("parameters.reason_mode: expected \"magnitude\" or \"up\"");
+      }
+    }
+  }
+  return {};
+}
+
+Status add_requested_output(RequestedOutput output, const std::string& field, InferRequest& request) {
+  if (output.name == kContributionsOutput) {
+    request.reasons.contributions = true;
+  } else if (output.name == kLeafOutput) {
+    request.reasons.leaves = true;
+  } else if (output.name != kScoresOutput) {
+    return invalid_input(field + ".name: unknown output '" + output.name.substr(0, 64) + "' (the model answers '" +
+                         std::string(kScoresOutput) + "', '" + std::string(kContributionsOutput) + "' and '" +
+                         std::string(kLeafOutput) + "')");
+  }
+  for (const auto& o : request.outputs)
+    if (o.name == output.name) return invalid_input(field + ".name: output '" + output.name + "' asked twice");
+  request.outputs.push_back(std::move(output));
+  return {};
+}
+
+void append_explanations(std::string& body, const InferResult& result) {
+  body.push_back('[');
+  for (std::size_t r = 0; r < result.rows; ++r) {
+    if (r) body.push_back(',');
+    const std::string& by = result.explained_by[r];
+    const std::string& why = result.explain_unavailable[r];
+    if (by.empty() && why.empty()) {  // the row failed: row_errors says why
+      body += "null";
+      continue;
+    }
+    body += "{\"explained_by\":";
+    append_json_string(body, by);
+    if (result.reasons_asked) {
+      body += ",\"reasons\":[";
+      for (std::uint32_t c = result.reason_begin[r]; c < result.reason_begin[r + 1]; ++c) {
+        const Reason& x = result.reasons[c];
+        if (c != result.reason_begin[r]) body.push_back(',');
+        body += "{\"feature\":";
+        append_json_string(body, x.feature);
+        body += ",\"index\":" + std::to_string(x.index) + ",\"output\":" + std::to_string(x.output) + ",\"value\":";
+        if (std::isfinite(x.value)) {
+          char buf[32];
+          const auto end = std::to_chars(buf, buf + sizeof buf, x.value);
+          body.append(buf, end.ptr);
+        } else {
+          body += "null";
+        }
+        body += ",\"contribution\":";
+        append_json_float(body, x.contribution);
+        body.push_back('}');
+      }
+      body.push_back(']');
+    }
+    if (!why.empty()) {
+      body += ",\"reasons_unavailable\":";
+      append_json_string(body, why);
+    }
+    body.push_back('}');
+  }
+  body.push_back(']');
+}
+
+namespace {
+
+// One output tensor of a response: where its values are, and how sent.
+struct OutputTensor {
+  std::string_view name;
+  std::string_view datatype;
+  std::size_t width = 0;
+  const void* data = nullptr;
+  std::size_t element_size = 0;
+  bool is_int = false;
+  bool binary = false;
+};
+
+// The tensors `request` asks for, in its order (the scores alone by default).
+std::vector<OutputTensor> output_tensors(const InferResult& result, const InferRequest& request) {
+  std::vector<OutputTensor> out;
+  const auto add = [&](std::string_view name, bool binary) {
+    if (name == kContributionsOutput)
+      out.push_back({name, "FP32", result.contrib_width, result.contributions.data(), sizeof(float), false, binary});
+    else if (name == kLeafOutput)
+      out.push_back({name, "INT32", result.leaf_width, result.leaves.data(), sizeof(std::int32_t), true, binary});
+    else
+      out.push_back({kScoresOutput, "FP32", result.width, result.scores.data(), sizeof(float), false, binary});
+  };
+  if (request.outputs.empty()) add(kScoresOutput, request.binary_output);
+  for (const auto& o : request.outputs) add(o.name, o.binary);
+  return out;
+}
+
+}  // namespace
+
 std::size_t encode_infer_response(const InferResult& result, const InferRequest& request, std::string& body) {
   body.clear();
-  // Which outputs, and whether binary: every output unless selected.
-  bool send = true;
-  bool binary = request.binary_output;
-  if (!request.outputs.empty()) {
-    send = false;
-    for (const auto& o : request.outputs)
-      if (o.name == kScoresOutput) send = true, binary = o.binary;
-  }
-  const std::size_t n = result.rows * result.width;
-  body.reserve(160 + (binary ? 0 : n * 12) + result.row_errors.size() * 64);
+  const std::vector<OutputTensor> tensors = output_tensors(result, request);
+  std::size_t text = 0;
+  for (const auto& t : tensors) text += t.binary ? 0 : result.rows * t.width * 12;
+  body.reserve(160 + text + result.row_errors.size() * 64);
   body += "{\"id\":";
   append_json_string(body, result.id);
   body += ",\"model_name\":";
@@ -585,36 +693,51 @@ std::size_t encode_infer_response(const InferResult& result, const InferRequest&
     body += ",\"row_errors\":";
     append_row_errors(body, result.row_errors);
   }
+  if (result.explained) {
+    body += ",\"explanations\":";
+    append_explanations(body, result);
+  }
   body += "},\"outputs\":[";
-  if (send) {
+  bool first = true;
+  for (const auto& t : tensors) {
+    if (!first) body.push_back(',');
+    first = false;
+    const std::size_t n = result.rows * t.width;
     body += "{\"name\":";
-    append_json_string(body, kScoresOutput);
-    body += ",\"datatype\":\"FP32\",\"shape\":[";
+    append_json_string(body, t.name);
+    body += ",\"datatype\":\"";
+    body += t.datatype;
+    body += "\",\"shape\":[";
     if (!result.one_dimensional) {
       body += std::to_string(result.rows);
       body.push_back(',');
     }
-    body += std::to_string(result.width);
+    body += std::to_string(t.width);
     body.push_back(']');
-    if (binary) {
+    if (t.binary) {
       body += ",\"parameters\":{\"binary_data_size\":";
-      body += std::to_string(n * sizeof(float));
+      body += std::to_string(n * t.element_size);
       body += "}}";
-    } else {
-      body += ",\"data\":[";
-      for (std::size_t k = 0; k < n; ++k) {
-        if (k) body.push_back(',');
-        append_json_float(body, result.scores[k]);
-      }
-      body += "]}";
+      continue;
     }
+    body += ",\"data\":[";
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k) body.push_back(',');
+      if (t.is_int)
+        body += std::to_string(static_cast<const std::int32_t*>(t.data)[k]);
+      else
+        append_json_float(body, static_cast<const float*>(t.data)[k]);
+    }
+    body += "]}";
   }
   body += "]}";
   const std::size_t json_length = body.size();
-  if (send && binary) {
+  for (const auto& t : tensors) {
+    const std::size_t bytes = result.rows * t.width * t.element_size;
+    if (!t.binary || bytes == 0) continue;
     const std::size_t at = body.size();
-    body.resize(at + n * sizeof(float));
-    if (n) std::memcpy(body.data() + at, result.scores.data(), n * sizeof(float));
+    body.resize(at + bytes);
+    std::memcpy(body.data() + at, t.data, bytes);
   }
   return json_length;
 }

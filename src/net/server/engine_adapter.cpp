@@ -25,6 +25,43 @@ void ServedModel::set_engine(std::shared_ptr<ScoringEngine> engine) const {
   // `old` is released here, outside the lock (its watcher joins).
 }
 
+namespace {
+
+// The batch's explanations into `result`, when asked (or the engine's
+// "explain" default gave reason codes).
+Status copy_explanations(const BatchResult& batch, const oip::InferRequest& request, oip::InferResult& result) {
+  const bool tensors = request.reasons.contributions || request.reasons.leaves;
+  if (batch.reason_k == 0 && !tensors) return {};
+  const std::size_t n = batch.rows;
+  // A replay from a shared (Redis) idempotency store has no tensors (and
+  // its reasons_unavailable only with reason codes): say so rather than
+  // answer without them.
+  if (tensors && (batch.reasons_unavailable.size() != n || (request.reasons.contributions && batch.contrib_width == 0) ||
+                  batch.leaves.size() != n * batch.leaf_width || batch.contributions.size() != n * batch.contrib_width))
+    return unavailable("explanations: not kept for a request id answered before (a shared idempotency store "
+                       "keeps scores and reason codes only); ask again without an idempotency key");
+  result.explained = true;
+  result.reasons_asked = batch.reason_k != 0;
+  result.explained_by.assign(n, {});
+  result.explain_unavailable.assign(n, {});
+  for (std::size_t r = 0; r < n; ++r) {
+    if (!batch.status[r] || batch.stage[r] == BatchResult::kNoStage) continue;  // failed: row_errors
+    if (batch.reasons_unavailable[r].empty())
+      result.explained_by[r] = batch.stage_names[batch.stage[r]];
+    else
+      result.explain_unavailable[r] = batch.reasons_unavailable[r];
+  }
+  result.reasons.assign(batch.reasons.begin(), batch.reasons.end());
+  if (batch.reason_k != 0) result.reason_begin.assign(batch.reason_begin.begin(), batch.reason_begin.end());
+  result.contrib_width = batch.contrib_width;
+  result.contributions.assign(batch.contributions.begin(), batch.contributions.end());
+  result.leaf_width = batch.leaf_width;
+  result.leaves.assign(batch.leaves.begin(), batch.leaves.end());
+  return {};
+}
+
+}  // namespace
+
 bool ServedModel::ready() const { return engine()->health().ready; }
 
 Status ServedModel::score(const oip::InferRequest& request, std::string_view idempotency_key, Deadline deadline,
@@ -39,10 +76,15 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
   // One path for one row and many: score_batch with the idempotency key
   // (a retried batch replays the same per-row answers), per-row errors,
   // and the rows' flags folded into the response's fields.
+  result.explained = result.reasons_asked = false;
+  result.contrib_width = result.leaf_width = 0;
+  if (request.reasons.k && *request.reasons.k > features)
+    return invalid_input("parameters.reason_codes: " + std::to_string(*request.reasons.k) + " is more than the " +
+                         std::to_string(features) + " features of model '" + name + "'");
   thread_local BatchResult batch;
   // An FP64 tensor reaches the models as doubles (BatchView::values64).
   BatchView view{request.values, request.rows, request.cols, 0, request.values64};
-  if (Status s = engine()->score_batch(view, batch, deadline, {}, idempotency_key); !s) return s;
+  if (Status s = engine()->score_batch(view, batch, deadline, {}, idempotency_key, request.reasons); !s) return s;
   if (batch.failed == batch.rows && batch.rows > 0) {
     Status first = batch.status[0];
     return batch.rows == 1 ? first : first.with_context("row 0");
@@ -70,7 +112,7 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
                                                    std::to_string(first_degraded) + ": " +
                                                    batch.degraded_reason[first_degraded];
   }
-  return {};
+  return copy_explanations(batch, request, result);
 }
 
 namespace detail {

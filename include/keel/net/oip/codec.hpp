@@ -15,9 +15,32 @@
 //   - with `Inference-Header-Content-Length: N` the first N bytes are the
 //     JSON header and the rest holds each input carrying
 //     `parameters.binary_data_size` in order, little-endian;
-//   - `outputs` selects outputs by name (Keel models have one, "output-0");
-//     `parameters.binary_data` on an output, or `binary_data_output` on the
-//     request, asks for it in binary.
+//   - `outputs` selects outputs by name: "output-0" (the scores; the only
+//     one sent when `outputs` is absent), "contributions" and "leaf" (the
+//     explanation tensors, below); `parameters.binary_data` on an output, or
+//     `binary_data_output` on the request, asks for it in binary;
+//   - request parameters `reason_codes` (an integer k >= 0, at most the
+//     model's features) and `reason_mode` ("magnitude": largest |value|
+//     first; "up": only contributions > 0) ask for each row's top k reason
+//     codes per margin output.
+//
+// Explanations come from the model of the stage that answered each row (a
+// degraded row is explained by the fallback's model), on the row as that
+// model scored it:
+//   - "contributions": FP32 [rows, outputs * (features + 1)], per margin
+//     output each feature's exact SHAP value, then the bias (a block sums
+//     to the margin);
+//   - "leaf": INT32 [rows, trees], the leaf each tree reaches (the width is
+//     the most trees of any stage; -1 past the answering model's trees);
+//   - a row with no explanation (it failed, its stage answers default
+//     scores, or its model cannot explain) is NaN (JSON null) / -1 in the
+//     tensors and says why in `explanations`: never another model's values.
+// With any explanation asked, the response's `parameters.explanations` is
+// one entry per row: null for a failed row, else {"explained_by": stage
+// ("" when none), "reasons": [{"feature", "index", "output", "value",
+// "contribution"}, ...] (when reason codes were asked; best first per
+// output), "reasons_unavailable": "why" (only when the row has none)}.
+// gRPC carries the same JSON as a string parameter (grpc_codec.hpp).
 //
 // Response: `id`, `model_name`, `model_version`, one FP32 output of shape
 // [rows, width] ([width] for a one-dimensional request), and in
@@ -74,6 +97,14 @@ std::size_t encode_infer_response(const InferResult& result, const InferRequest&
 
 // Appends [{"row": i, "code": "...", "error": "..."}, ...].
 void append_row_errors(std::string& body, const std::vector<RowError>& errors);
+
+// Shared by the REST and gRPC decoders: reads `reason_codes` and
+// `reason_mode` from request.parameters into request.reasons, and adds one
+// requested output after checking its name (`field` names it in errors).
+[[nodiscard]] Status read_explain_parameters(InferRequest& request);
+[[nodiscard]] Status add_requested_output(RequestedOutput output, const std::string& field, InferRequest& request);
+// Appends the `explanations` array (above) of a result that has them.
+void append_explanations(std::string& body, const InferResult& result);
 
 // {"error": "<message>"}
 [[nodiscard]] std::string error_json(std::string_view message);

@@ -4,6 +4,7 @@
 // carries back. No sockets, no JSON here: codec.hpp turns bytes into these
 // and back, service code fills them. Value types, not thread-safe to mutate.
 
+#include <keel/core/reason.hpp>
 #include <keel/core/status.hpp>
 
 #include <cstddef>
@@ -59,6 +60,9 @@ struct InferRequest {
   std::vector<RequestedOutput> outputs;  // empty: every output
   bool binary_output = false;    // parameters.binary_data_output: every output binary
   Parameters parameters;
+  // Explanations asked (codec.hpp): parameters reason_codes / reason_mode,
+  // and outputs "contributions" / "leaf".
+  ReasonOptions reasons;
 };
 
 // Why one row of a batch got no score; the others are still answered.
@@ -84,9 +88,25 @@ struct InferResult {
   std::string degraded_reason;
   bool cache_hit = false;
   bool anomaly = false;
+  // Explanations, when asked (or configured: the engine's "explain"); per
+  // row: the stage whose model explained it ("" when none), why an answered
+  // row has none, its codes at reasons[reason_begin[r], reason_begin[r+1]).
+  bool explained = false;
+  bool reasons_asked = false;  // reason codes (not only tensors)
+  std::vector<std::string> explained_by;
+  std::vector<std::string> explain_unavailable;
+  std::vector<Reason> reasons;
+  std::vector<std::uint32_t> reason_begin;
+  std::size_t contrib_width = 0;  // per row, when the contributions output was asked
+  std::vector<float> contributions;
+  std::size_t leaf_width = 0;     // per row, when the leaf output was asked
+  std::vector<std::int32_t> leaves;
 };
 
 // The one output a Keel model produces: its scores.
 inline constexpr std::string_view kScoresOutput = "output-0";
+// Explanation outputs, only when named in `outputs` (codec.hpp).
+inline constexpr std::string_view kContributionsOutput = "contributions";
+inline constexpr std::string_view kLeafOutput = "leaf";
 
 }  // namespace keel::net::oip
