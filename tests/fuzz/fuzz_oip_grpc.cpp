@@ -17,7 +17,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (s.message().empty()) std::abort();
     return 0;
   }
-  if (req.values.size() != req.rows * req.cols || req.rows == 0 || req.cols == 0) std::abort();
+  // FP64 stays double (values64), every other datatype is in values.
+  const std::size_t got = req.datatype == keel::net::oip::DataType::kFp64 ? req.values64.size() : req.values.size();
+  const std::size_t other = req.datatype == keel::net::oip::DataType::kFp64 ? req.values.size() : req.values64.size();
+  if (got != req.rows * req.cols || other != 0 || req.rows == 0 || req.cols == 0) std::abort();
   keel::net::oip::InferResult result;
   result.rows = req.rows;
   result.width = 1;
@@ -26,11 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   inference::ModelInferResponse out;
   const bool raw = keel::net::grpc_oip::wants_raw(in, req);
   keel::net::grpc_oip::encode(result, req, raw, out);
-  const bool selected_away = !req.outputs.empty() && out.outputs_size() == 0;
-  if (!selected_away) {
-    if (raw && (out.raw_output_contents_size() != 1 || out.raw_output_contents(0).size() != req.rows * 4))
-      std::abort();
-    if (!raw && out.outputs(0).contents().fp32_contents_size() != static_cast<int>(req.rows)) std::abort();
+  // The scores tensor, wherever the request's `outputs` put it (or absent
+  // when they named only explanations); raw answers carry one entry per
+  // output, in order.
+  if (raw && out.raw_output_contents_size() != out.outputs_size()) std::abort();
+  for (int i = 0; i < out.outputs_size(); ++i) {
+    if (out.outputs(i).name() != keel::net::oip::kScoresOutput) continue;
+    if (raw && out.raw_output_contents(i).size() != req.rows * 4) std::abort();
+    if (!raw && out.outputs(i).contents().fp32_contents_size() != static_cast<int>(req.rows)) std::abort();
   }
   return 0;
 }

@@ -30,9 +30,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (s.message().empty()) std::abort();
     return 0;
   }
-  if (req.values.size() != req.rows * req.cols || req.rows == 0 || req.cols == 0) std::abort();
+  // FP64 stays double (values64), every other datatype is in values.
+  const std::size_t got = req.datatype == keel::net::oip::DataType::kFp64 ? req.values64.size() : req.values.size();
+  const std::size_t other = req.datatype == keel::net::oip::DataType::kFp64 ? req.values.size() : req.values64.size();
+  if (got != req.rows * req.cols || other != 0 || req.rows == 0 || req.cols == 0) std::abort();
   for (const auto& o : req.outputs)
-    if (o.name != keel::net::oip::kScoresOutput) std::abort();
+    if (o.name != keel::net::oip::kScoresOutput && o.name != keel::net::oip::kContributionsOutput &&
+        o.name != keel::net::oip::kLeafOutput)
+      std::abort();
   keel::net::oip::InferResult result;
   result.rows = req.rows;
   result.width = 1;
