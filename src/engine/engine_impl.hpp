@@ -98,7 +98,6 @@ struct Scratch {
   std::vector<std::uint32_t> stored;      // rows the chain's first stage answered (cache inserts)
   std::vector<float> cached;
   ChainRows chain;
-  std::vector<std::size_t> answers;       // per stage: rows answered
   bool busy = false;   // in use (a model that calls an engine gets fresh buffers)
 };
 Scratch& scratch() noexcept;

@@ -46,6 +46,7 @@ struct RequestState {
   // model rows.
   std::span<const double> rows64{};
   std::span<const double> model_rows64{};
+  bool chain_failures = false;  // the chain left a stage's failure code on some row (stage_chain)
 };
 
 // Gives row r its error; the calling stage drops it from `pending`.

@@ -12,6 +12,16 @@
 
 namespace keel::detail {
 
+namespace {
+
+void count_answers(ScoringEngine::Impl& m, const ChainRows& cr) noexcept {
+  for (std::size_t i = 0; i < cr.answered.size(); ++i) {
+    if (cr.answered[i] != 0) m.stage_answers[i]->inc(cr.answered[i]);
+  }
+}
+
+}  // namespace
+
 Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
   Scratch& s = st.s;
   if (s.pending.empty()) return Next::kContinue;
@@ -34,6 +44,7 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
         if (s.first_stage[r] != 0) out.degraded_reason[r] = skipped;
       }
     }
+    st.chain_failures = !cr.failures.empty();
     for (const RowFailure& f : cr.failures) {
       const auto code = static_cast<std::size_t>(f.status.code());
       m.stage_failures[f.stage][std::min<std::size_t>(code, kNumCodes - 1)]->inc();
@@ -44,12 +55,25 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
       reason += f.status.to_string();
       out.status[f.row] = Status(f.status.code(), std::string());  // the last failure's code, for an error
     }
-    s.answers.assign(chain.size(), 0);
+    std::size_t answered = 0;
+    for (std::uint32_t a : cr.answered) answered += a;
+    if (cr.failures.empty() && answered == st.n) {
+      // Every row pending and answered: the chain's per-row tables are the
+      // result's.
+      if (st.n == 1) {  // no library call for score()'s one row
+        out.attempts[0] = cr.attempts[0];
+        out.stage[0] = cr.stage[0];
+      } else {
+        std::copy_n(cr.attempts.begin(), st.n, out.attempts.begin());
+        std::copy_n(cr.stage.begin(), st.n, out.stage.begin());
+      }
+      count_answers(m, cr);
+      return Next::kContinue;
+    }
     for (std::uint32_t r : s.pending) {
       out.attempts[r] = cr.attempts[r];
       if (cr.stage[r] != ChainRows::kNoStage) {
         out.stage[r] = cr.stage[r];
-        ++s.answers[cr.stage[r]];
         continue;
       }
       std::string& reason = out.degraded_reason[r];
@@ -57,9 +81,7 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
       out.status[r] = Status(code, fmt::format("all {} stages failed: {}", chain.size(), reason));
       reason.clear();
     }
-    for (std::size_t i = 0; i < s.answers.size(); ++i) {
-      if (s.answers[i] != 0) m.stage_answers[i]->inc(s.answers[i]);
-    }
+    count_answers(m, cr);
     return Next::kContinue;
   } catch (...) {
     st.error = internal_error("chain: out of memory");

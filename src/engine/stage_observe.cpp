@@ -56,7 +56,9 @@ Next stage_observe(ScoringEngine::Impl& m, RequestState& st) noexcept {
       ++out.failed;
       continue;
     }
-    if (!out.status[r].is_ok()) out.status[r] = Status();  // answered: earlier failures are in the reason
+    // Answered: earlier failures are in the reason (only the chain leaves a
+    // failed stage's code on a row it then answers).
+    if (st.chain_failures && !out.status[r].is_ok()) out.status[r] = Status();
     if (out.stage[r] > 0) {
       ++out.degraded;
       if (first_degraded == st.n) first_degraded = r;

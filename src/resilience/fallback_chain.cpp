@@ -222,7 +222,11 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows row
     }
     if (!s) return s;
     bad_rows = 0;
-    for (std::size_t j = 0; j < k; ++j) bad_rows += !finite_row(&dst[j * W], W);
+    if (W == 1) {  // one output a row: a loop that vectorises
+      for (std::size_t j = 0; j < k; ++j) bad_rows += !std::isfinite(dst[j]);
+    } else {
+      for (std::size_t j = 0; j < k; ++j) bad_rows += !finite_row(&dst[j * W], W);
+    }
     if (bad_rows < k) return s;  // at least one good row: the call succeeded
     all_bad = true;
     return k == 1 ? non_finite_error(st.config.name, dst.data(), W)
@@ -233,7 +237,11 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows row
   Status s = guarded_call(*o.breaker, *o.retry, clock_, deadline, now, o.attempt_timeout, attempt, rep);
   c.calls.fetch_add(1, std::memory_order_relaxed);
   const std::uint32_t carried = rep.attempts + hedges;
-  for (std::uint32_t r : res.pending) res.attempts[r] += carried;
+  if (whole) {  // pending is 0..n-1
+    for (std::size_t r = 0; r < n; ++r) res.attempts[r] += carried;
+  } else {
+    for (std::uint32_t r : res.pending) res.attempts[r] += carried;
+  }
   if (bulkhead.adaptive()) {
     const bool dropped = s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded;
     slot.release(clock_.now() - start, dropped);
@@ -247,11 +255,16 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows row
     return;
   }
   if (s.is_ok() && bad_rows == 0) {  // every row answered (checked in the attempt)
-    for (std::size_t j = 0; j < k; ++j) {
-      const std::uint32_t r = res.pending[j];
-      if (!whole) std::copy_n(&dst[j * W], W, out.begin() + static_cast<std::ptrdiff_t>(r * W));
-      res.stage[r] = static_cast<std::uint8_t>(index);
+    if (whole) {
+      std::fill_n(res.stage.begin(), n, static_cast<std::uint8_t>(index));
+    } else {
+      for (std::size_t j = 0; j < k; ++j) {
+        const std::uint32_t r = res.pending[j];
+        std::copy_n(&dst[j * W], W, out.begin() + static_cast<std::ptrdiff_t>(r * W));
+        res.stage[r] = static_cast<std::uint8_t>(index);
+      }
     }
+    res.answered[index] += static_cast<std::uint32_t>(k);
     res.pending.clear();
     return;
   }
@@ -267,6 +280,7 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows row
     }
     if (!whole) std::copy_n(src, W, out.begin() + static_cast<std::ptrdiff_t>(r * W));
     res.stage[r] = static_cast<std::uint8_t>(index);
+    ++res.answered[index];
   }
   res.pending.swap(res.next);
 }
@@ -303,8 +317,24 @@ Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const st
     res.failures.clear();
     res.pending.clear();
     res.later.clear();
+    res.answered.assign(stages_.size(), 0);
+    // Every row pending and none routed (the common batch): pending is
+    // 0..n-1, checked by a loop that vectorises, and copied whole.
+    bool identity = first_stage.empty() && pending.size() == n;
+    if (identity) {
+      std::uint32_t off = 0;
+      for (std::size_t j = 0; j < n; ++j) off |= pending[j] ^ static_cast<std::uint32_t>(j);
+      identity = off == 0;
+    }
+    if (identity) {
+      if (n == 1) {
+        res.pending.push_back(0);
+      } else {
+        res.pending.assign(pending.begin(), pending.end());
+      }
+    }
     std::uint32_t prev = 0;
-    for (std::size_t j = 0; j < pending.size(); ++j) {
+    for (std::size_t j = 0; j < pending.size() && !identity; ++j) {
       const std::uint32_t r = pending[j];
       if (r >= n || (j > 0 && r <= prev)) {
         return invalid_input(fmt::format("pending[{}] = {}: rows must be ascending, distinct and below {}", j, r, n));
@@ -344,6 +374,7 @@ Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const st
                     out.begin() + static_cast<std::ptrdiff_t>(r * W));
           res.stage[r] = static_cast<std::uint8_t>(i);
         }
+        res.answered[i] += static_cast<std::uint32_t>(res.pending.size());
         res.pending.clear();
         continue;
       }

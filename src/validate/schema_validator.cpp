@@ -2,6 +2,8 @@
 
 #include <keel/core/status.hpp>
 
+#include "validate/validate_kernels.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -44,7 +46,7 @@ float clamp_type(FeatureType t, float v) noexcept {
 
 }  // namespace
 
-SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
+SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)), clean_(detail::best_clean_kernel()) {
   const std::size_t n = schema_.features.size();
   lo_.resize(n);
   hi_.resize(n);
@@ -107,25 +109,34 @@ SchemaValidator::SchemaValidator(Schema schema) : schema_(std::move(schema)) {
 }
 
 bool SchemaValidator::values_clean(const float* v, std::size_t count) const noexcept {
-  const float* lo = lo_.data();
-  const float* hi = hi_.data();
-  const std::int32_t* nan_ok = nan_ok_.data();
-  const std::int32_t* whole = whole_.data();
+  return clean_(v, detail::CleanTables{lo_.data(), hi_.data(), nan_ok_.data(), whole_.data()}, count);
+}
+
+namespace detail {
+
+bool values_clean_portable(const float* v, const CleanTables& t, std::size_t count) noexcept {
   std::int32_t bad = 0;
   for (std::size_t j = 0; j < count; ++j) {
     const float x = v[j];
-    const std::int32_t in = (x >= lo[j]) & (x <= hi[j]);
-    const std::int32_t nan_allowed = (x != x) & nan_ok[j];
+    const std::int32_t in = (x >= t.lo[j]) & (x <= t.hi[j]);
+    const std::int32_t nan_allowed = (x != x) & t.nan_ok[j];
     // Whole-number test that vectorises (no libm call, no float->int
     // conversion): for |x| < 2^23, |x| + 2^23 lies where floats are 1
     // apart, so subtracting 2^23 again rounds |x| to an integer; |x| >= 2^23
     // is always whole. Needs round-to-nearest and no -ffast-math.
     const float a = std::abs(x);
     const std::int32_t is_whole = (a >= 8388608.0f) | (((a + 8388608.0f) - 8388608.0f) == a);
-    bad |= (1 - (in | nan_allowed)) | (whole[j] & (1 - is_whole) & in);
+    bad |= (1 - (in | nan_allowed)) | (t.whole[j] & (1 - is_whole) & in);
   }
   return bad == 0;
 }
+
+CleanKernel best_clean_kernel() noexcept {
+  static const CleanKernel k = __builtin_cpu_supports("avx2") ? &values_clean_avx2 : &values_clean_portable;
+  return k;
+}
+
+}  // namespace detail
 
 bool SchemaValidator::categories_ok(const float* row) const noexcept {
   for (std::uint32_t j : category_features_) {

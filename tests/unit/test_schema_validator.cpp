@@ -3,8 +3,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "validate/validate_kernels.hpp"
+
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <random>
 #include <vector>
 
 using namespace keel;
@@ -382,4 +387,52 @@ TEST_CASE("AcceptAllValidator: only the length is checked", "[validate]") {
   CHECK(v.validate_row(row, out, rep).is_ok());
   CHECK(std::isinf(out[1]));
   CHECK(v.validate_row(std::vector<float>{1}, {}, rep).code() == StatusCode::kInvalidInput);
+}
+
+// The AVX2 value checks and the portable loop decide every value alike:
+// random bounds, NaN and whole-number flags against values at and around
+// the bounds, NaN, ±inf, -0, whole and fractional numbers, at every length
+// 0..40 (the vector body and each tail length) and every offset of the
+// one bad value.
+TEST_CASE("SchemaValidator kernels: AVX2 and portable value checks agree", "[validate][schema][kernel]") {
+  if (!__builtin_cpu_supports("avx2")) {
+    WARN("no AVX2 on this CPU: only the portable kernel runs");
+    return;
+  }
+  std::mt19937 rng(20261203);
+  const float kInfF = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 2.5f, 8388607.5f, 8388608.0f, 16777217.0f,
+                            -8388607.5f, kInfF, -kInfF, std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min()};
+  std::size_t agreed = 0, rejected = 0;
+  for (int trial = 0; trial < 4000; ++trial) {
+    const std::size_t n = static_cast<std::size_t>(trial % 41);
+    std::vector<float> lo(n), hi(n), v(n);
+    std::vector<std::int32_t> nan_ok(n), whole(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      const float a = std::uniform_real_distribution<float>(-10.0f, 10.0f)(rng);
+      const float b = std::uniform_real_distribution<float>(-10.0f, 10.0f)(rng);
+      lo[j] = rng() % 5 == 0 ? -kInfF : std::min(a, b);
+      hi[j] = rng() % 5 == 0 ? kInfF : std::max(a, b);
+      nan_ok[j] = static_cast<std::int32_t>(rng() % 2);
+      whole[j] = static_cast<std::int32_t>(rng() % 3 == 0);
+      // Mostly clean values so that whole rows pass too.
+      switch (rng() % 4) {
+        case 0: v[j] = specials[rng() % std::size(specials)]; break;
+        case 1: v[j] = rng() % 2 ? lo[j] : hi[j]; break;
+        default: v[j] = std::isfinite(lo[j]) && std::isfinite(hi[j]) ? (lo[j] + hi[j]) / 2 : 0.0f;
+      }
+      if (whole[j] && std::isfinite(v[j]) && rng() % 2) v[j] = std::round(v[j]);
+    }
+    const keel::detail::CleanTables t{lo.data(), hi.data(), nan_ok.data(), whole.data()};
+    const bool p = keel::detail::values_clean_portable(v.data(), t, n);
+    const bool a = keel::detail::values_clean_avx2(v.data(), t, n);
+    INFO("trial " << trial << ", " << n << " values");
+    REQUIRE(p == a);
+    ++agreed;
+    rejected += !p;
+  }
+  // Both outcomes were exercised.
+  CHECK(rejected > 100);
+  CHECK(agreed - rejected > 100);
 }

@@ -130,6 +130,7 @@ struct ChainRows {
   std::vector<std::uint8_t> stage;      // per row: the stage that answered, kNoStage if none (or not pending)
   std::vector<std::uint32_t> attempts;  // per row: model calls that carried it, retries and hedges included
   std::vector<RowFailure> failures;     // in stage order for each row
+  std::vector<std::uint32_t> answered;  // per stage: the rows it answered
   // Working lists of run_rows.
   std::vector<std::uint32_t> pending, next, later;
   std::vector<float> gather, out;

@@ -15,6 +15,10 @@
 
 namespace keel {
 
+namespace detail {
+struct CleanTables;
+}
+
 class SchemaValidator final : public Validator {
  public:
   // Throws keel::Error on an inconsistent schema (min > max, clamp on
@@ -47,6 +51,8 @@ class SchemaValidator final : public Validator {
   std::size_t block_ = 1;
   std::vector<float> lo_, hi_;
   std::vector<std::int32_t> nan_ok_, whole_;
+  // The first loop's kernel for this CPU (src/validate/validate_kernels.hpp).
+  bool (*clean_)(const float* v, const detail::CleanTables& t, std::size_t count) noexcept = nullptr;
   std::vector<std::uint32_t> category_features_;  // categorical features with an id set
   detail::CategorySets categories_;
 };

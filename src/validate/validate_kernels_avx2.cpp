@@ -1,0 +1,43 @@
+// AVX2 value checks of SchemaValidator (built with -mavx2; called only after
+// a CPU check, see validate_kernels.hpp). Eight values per step; the tail
+// goes to the portable loop.
+
+#include "validate/validate_kernels.hpp"
+
+#include <immintrin.h>
+
+namespace keel::detail {
+
+bool values_clean_avx2(const float* v, const CleanTables& t, std::size_t count) noexcept {
+  const __m256 two23 = _mm256_set1_ps(8388608.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 bad = _mm256_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 8 <= count; j += 8) {
+    const __m256 x = _mm256_loadu_ps(v + j);
+    // Ordered compares: NaN is never inside the bounds.
+    const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_loadu_ps(t.lo + j), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(x, _mm256_loadu_ps(t.hi + j), _CMP_LE_OQ));
+    const __m256 nan_ok = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.nan_ok + j)), zero));
+    const __m256 whole = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.whole + j)), zero));
+    const __m256 nan_allowed = _mm256_and_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q), nan_ok);
+    // Whole-number test (see schema_validator.cpp): |x| >= 2^23, or |x|
+    // rounded through 2^23 is |x| itself.
+    const __m256 a = _mm256_andnot_ps(sign, x);
+    const __m256 is_whole = _mm256_or_ps(_mm256_cmp_ps(a, two23, _CMP_GE_OQ),
+                                         _mm256_cmp_ps(_mm256_sub_ps(_mm256_add_ps(a, two23), two23), a, _CMP_EQ_OQ));
+    // bad: neither inside nor an allowed NaN; or inside, to be whole, and not whole.
+    const __m256 ok = _mm256_or_ps(in, nan_allowed);
+    bad = _mm256_or_ps(bad, _mm256_andnot_ps(ok, _mm256_castsi256_ps(_mm256_set1_epi32(-1))));
+    bad = _mm256_or_ps(bad, _mm256_and_ps(_mm256_andnot_ps(is_whole, whole), in));
+  }
+  if (_mm256_movemask_ps(bad) != 0) return false;
+  // The last count % 8 values: the portable loop, on the tables from j.
+  if (j == count) return true;
+  return values_clean_portable(v + j, CleanTables{t.lo + j, t.hi + j, t.nan_ok + j, t.whole + j}, count - j);
+}
+
+}  // namespace keel::detail
