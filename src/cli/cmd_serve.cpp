@@ -377,6 +377,10 @@ int serve(ServeOptions o, bool check) {
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
   if (check) {
+    keel::net::HttpServer::check_tls(o.http);  // throws naming the http_tls field
+    if (!o.http.tls_cert_file.empty())
+      std::cout << "ok: http_tls " << o.http.tls_cert_file
+                << (o.http.tls_client_ca_file.empty() ? "" : " (client certificates required)") << "\n";
     for (const auto* m : repo.all())
       std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
     if (redis) {

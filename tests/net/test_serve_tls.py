@@ -17,7 +17,7 @@ loopback:
   answered;
 - a missing or invalid cert/key/CA file, or a key that does not match the
   certificate, fails the start (exit 2) naming the field and the file,
-  without printing the key.
+  without printing the key; --check loads the files the same way.
 Usage: test_serve_tls.py KEEL_BINARY MODEL_JSON"""
 import atexit
 import json
@@ -232,6 +232,16 @@ for name, tls, want in [
     rc, err = start_error(name, **tls)
     check(rc == 2 and want in err and key_body not in err and "PRIVATE KEY" not in err,
           "%s: start fails naming the field and file (rc %d: %s)" % (name, rc, err.strip()[:160]))
+p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config",
+                    config("check_bad.json", cert_file="server.pem", key_file="client.key")],
+                   capture_output=True, text=True, timeout=30)
+check(p.returncode == 2 and "http_tls.key_file: " + path("client.key") + " does not match" in p.stderr,
+      "--check: a key not matching the certificate fails (rc %d: %s)" % (p.returncode, p.stderr.strip()[:120]))
+p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config",
+                    config("check_ok.json", cert_file="server.pem", key_file="server.key", client_ca_file="ca.pem")],
+                   capture_output=True, text=True, timeout=30)
+check(p.returncode == 0 and "ok: http_tls " + path("server.pem") + " (client certificates required)" in p.stdout,
+      "--check: valid http_tls reported (rc %d: %s)" % (p.returncode, (p.stdout + p.stderr).strip()[:120]))
 rc, err = start_error("unknown.json", cert_file="server.pem", key_file="server.key", ca_file="ca.pem")
 check(rc == 2 and "http_tls.ca_file: unknown key" in err, "unknown http_tls key: %s" % err.strip()[:100])
 check.exit()

@@ -568,14 +568,12 @@ std::string ssl_reason() {
 
 int no_passphrase(char*, int, int, void*) { return 0; }  // an encrypted key fails, never prompts
 
-}  // namespace
-
-void HttpServer::Impl::load_tls() {
-  const auto& c = config;
+// The server's TLS context from c's files; null without tls_cert_file.
+std::unique_ptr<asio::ssl::context> make_tls_context(const HttpServerConfig& c) {
   if (c.tls_cert_file.empty()) {
     if (!c.tls_key_file.empty() || !c.tls_client_ca_file.empty())
       throw Error(StatusCode::kInvalidInput, "http_tls: key_file and client_ca_file need cert_file");
-    return;
+    return nullptr;
   }
   if (c.tls_key_file.empty()) throw Error(StatusCode::kInvalidInput, "http_tls.key_file: missing");
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -638,8 +636,14 @@ void HttpServer::Impl::load_tls() {
   } else {
     ctx->set_verify_mode(asio::ssl::verify_none);
   }
-  ssl = std::move(ctx);
+  return ctx;
 }
+
+}  // namespace
+
+void HttpServer::Impl::load_tls() { ssl = make_tls_context(config); }
+
+void HttpServer::check_tls(const HttpServerConfig& config) { (void)make_tls_context(config); }
 
 void HttpServer::Impl::tls_failed(const std::string& peer, const std::string& why) {
   tls_failures->inc();

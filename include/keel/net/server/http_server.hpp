@@ -147,6 +147,9 @@ class HttpServer {
   void start();
   // The listener speaks HTTPS.
   [[nodiscard]] bool tls() const noexcept;
+  // Loads config's TLS files as start() would, and throws as it would;
+  // binds nothing (keel serve --check).
+  static void check_tls(const HttpServerConfig& config);
   // "127.0.0.1:8000" as bound.
   [[nodiscard]] std::string bound_address() const;
   [[nodiscard]] std::uint16_t port() const noexcept;
