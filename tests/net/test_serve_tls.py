@@ -65,10 +65,10 @@ with open(path("not_pem.txt"), "w") as f:
     f.write("this is not a certificate\n")
 
 
-def config(name, **tls):
+def config(name, limits=None, **tls):
     with open(path(name), "w") as f:
         json.dump({"http_tls": tls, "grpc_port": -1, "drain_delay_ms": 0, "drain_timeout_ms": 5000,
-                   "io_threads": 1, "limits": {"header_timeout_ms": HEADER_TIMEOUT_MS}}, f)
+                   "io_threads": 1, "limits": dict({"header_timeout_ms": HEADER_TIMEOUT_MS}, **(limits or {}))}, f)
     return path(name)
 
 
@@ -200,6 +200,30 @@ try:
     except requests.exceptions.RequestException as e:
         print("  error: %s" % e)
     check(ok is not None and ok.json() == {"ready": True}, "mTLS: client certificate signed by the CA answered")
+finally:
+    srv.stop()
+
+# --- connection limit ----------------------------------------------------------
+srv = Server(keel, "--model", "m=" + model, "--config", config("limit.json", limits={"max_connections": 1},
+                                                                cert_file="server.pem", key_file="server.key"))
+try:
+    base = "https://" + srv.first["http"]
+    ca = path("ca.pem")
+    holder = socket.create_connection((srv.host, srv.port), timeout=10)
+    time.sleep(0.3)  # accepted and counted
+    check(refused(lambda: requests.get(base + "/v2/health/live", verify=ca, timeout=5)),
+          "past max_connections: a TLS client is closed before the handshake")
+    holder.close()
+    r = None
+    until = time.monotonic() + 5
+    while r is None and time.monotonic() < until:  # the server sees the holder go within a read
+        try:
+            r = requests.get(base + "/metrics", verify=ca, timeout=5)
+        except requests.exceptions.RequestException:
+            time.sleep(0.1)
+    shed = metric(r.text, 'keel_server_shed_total{reason="connections"}') if r is not None else None
+    check(r is not None and r.status_code == 200 and shed is not None and shed >= 1,
+          "served again once the slot is free; shed counted (%s)" % shed)
 finally:
     srv.stop()
 

@@ -23,7 +23,9 @@
 // send it on). A failed handshake is logged (one JSON line on stdout, at
 // most one a second, with the number suppressed) and counted in
 // keel_server_tls_handshake_failures_total. A connection the server ends is
-// closed with a TLS close_notify, waited for at most 1 s. With
+// closed with a TLS close_notify, waited for at most 1 s. Past
+// max_connections a new connection is closed before the handshake (no
+// 503 in clear on an HTTPS port). With
 // tls_client_ca_file every client must present a certificate signed by it.
 // The plain listener's per-request path is unchanged: one predictable
 // branch per read and write, no allocation, no virtual call.
