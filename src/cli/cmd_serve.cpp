@@ -255,6 +255,15 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else if (tk == "client_ca_file") o.grpc.tls_client_ca_file = rel(string(tv, p));
         else bad(p, "unknown key");
       }
+    } else if (k == "http_tls") {
+      if (!v.is_object()) bad(k, "expected an object");
+      for (const auto& [tk, tv] : v.items()) {
+        const std::string p = "http_tls." + tk;
+        if (tk == "cert_file") o.http.tls_cert_file = rel(string(tv, p));
+        else if (tk == "key_file") o.http.tls_key_file = rel(string(tv, p));
+        else if (tk == "client_ca_file") o.http.tls_client_ca_file = rel(string(tv, p));
+        else bad(p, "unknown key");
+      }
     } else if (k == "auth") {
       if (!v.is_object()) bad(k, "expected an object");
       for (const auto& [ak, av] : v.items()) {
@@ -368,6 +377,10 @@ int serve(ServeOptions o, bool check) {
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
   if (check) {
+    keel::net::HttpServer::check_tls(o.http);  // throws naming the http_tls field
+    if (!o.http.tls_cert_file.empty())
+      std::cout << "ok: http_tls " << o.http.tls_cert_file
+                << (o.http.tls_client_ca_file.empty() ? "" : " (client certificates required)") << "\n";
     for (const auto* m : repo.all())
       std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
     if (redis) {
@@ -390,6 +403,7 @@ int serve(ServeOptions o, bool check) {
   }
   if (o.poll > Duration::zero()) repo.watch(o.poll);
   log_line("{\"event\":\"listening\",\"http\":\"" + server.bound_address() + "\"" +
+           (server.tls() ? ",\"http_scheme\":\"https\",\"http_tls\":true" : ",\"http_scheme\":\"http\"") +
            (grpc ? ",\"grpc\":\"" + grpc->bound_address() + "\"" : std::string()) +
            (grpc && !o.grpc.tls_cert_file.empty() ? ",\"grpc_tls\":true" : "") +
            ",\"models\":" + std::to_string(repo.all().size()) + "}");
@@ -412,7 +426,7 @@ int serve(ServeOptions o, bool check) {
   // while every I/O loop keeps running.
   const keel::net::SystemdNotifier systemd;
   systemd.notify("READY=1\nSTATUS=serving " + std::to_string(repo.all().size()) + " model(s) on " +
-                 server.bound_address());
+                 (server.tls() ? "https://" : "http://") + server.bound_address());
   const Duration watchdog = systemd.watchdog_interval();
   auto last_ping = std::chrono::steady_clock::now();
   const auto feed_watchdog = [&] {

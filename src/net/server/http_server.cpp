@@ -7,11 +7,19 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include <array>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <list>
 #include <thread>
 
@@ -26,6 +34,11 @@ namespace {
 constexpr std::array<double, 16> kPhaseBounds{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4,
                                               5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.25, 1.0};
 constexpr auto kSweep = std::chrono::milliseconds(200);
+// How long a TLS connection the server ends waits for the peer's
+// close_notify before the socket is closed anyway.
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
+// At most one handshake-failure log line per this period.
+constexpr auto kTlsLogPeriod = std::chrono::seconds(1);
 
 // Header values are copied out of the read buffer (which is compacted).
 struct Fields {
@@ -115,6 +128,10 @@ struct HttpServer::Impl {
   Counter* shed_connections;
   Counter* shed_draining;
   HistogramMetric* write_phase;
+  Counter* tls_failures;
+  std::unique_ptr<asio::ssl::context> ssl;  // set when the listener is HTTPS
+  std::atomic<std::int64_t> tls_log_next_ns{0};
+  std::atomic<std::uint64_t> tls_log_suppressed{0};
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<std::size_t> connections{0};
@@ -136,11 +153,15 @@ struct HttpServer::Impl {
                                  {{"reason", "draining"}})),
         write_phase(&m.histogram("keel_server_request_phase_seconds",
                                  "Time per request phase: queue wait, body parse, scoring, response write.",
-                                 kPhaseBounds, {{"phase", "write"}})) {
+                                 kPhaseBounds, {{"phase", "write"}})),
+        tls_failures(&m.counter("keel_server_tls_handshake_failures_total",
+                                "TLS handshakes that failed or timed out (HTTPS listener).")) {
     m.gauge_fn("keel_server_connections", "Open HTTP connections.", {},
                [this] { return static_cast<double>(connections.load(std::memory_order_relaxed)); });
   }
   void accept();
+  void load_tls();
+  void tls_failed(const std::string& peer, const std::string& why);
 };
 
 namespace {
@@ -161,7 +182,13 @@ struct Worker {
   }
 };
 
-enum class Phase : std::uint8_t { kIdle, kHeader, kBody, kProcessing, kWriting, kClosed };
+// kHandshake: TLS handshake (under header_timeout). kClosing: TLS
+// close_notify sent, waiting for the peer's (kTlsShutdownTimeout).
+enum class Phase : std::uint8_t { kHandshake, kIdle, kHeader, kBody, kProcessing, kWriting, kClosing, kClosed };
+
+// Phases that hold a drain: a request (or the handshake before one) is
+// being read, scored or written.
+constexpr bool busy_phase(Phase p) noexcept { return p != Phase::kIdle && p != Phase::kClosing && p != Phase::kClosed; }
 
 }  // namespace
 
@@ -169,6 +196,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
   HttpServer::Impl& srv;
   Worker& worker;
   tcp::socket sock;
+  // HTTPS: the TLS layer over sock (declared after it, destroyed before).
+  // Null on a plain listener, where every read and write goes to sock.
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;
   std::list<std::shared_ptr<Conn>>::iterator self_it;
   std::vector<char> in;
   std::size_t begin = 0, end = 0;
@@ -186,19 +216,60 @@ struct Conn : std::enable_shared_from_this<Conn> {
   HttpResponse out;
   SteadyClock::time_point write_start;
 
-  Conn(HttpServer::Impl& s, Worker& w, tcp::socket so) : srv(s), worker(w), sock(std::move(so)) { in.resize(8192); }
+  Conn(HttpServer::Impl& s, Worker& w, tcp::socket so) : srv(s), worker(w), sock(std::move(so)) {
+    in.resize(8192);
+    if (srv.ssl) tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock, *srv.ssl);
+  }
 
   void set_phase(Phase p, Duration timeout) {
-    const bool was_busy = phase != Phase::kIdle && phase != Phase::kClosed;
-    const bool is_busy = p != Phase::kIdle && p != Phase::kClosed;
+    const bool was_busy = busy_phase(phase);
+    const bool is_busy = busy_phase(p);
     if (was_busy != is_busy) srv.busy.fetch_add(is_busy ? 1 : static_cast<std::size_t>(-1));
     phase = p;
     if (timeout != Duration::max()) deadline = SteadyClock::now() + timeout;
   }
 
   void start() {
+    if (tls) {
+      // The handshake is the first part of the request header: same bound.
+      set_phase(Phase::kHandshake, srv.config.limits.header_timeout);
+      tls->async_handshake(asio::ssl::stream_base::server,
+                           [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+      return;
+    }
     set_phase(Phase::kIdle, srv.config.limits.idle_timeout);
     do_read();
+  }
+
+  std::string peer() const {
+    error_code ec;
+    const auto ep = sock.remote_endpoint(ec);
+    if (ec) return "?";
+    const auto a = ep.address().to_string();
+    return (ep.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(ep.port());
+  }
+
+  void on_handshake(error_code ec) {
+    if (phase == Phase::kClosed) return;
+    if (ec) {
+      srv.tls_failed(peer(), ec.message());
+      close();
+      return;
+    }
+    set_phase(Phase::kIdle, srv.config.limits.idle_timeout);
+    do_read();
+  }
+
+  // Ends the connection: on TLS with a close_notify first, bounded by
+  // kTlsShutdownTimeout (the sweep closes it then), and not holding a drain.
+  void finish() {
+    if (!tls || phase == Phase::kHandshake) {
+      close();
+      return;
+    }
+    if (phase == Phase::kClosing || phase == Phase::kClosed) return;
+    set_phase(Phase::kClosing, kTlsShutdownTimeout);
+    tls->async_shutdown([self = shared_from_this()](error_code) { self->close(); });
   }
 
   void close() {
@@ -226,13 +297,19 @@ struct Conn : std::enable_shared_from_this<Conn> {
       }
     }
     reading = true;
-    sock.async_read_some(asio::buffer(in.data() + end, in.size() - end),
-                         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
+    const auto buf = asio::buffer(in.data() + end, in.size() - end);
+    auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); };
+    if (tls) tls->async_read_some(buf, std::move(done));
+    else sock.async_read_some(buf, std::move(done));
   }
 
   void on_read(error_code ec, std::size_t n) {
     reading = false;
     if (phase == Phase::kClosed) return;
+    if (phase == Phase::kClosing) {  // nothing more is read; a read error ends the wait for close_notify
+      if (ec) close();
+      return;
+    }
     if (ec) {
       // A client gone while its answer is pending cancels it.
       cancelled.store(true, std::memory_order_relaxed);
@@ -250,7 +327,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   }
 
   void process_input() {
-    while (phase != Phase::kClosed && phase != Phase::kProcessing && phase != Phase::kWriting) {
+    while (phase == Phase::kIdle || phase == Phase::kHeader || phase == Phase::kBody) {
       if (begin == end) {
         // Not while a read is pending: it writes at the old end.
         if (begin > 0 && !reading) begin = end = 0;
@@ -386,15 +463,21 @@ struct Conn : std::enable_shared_from_this<Conn> {
     set_phase(Phase::kWriting, srv.config.limits.write_timeout);
     write_start = SteadyClock::now();
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
-    asio::async_write(sock, bufs, [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
+    auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); };
+    if (tls) asio::async_write(*tls, bufs, std::move(done));
+    else asio::async_write(sock, bufs, std::move(done));
   }
 
   void on_write(error_code ec, std::size_t n) {
     if (phase == Phase::kClosed) return;
     srv.bytes_out->inc(n);
     srv.write_phase->observe(SteadyClock::now() - write_start);
-    if (ec || close_after) {
+    if (ec) {
       close();
+      return;
+    }
+    if (close_after) {
+      finish();
       return;
     }
     out.body.clear();
@@ -406,16 +489,25 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void check(SteadyClock::time_point now) {
     if (phase == Phase::kProcessing || phase == Phase::kClosed) return;
     if (phase == Phase::kIdle && srv.draining.load(std::memory_order_relaxed) && begin == end) {
-      close();
+      finish();
       return;
     }
     if (now < deadline) return;
+    if (phase == Phase::kHandshake) {
+      srv.tls_failed(peer(), "handshake not completed in time");
+      close();
+      return;
+    }
+    if (phase == Phase::kIdle) {
+      finish();  // idle keep-alive
+      return;
+    }
     if (phase == Phase::kHeader || phase == Phase::kBody) {
       fail(http_status(phase == Phase::kHeader ? HttpLimit::kHeaderTimeout : HttpLimit::kBodyTimeout),
            phase == Phase::kHeader ? "request header not received in time" : "request body not received in time");
       return;
     }
-    close();  // idle keep-alive, or a client not reading its answer
+    close();  // a client not reading its answer, or no close_notify in time
   }
 };
 
@@ -453,6 +545,124 @@ void sweep(Worker& w) {
 
 }  // namespace
 
+namespace {
+
+std::string read_tls_file(const std::string& path, const char* field) {
+  std::ifstream in(path, std::ios::binary);
+  std::string s;
+  if (in) s.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in.is_open() || in.bad())
+    throw Error(StatusCode::kInvalidInput, std::string("http_tls.") + field + ": cannot read " + path);
+  if (s.empty()) throw Error(StatusCode::kInvalidInput, std::string("http_tls.") + field + ": " + path + " is empty");
+  return s;
+}
+
+// OpenSSL's reason for the last error, then clears the queue.
+std::string ssl_reason() {
+  const unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown error";
+  const char* r = ERR_reason_error_string(e);
+  return r ? r : "error " + std::to_string(e);
+}
+
+int no_passphrase(char*, int, int, void*) { return 0; }  // an encrypted key fails, never prompts
+
+// The server's TLS context from c's files; null without tls_cert_file.
+std::unique_ptr<asio::ssl::context> make_tls_context(const HttpServerConfig& c) {
+  if (c.tls_cert_file.empty()) {
+    if (!c.tls_key_file.empty() || !c.tls_client_ca_file.empty())
+      throw Error(StatusCode::kInvalidInput, "http_tls: key_file and client_ca_file need cert_file");
+    return nullptr;
+  }
+  if (c.tls_key_file.empty()) throw Error(StatusCode::kInvalidInput, "http_tls.key_file: missing");
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  ERR_clear_error();
+
+  const std::string cert = read_tls_file(c.tls_cert_file, "cert_file");
+  error_code ec;
+  ctx->use_certificate_chain(asio::buffer(cert), ec);
+  if (ec)
+    throw Error(StatusCode::kInvalidInput,
+                "http_tls.cert_file: " + c.tls_cert_file + " is not a PEM certificate chain (" + ec.message() + ")");
+
+  std::string key = read_tls_file(c.tls_key_file, "key_file");
+  BIO* bio = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
+  EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr) : nullptr;
+  if (bio) BIO_free(bio);
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!pkey)
+    throw Error(StatusCode::kInvalidInput, "http_tls.key_file: " + c.tls_key_file +
+                                               " is not an unencrypted PEM private key (" + ssl_reason() + ")");
+  const bool used = SSL_CTX_use_PrivateKey(native, pkey) == 1;
+  EVP_PKEY_free(pkey);
+  if (!used || SSL_CTX_check_private_key(native) != 1) {
+    ERR_clear_error();
+    throw Error(StatusCode::kInvalidInput, "http_tls.key_file: " + c.tls_key_file +
+                                               " does not match the certificate in http_tls.cert_file " +
+                                               c.tls_cert_file);
+  }
+
+  if (!c.tls_client_ca_file.empty()) {
+    const std::string ca = read_tls_file(c.tls_client_ca_file, "client_ca_file");
+    ctx->add_certificate_authority(asio::buffer(ca), ec);
+    if (ec)
+      throw Error(StatusCode::kInvalidInput, "http_tls.client_ca_file: " + c.tls_client_ca_file +
+                                                 " is not a PEM certificate list (" + ec.message() + ")");
+    // The CAs' names in the CertificateRequest, so that clients pick a
+    // matching certificate.
+    if (STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null()) {
+      BIO* cb = BIO_new_mem_buf(ca.data(), static_cast<int>(ca.size()));
+      while (cb) {
+        X509* x = PEM_read_bio_X509(cb, nullptr, no_passphrase, nullptr);
+        if (!x) break;
+        if (X509_NAME* n = X509_NAME_dup(X509_get_subject_name(x))) sk_X509_NAME_push(names, n);
+        X509_free(x);
+      }
+      if (cb) BIO_free(cb);
+      ERR_clear_error();
+      SSL_CTX_set_client_CA_list(native, names);  // takes ownership
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    // Needed for session resumption with client verification.
+    static constexpr unsigned char kSessionContext[] = "keel-http";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+  } else {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+  }
+  return ctx;
+}
+
+}  // namespace
+
+void HttpServer::Impl::load_tls() { ssl = make_tls_context(config); }
+
+void HttpServer::check_tls(const HttpServerConfig& config) { (void)make_tls_context(config); }
+
+void HttpServer::Impl::tls_failed(const std::string& peer, const std::string& why) {
+  tls_failures->inc();
+  const auto now = SteadyClock::now().time_since_epoch().count();
+  auto next = tls_log_next_ns.load(std::memory_order_relaxed);
+  const auto period = std::chrono::duration_cast<std::chrono::nanoseconds>(kTlsLogPeriod).count();
+  if (now < next || !tls_log_next_ns.compare_exchange_strong(next, now + period, std::memory_order_relaxed)) {
+    tls_log_suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::string line = "{\"event\":\"tls_handshake_failed\",\"peer\":";
+  oip::append_json_string(line, peer);
+  line += ",\"error\":";
+  oip::append_json_string(line, why);
+  line += ",\"suppressed\":" + std::to_string(tls_log_suppressed.exchange(0, std::memory_order_relaxed)) + "}\n";
+  // stdout is fully buffered when not a terminal; flushed by the CLI.
+  std::fwrite(line.data(), 1, line.size(), stdout);
+}
+
 void HttpServer::Impl::accept() {
   Worker& w = *workers[next_worker];
   next_worker = (next_worker + 1) % workers.size();
@@ -464,6 +674,12 @@ void HttpServer::Impl::accept() {
     }
     if (connections.load(std::memory_order_relaxed) >= config.limits.max_connections) {
       shed_connections->inc();
+      if (ssl) {  // no plaintext answer on an HTTPS port, and no handshake to spend on it
+        error_code ignore;
+        sock.close(ignore);
+        accept();
+        return;
+      }
       static constexpr std::string_view kFull =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
           "Connection: close\r\nContent-Length: 39\r\n\r\n{\"error\":\"too many open connections\"}\n";
@@ -494,6 +710,7 @@ HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::start() {
   auto& im = *impl_;
+  im.load_tls();  // before binding: a bad certificate fails the start
   const unsigned n = std::max(1u, im.config.io_threads);
   for (unsigned i = 0; i < n; ++i) {
     im.workers.push_back(std::make_unique<Worker>());
@@ -525,6 +742,8 @@ std::string HttpServer::bound_address() const {
 }
 
 std::uint16_t HttpServer::port() const noexcept { return impl_->bound_port; }
+
+bool HttpServer::tls() const noexcept { return impl_->ssl != nullptr; }
 
 void HttpServer::end_keep_alive() { impl_->no_keep_alive.store(true); }
 

@@ -16,6 +16,20 @@
 //   write_timeout      30 s       close (client not reading its answer)
 //   max_connections    10000      503 + Retry-After, close
 //
+// With tls_cert_file the listener speaks HTTPS (OpenSSL through
+// boost::asio::ssl, TLS 1.2 or later). The handshake is under
+// header_timeout, from the accept: a client that connects and sends no
+// ClientHello is closed like a slow header (no 408: there is no channel to
+// send it on). A failed handshake is logged (one JSON line on stdout, at
+// most one a second, with the number suppressed) and counted in
+// keel_server_tls_handshake_failures_total. A connection the server ends is
+// closed with a TLS close_notify, waited for at most 1 s. Past
+// max_connections a new connection is closed before the handshake (no
+// 503 in clear on an HTTPS port). With
+// tls_client_ca_file every client must present a certificate signed by it.
+// The plain listener's per-request path is unchanged: one predictable
+// branch per read and write, no allocation, no virtual call.
+//
 // The handler answers through a Reply, at once on the I/O thread or later
 // from any thread; while an answer is pending the connection keeps
 // reading, so a client that disconnects sets Reply::cancelled().
@@ -56,6 +70,13 @@ struct HttpServerConfig {
   std::uint16_t port = 8000;  // 0: a free port
   unsigned io_threads = 1;
   HttpLimits limits;
+  // HTTPS when tls_cert_file is set (PEM; the chain, leaf first), with the
+  // PEM private key in tls_key_file (not encrypted). With
+  // tls_client_ca_file (PEM, one or more CAs), mutual TLS: a client without
+  // a certificate signed by one of them is refused in the handshake.
+  // Checked by start(): errors name the serve.json field (http_tls.*) and
+  // the file, never the key's content.
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
 };
 
 // What the handler sees of a request. Views into the connection's buffers,
@@ -122,8 +143,15 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts the I/O threads. Throws keel::Error when it cannot bind.
+  // Loads the TLS files (if any), binds and starts the I/O threads. Throws
+  // keel::Error when a TLS file is unreadable or invalid, or the key does
+  // not match the certificate (kInvalidInput), or it cannot bind.
   void start();
+  // The listener speaks HTTPS.
+  [[nodiscard]] bool tls() const noexcept;
+  // Loads config's TLS files as start() would, and throws as it would;
+  // binds nothing (keel serve --check).
+  static void check_tls(const HttpServerConfig& config);
   // "127.0.0.1:8000" as bound.
   [[nodiscard]] std::string bound_address() const;
   [[nodiscard]] std::uint16_t port() const noexcept;
