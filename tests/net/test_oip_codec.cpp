@@ -167,6 +167,21 @@ TEST_CASE("a malformed null literal is an error, not an exception (found by fuzz
   CHECK(s.message().rfind("malformed JSON", 0) == 0);
 }
 
+TEST_CASE("a shape larger than its data reserves no memory for it (found by fuzz_oip_rest: 3.5 GB)", "[oip][codec]") {
+  for (const char* type : {"FP32", "FP64"}) {
+    InferRequest r;
+    const Status s = decode(std::string(R"({"inputs":[{"name":"x","shape":[882888883],"datatype":")") + type +
+                                R"(","data":[1,2,3,4.5,null,6]}]})",
+                            r);
+    INFO(type << ": " << s.message());
+    CHECK(s.code() == StatusCode::kInvalidInput);
+    CHECK(s.message() == "inputs[0].data: 6 elements, but shape [882888883] holds 882888883");
+    // At most what the JSON text could hold, not the shape's 882,888,883.
+    CHECK(r.values.capacity() < 1000);
+    CHECK(r.values64.capacity() < 1000);
+  }
+}
+
 TEST_CASE("malformed JSON names the byte offset", "[oip][codec]") {
   InferRequest r;
   const std::string body = R"({"inputs": [{"name": "x", "shape": [1], oops}]})";
