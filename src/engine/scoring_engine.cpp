@@ -239,6 +239,11 @@ Health ScoringEngine::health() const {
         c.detail += fmt::format(" failed_reloads={} last_error={}", s.reload_failures, s.last_error);
       }
       h.components.push_back(std::move(c));
+      // A model with parts of its own (a RemoteModel's endpoints): shown,
+      // not counted toward ready (its stage's breaker and the chain are).
+      if (s.current) {
+        if (auto part = s.current->component_health()) h.components.push_back(std::move(*part));
+      }
     }
   }
   bool can_answer = false;

@@ -98,6 +98,24 @@ TEST_CASE("engine.json remote models: a chain of replicas answers like the model
   CHECK_THAT(d->degraded_reason, Catch::Contains("replicas"));
 }
 
+TEST_CASE("engine.json remote models: \"hedge\" turns hedging on with its keys", "[remote][config]") {
+  const auto o = keel::net::remote_options_from_json(
+      R"({"model": "m", "endpoints": [{"host": "h", "port": 1}],
+          "hedge": {"quantile": 0.9, "min_delay_ms": 2, "min_samples": 50, "budget_percent": 5, "burst": 3,
+                    "threads": 2}})",
+      "remote");
+  CHECK(o.hedge.enabled);
+  CHECK(o.hedge.quantile == 0.9);
+  CHECK(o.hedge.min_delay == std::chrono::milliseconds(2));
+  CHECK(o.hedge.min_samples == 50);
+  CHECK(o.hedge.budget_percent == 5);
+  CHECK(o.hedge.burst == 3);
+  CHECK(o.hedge.threads == 2);
+  const auto off = keel::net::remote_options_from_json(R"({"model": "m", "endpoints": [{"host": "h", "port": 1}]})",
+                                                       "remote");
+  CHECK_FALSE(off.hedge.enabled);
+}
+
 TEST_CASE("engine.json remote models: errors name the JSON path", "[remote][config]") {
   const auto opts = with_remote();
   auto j = remote_config({8000});
@@ -129,6 +147,14 @@ TEST_CASE("engine.json remote models: errors name the JSON path", "[remote][conf
     j["models"][0]["remote"]["endpoints"][0]["port"] = 1;
     j["models"][0]["remote"]["metadata_timeout_ms"] = 300;
     expect_error(j, "models[0].remote", opts);
+  }
+  SECTION("a hedge quantile out of range") {
+    j["models"][0]["remote"]["hedge"] = {{"quantile", 1.5}};
+    expect_error(j, "models[0].remote.hedge.quantile: must be in (0, 1)", opts);
+  }
+  SECTION("a typo in a hedge key") {
+    j["models"][0]["remote"]["hedge"] = {{"budget_precent", 5}};
+    expect_error(j, "models[0].remote.hedge.budget_precent: unknown key", opts);
   }
   SECTION("a host without keel::net's factory is told what is missing") {
     expect_error(j, "models[0].remote: this host cannot make such models", keel::ConfigOptions{});

@@ -115,6 +115,16 @@ class Load {
   std::vector<std::thread> threads_;
 };
 
+// The model file in process and three replicas serving it.
+struct Three {
+  explicit Three(const std::string& file)
+      : local(keel::load_model(file)), r0(replica(file)), r1(replica(file)), r2(replica(file)) {
+    REQUIRE(local.ok());
+  }
+  keel::Result<keel::ModelPtr> local;
+  std::unique_ptr<KeelServe> r0, r1, r2;
+};
+
 std::uint64_t answers(const RemoteModel& m, std::size_t i) { return m.endpoint_stats().at(i).answers; }
 
 // Scores `n` single rows one after another; returns how many failed.
@@ -255,12 +265,8 @@ TEST_CASE("RemoteModel stops at the caller's deadline when every replica hangs",
 }
 
 TEST_CASE("RemoteModel under load: a replica SIGKILLed and one SIGSTOPped, ejected and readmitted", "[remote]") {
-  const std::string file = kData + "/xgboost/multi_softprob.json";
-  auto local = keel::load_model(file);
-  REQUIRE(local.ok());
-  auto r0 = replica(file);
-  auto r1 = replica(file);
-  auto r2 = replica(file);
+  Three three(kData + "/xgboost/multi_softprob.json");
+  auto& [local, r0, r1, r2] = three;
   RemoteModelOptions o;
   o.model = "m";
   o.endpoints = {endpoint(*r0), endpoint(*r1), endpoint(*r2)};
@@ -436,4 +442,134 @@ TEST_CASE("RemoteModel ejects a failing replica for a growing time, at most the 
   CHECK(remote.endpoint_stats()[0].ejected);
   clock.advance(5s);
   CHECK_FALSE(remote.endpoint_stats()[0].ejected);
+}
+
+namespace {
+
+struct Timed {
+  int fast = 0, slow = 0, failed = 0, wrong = 0;
+  double max_ms = 0;
+};
+
+// `n` calls one after another, each checked against `local`: fast (under
+// 100 ms) or slow.
+Timed timed_calls(const RemoteModel& remote, const keel::Model& local, int n, unsigned seed) {
+  const std::size_t nf = local.info().num_features;
+  const auto rows = random_rows(16, nf, seed);
+  std::vector<float> want(16), got(1);
+  REQUIRE(local.predict(rows, 16, want));
+  Timed t;
+  for (int i = 0; i < n; ++i) {
+    keel::PredictOptions po;
+    po.deadline = Deadline::after(3s);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto s = remote.predict_row(std::span(rows).subspan(static_cast<std::size_t>(i % 16) * nf, nf), got, po);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    t.max_ms = std::max(t.max_ms, ms);
+    if (!s) {
+      if (t.failed++ == 0) fmt::print("first failure: {}\n", s.to_string());
+      continue;
+    }
+    if (got[0] != want[static_cast<std::size_t>(i % 16)]) ++t.wrong;
+    (ms < 100 ? t.fast : t.slow)++;
+  }
+  return t;
+}
+
+RemoteModelOptions hedged_options(const std::vector<RemoteEndpoint>& eps, double budget_percent, double burst) {
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = eps;
+  o.attempt_timeout = 600ms;  // a SIGSTOPped replica costs this without a hedge
+  o.health_interval = Duration::zero();  // only hedging gets around the stopped one
+  o.outlier.consecutive_failures = 1'000'000;
+  o.ewma_decay = 50ms;  // P2C forgets quickly, so the stopped replica keeps being picked
+  o.hedge.enabled = true;
+  o.hedge.min_samples = 20;
+  o.hedge.budget_percent = budget_percent;
+  o.hedge.burst = burst;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("RemoteModel hedges a SIGSTOPped replica after the observed p95, within its budget", "[remote][hedge]") {
+  Three three(kData + "/xgboost/binary_logistic.json");
+  auto& [local, r0, r1, r2] = three;
+  const std::vector<RemoteEndpoint> eps{endpoint(*r0), endpoint(*r1), endpoint(*r2)};
+
+  // A generous budget: every call that meets the stopped replica is hedged.
+  RemoteModel generous(hedged_options(eps, 100, 10));
+  const Timed warm = timed_calls(generous, **local, 60, 1);
+  REQUIRE(warm.failed == 0);
+  const RemoteHedgeStats h0 = generous.hedge_stats();
+  INFO(generous.health().detail);
+  CHECK(h0.delay_ms > 0);
+  CHECK(h0.delay_ms < 100);  // the p95 of loopback answers
+  r0->pause();
+  std::this_thread::sleep_for(100ms);
+  const Timed hot = timed_calls(generous, **local, 100, 2);
+  const RemoteHedgeStats h1 = generous.hedge_stats();
+  fmt::print("hedge, budget 100%: 100 calls, one of 3 replicas SIGSTOPped: fast {} slow {} failed {} wrong {}, "
+             "max {:.1f} ms, delay {:.3f} ms, hedges launched {} won {} no_budget {}\n",
+             hot.fast, hot.slow, hot.failed, hot.wrong, hot.max_ms, h1.delay_ms, h1.launched - h0.launched,
+             h1.won - h0.won, h1.no_budget - h0.no_budget);
+  CHECK(hot.failed == 0);
+  CHECK(hot.wrong == 0);
+  CHECK(hot.slow == 0);             // none waited for the 600 ms attempt timeout
+  CHECK(h1.won - h0.won >= 1);      // the stopped replica was picked and hedged around
+  CHECK(h1.no_budget == h0.no_budget);
+  CHECK(generous.endpoint_stats()[0].failures == 0);  // a hedged-around attempt is no failure
+
+  // A spent budget: 0 % a call and one saved hedge. The first call that
+  // meets the stopped replica is hedged; the later ones wait it out.
+  r0->resume();
+  RemoteModel tight(hedged_options(eps, 0, 1));
+  REQUIRE(timed_calls(tight, **local, 40, 3).failed == 0);
+  const RemoteHedgeStats t0 = tight.hedge_stats();
+  r0->pause();
+  std::this_thread::sleep_for(100ms);
+  // Until a call met the stopped replica with the budget spent (P2C avoids
+  // it while its latency estimate decays, so rounds are spaced out).
+  Timed spent;
+  int calls = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < give_up && (spent.slow == 0 || tight.hedge_stats().no_budget == 0)) {
+    if (calls > 0) std::this_thread::sleep_for(20ms);
+    const Timed t = timed_calls(tight, **local, 10, 4 + static_cast<unsigned>(calls));
+    calls += 10;
+    spent.fast += t.fast;
+    spent.slow += t.slow;
+    spent.failed += t.failed;
+    spent.wrong += t.wrong;
+  }
+  const RemoteHedgeStats t1 = tight.hedge_stats();
+  fmt::print("hedge, budget 0% + 1: {} calls, one SIGSTOPped: fast {} slow {} failed {}, hedges launched {} "
+             "(before: {}) won {} no_budget {}\n",
+             calls, spent.fast, spent.slow, spent.failed, t1.launched, t0.launched, t1.won, t1.no_budget);
+  CHECK(spent.failed == 0);
+  CHECK(spent.wrong == 0);
+  CHECK(t1.launched <= 1);  // the budget: burst 1, nothing deposited
+  CHECK(t1.no_budget > 0);  // hedges were due and not sent
+  CHECK(spent.slow > 0);    // ... so those calls waited for the attempt timeout
+  r0->resume();
+}
+
+TEST_CASE("Two clients' RemoteModels on one replica never share a request id", "[remote]") {
+  // The server keys idempotency on the OIP id: ids a client counts from 1
+  // made the second client's different rows a 422 (found by the hedge test).
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto local = keel::load_model(file);
+  REQUIRE(local.ok());
+  auto r = replica(file);
+  RemoteModelOptions o;
+  o.model = "m";
+  o.endpoints = {endpoint(*r)};
+  o.health_interval = Duration::zero();
+  RemoteModel a(o), b(o);
+  const Timed ta = timed_calls(a, **local, 20, 11);
+  const Timed tb = timed_calls(b, **local, 20, 12);
+  CHECK(ta.failed == 0);
+  CHECK(tb.failed == 0);
+  CHECK(ta.wrong + tb.wrong == 0);
 }

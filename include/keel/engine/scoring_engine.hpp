@@ -32,6 +32,7 @@
 
 #include <keel/core/batch.hpp>
 #include <keel/core/clock.hpp>
+#include <keel/core/health.hpp>
 #include <keel/core/request.hpp>
 #include <keel/core/result.hpp>
 #include <keel/engine/event_log.hpp>
@@ -56,13 +57,6 @@
 #include <vector>
 
 namespace keel {
-
-struct ComponentHealth {
-  std::string name;    // "model:primary", "stage:primary", "cache", ...
-  bool ok = true;
-  std::string state;   // "loaded", "closed", "open", "half_open", ...
-  std::string detail;  // versions, counts, the last error
-};
 
 struct Health {
   bool live = true;   // the engine answers (possibly degraded)

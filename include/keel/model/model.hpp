@@ -5,12 +5,14 @@
 
 #include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>
+#include <keel/core/health.hpp>
 #include <keel/core/result.hpp>
 #include <keel/core/status.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -143,6 +145,11 @@ class Model {
                                             std::span<std::int32_t> out) const noexcept;
   [[nodiscard]] virtual Status leaf_indices(std::span<const double> rows, std::size_t n_rows,
                                             std::span<std::int32_t> out) const noexcept;
+
+  // The state of a model whose parts come and go (a RemoteModel's
+  // endpoints), shown by ScoringEngine::health() beside the model; none for
+  // a model loaded from a file. Thread-safe.
+  [[nodiscard]] virtual std::optional<ComponentHealth> component_health() const { return std::nullopt; }
 
  protected:
   // Checks span sizes against n_rows and the model's widths, naming what

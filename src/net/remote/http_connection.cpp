@@ -32,6 +32,9 @@ struct HttpConnection::Impl {
   boost::beast::flat_buffer buf;
   std::optional<tcp::endpoint> endpoint;
   bool open = false;
+  asio::steady_timer hook_timer{io};
+  std::uint64_t token = 0;   // the exchange in progress; written by its thread only
+  bool interrupted = false;  // by interrupt(token), during that exchange
 
   Impl(std::string h, int p) : host(std::move(h)), port(p), host_header(host + ":" + std::to_string(p)) {}
 
@@ -42,16 +45,29 @@ struct HttpConnection::Impl {
     open = false;
   }
 
-  // Runs the io_context until `done` or the budget is spent; on expiry
-  // closes the socket and lets the aborted handlers run.
+  // Runs the io_context until `done` or the budget is spent, one handler at
+  // a time (a pending hook timer must not keep it running past `done`); on
+  // expiry closes the socket and lets the aborted handlers run.
   bool run(Duration budget, const bool& done) {
     io.restart();
-    if (budget > Duration::zero()) io.run_for(std::chrono::duration_cast<std::chrono::nanoseconds>(budget));
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(budget);
+    while (!done && budget > Duration::zero()) {
+      if (io.run_one_until(end) == 0) break;  // the time is up, or nothing is left to wait for
+    }
     if (done) return true;
     close();
+    hook_timer.cancel();
     io.restart();
     io.run();
     return false;
+  }
+
+  // Cancels the hook's timer and runs its aborted handler, so that nothing
+  // of this exchange is left in the io_context.
+  void disarm() {
+    hook_timer.cancel();
+    io.restart();
+    io.poll();
   }
 
   Status connect(TimePoint deadline, Duration connect_timeout) {
@@ -95,10 +111,39 @@ HttpConnection::~HttpConnection() = default;
 
 bool HttpConnection::reusable() const noexcept { return impl_->open; }
 
+std::uint64_t HttpConnection::token() const noexcept { return impl_->token; }
+
+void HttpConnection::interrupt(std::uint64_t token) {
+  Impl* im = impl_.get();
+  asio::post(im->io, [im, token] {
+    if (im->token != token) return;  // that exchange is over
+    im->interrupted = true;
+    error_code ignored;
+    im->sock.close(ignored);  // the pending connect, write or read ends aborted
+  });
+}
+
 Result<HttpAnswer> HttpConnection::exchange(std::string_view method, std::string_view target,
                                             const HeaderList& headers, std::string_view body, TimePoint deadline,
-                                            Duration connect_timeout) {
+                                            Duration connect_timeout, ExchangeHook* hook) {
   auto& im = *impl_;
+  ++im.token;
+  im.interrupted = false;
+  if (hook && hook->fire && hook->at < deadline) {
+    const std::uint64_t token = im.token;
+    im.hook_timer.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(hook->at - system_clock().now()));
+    im.hook_timer.async_wait([&im, hook, token](const error_code& ec) {
+      if (!ec && im.token == token) hook->fire();
+    });
+  }
+  struct Disarm {
+    Impl& im;
+    ~Disarm() { im.disarm(); }
+  } disarm{im};
+  const auto cancelled = [&im] {
+    im.close();
+    return Status(StatusCode::kCancelled, "another attempt answered first (hedge)");
+  };
   http::request<http::string_body> req{http::string_to_verb(boost::beast::string_view(method.data(), method.size())),
                                        boost::beast::string_view(target.data(), target.size()), 11};
   req.set(http::field::host, im.host_header);
@@ -113,7 +158,7 @@ Result<HttpAnswer> HttpConnection::exchange(std::string_view method, std::string
   for (int round = 0; round < 2; ++round) {
     const bool reused = im.open;
     if (!im.open) {
-      if (Status s = im.connect(deadline, connect_timeout); !s) return s;
+      if (Status s = im.connect(deadline, connect_timeout); !s) return im.interrupted ? cancelled() : s;
     }
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxBody);
@@ -134,9 +179,12 @@ Result<HttpAnswer> HttpConnection::exchange(std::string_view method, std::string
         done = true;
       });
     });
-    if (!im.run(deadline - system_clock().now(), done))
+    if (!im.run(deadline - system_clock().now(), done)) {
+      if (im.interrupted) return cancelled();
       return deadline_exceeded(std::string(wrote ? "no answer from " : "could not send to ") + im.host_header +
                                " within the deadline");
+    }
+    if (im.interrupted) return cancelled();
     if (result) {
       im.close();
       // A pooled connection the server closed while idle: try a fresh one.

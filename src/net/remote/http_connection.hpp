@@ -10,6 +10,8 @@
 #include <keel/core/clock.hpp>
 #include <keel/core/result.hpp>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +28,13 @@ struct HttpAnswer {
 
 using HeaderList = std::vector<std::pair<std::string_view, std::string>>;
 
+// What an exchange does while it waits, for hedging: at `at` (if before the
+// deadline) `fire` runs once, on the caller's thread inside exchange().
+struct ExchangeHook {
+  TimePoint at = TimePoint::max();
+  std::function<void()> fire;
+};
+
 class HttpConnection {
  public:
   HttpConnection(std::string host, int port);
@@ -41,7 +50,13 @@ class HttpConnection {
   // on the next call.
   [[nodiscard]] Result<HttpAnswer> exchange(std::string_view method, std::string_view target,
                                             const HeaderList& headers, std::string_view body, TimePoint deadline,
-                                            Duration connect_timeout);
+                                            Duration connect_timeout, ExchangeHook* hook = nullptr);
+  // The exchange in progress (or the last one): read it in a hook's fire().
+  [[nodiscard]] std::uint64_t token() const noexcept;
+  // Thread-safe: ends the exchange `token` with kCancelled (closing the
+  // socket) if it is still in progress; a later exchange is not touched.
+  // The caller must keep the connection alive until the call returns.
+  void interrupt(std::uint64_t token);
   // Open and not told to close by the server: worth keeping in a pool.
   [[nodiscard]] bool reusable() const noexcept;
 

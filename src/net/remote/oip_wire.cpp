@@ -41,10 +41,14 @@ Status encode_rows(std::string& body, std::string_view id, std::span<const T> ro
                    std::size_t cols) {
   body.clear();
   body.reserve(96 + rows.size() * (sizeof(T) == 4 ? 12 : 20));
-  body += "{\"id\":";
-  oip::append_json_string(body, id);
-  body += sizeof(T) == 4 ? ",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP32\",\"shape\":["
-                         : ",\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP64\",\"shape\":[";
+  body += "{";
+  if (!id.empty()) {
+    body += "\"id\":";
+    oip::append_json_string(body, id);
+    body.push_back(',');
+  }
+  body += sizeof(T) == 4 ? "\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP32\",\"shape\":["
+                         : "\"inputs\":[{\"name\":\"input-0\",\"datatype\":\"FP64\",\"shape\":[";
   body += std::to_string(n_rows);
   body.push_back(',');
   body += std::to_string(cols);

@@ -15,7 +15,8 @@
 
 namespace keel::net::remote {
 
-// {"id":..,"inputs":[{"name":"input-0","datatype":"FP32","shape":[n,cols],"data":[..]}]};
+// {"id":..,"inputs":[{"name":"input-0","datatype":"FP32","shape":[n,cols],"data":[..]}]}
+// ("id" left out when empty);
 // NaN (missing) is sent as null, every value shortest round-trip; float64
 // rows go as FP64, so the remote model gets the same doubles. JSON has no
 // infinity: a row holding one is kInvalidInput naming it (sending null

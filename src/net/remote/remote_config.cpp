@@ -38,7 +38,7 @@ RemoteModelOptions remote_options_from_json(std::string_view text, const std::st
   const Node r(doc, path);
   r.keys({"model", "version", "local_zone", "min_local_available", "endpoints", "connect_timeout_ms",
           "attempt_timeout_ms", "default_timeout_ms", "max_attempts", "max_connections", "max_idle", "outlier",
-          "health_interval_ms", "health_timeout_ms", "metadata_timeout_ms", "ewma_decay_ms", "name"});
+          "health_interval_ms", "health_timeout_ms", "metadata_timeout_ms", "ewma_decay_ms", "name", "hedge"});
   RemoteModelOptions o;
   o.model = nonempty(r.at("model"));
   if (auto n = r.get("version")) o.version = n->str();
@@ -72,6 +72,17 @@ RemoteModelOptions remote_options_from_json(std::string_view text, const std::st
     read_ms(*ol, "base_ejection_ms", o.outlier.base_ejection, false);
     read_ms(*ol, "max_ejection_ms", o.outlier.max_ejection, false);
     read_uint(*ol, "max_ejection_percent", o.outlier.max_ejection_percent, 0, 100);
+  }
+  if (auto h = r.get("hedge")) {
+    h->keys({"quantile", "min_delay_ms", "min_samples", "budget_percent", "burst", "threads"});
+    auto& g = o.hedge;
+    g.enabled = true;
+    if (auto n = h->get("quantile")) g.quantile = n->number(0.0, 1.0, true, true);
+    read_ms(*h, "min_delay_ms", g.min_delay, true);
+    read_uint(*h, "min_samples", g.min_samples, 1, 1'000'000);
+    if (auto n = h->get("budget_percent")) g.budget_percent = n->number(0.0, 100.0);
+    if (auto n = h->get("burst")) g.burst = n->number(0.0, 1e6);
+    read_uint(*h, "threads", g.threads, 1, 256);
   }
   return o;
 }

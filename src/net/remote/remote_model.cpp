@@ -5,10 +5,16 @@
 
 #include <keel/net/status_map.hpp>
 
+#include <keel/resilience/executor.hpp>
+
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -59,6 +65,120 @@ struct EndpointState {
   }
 };
 
+// What one attempt came to: answered (the scores are written), try
+// another endpoint, or the call's answer as it stands (the request's fault).
+enum class Verdict : std::uint8_t { kAnswered, kNext, kFinal };
+struct Attempt {
+  Verdict verdict = Verdict::kNext;
+  Status status;
+};
+
+struct AttemptHooks {
+  remote::ExchangeHook exchange;
+  HttpConnection* conn = nullptr;  // the attempt's, once acquired
+  std::function<void()> over;      // the exchange is over; before the connection is released
+};
+
+// A hedged attempt's shared state: the hedge may outlive the call.
+struct HedgeCall {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool primary_done = false;  // the primary's exchange is over: do not interrupt it
+  bool hedge_running = false;
+  bool hedge_done = false;
+  HttpConnection* primary = nullptr;
+  std::uint64_t primary_token = 0;
+  Attempt hedge;
+  std::vector<float> scores;
+  // Copies for the hedge thread (the caller's may be gone when it runs).
+  std::string body;
+  std::size_t n_rows = 0;
+  Deadline deadline;
+};
+
+// The hedge delay (a quantile of recent answer times) and the budget.
+// The histogram has quarter-octave buckets of nanoseconds and is halved
+// every kWindow samples so that it follows the recent answers; concurrent
+// updates may lose a count now and then, which only blurs the estimate.
+struct Hedger {
+  static constexpr int kBuckets = 160;  // up to 2^40 ns
+  static constexpr std::uint32_t kWindow = 4096;
+  static constexpr std::int64_t kHedge = 1000;  // milli-hedges in a hedge
+  HedgeOptions o;
+  std::array<std::atomic<std::uint32_t>, kBuckets> hist{};
+  std::atomic<std::uint32_t> count{0}, since_update{0};
+  std::atomic<std::int64_t> delay_ns{-1};
+  std::atomic<std::int64_t> tokens{0};  // milli-hedges saved
+  std::int64_t per_call = 0, cap = 0;
+  std::atomic<std::uint64_t> launched{0}, won{0}, no_budget{0};
+  std::unique_ptr<BoundedExecutor> pool;
+
+  explicit Hedger(const HedgeOptions& opts) : o(opts) {
+    per_call = static_cast<std::int64_t>(std::llround(o.budget_percent * 10.0));
+    cap = static_cast<std::int64_t>(std::llround(o.burst * 1000.0));
+    tokens.store(cap);
+    pool = std::make_unique<BoundedExecutor>(ExecutorConfig{o.threads, 4 * static_cast<std::size_t>(o.threads)});
+  }
+
+  static int bucket(double ns) {
+    if (ns < 1) return 0;
+    return std::clamp(static_cast<int>(std::log2(ns) * 4), 0, kBuckets - 1);
+  }
+
+  void record(Duration rtt) {
+    hist[static_cast<std::size_t>(bucket(static_cast<double>(rtt.count())))].fetch_add(1, std::memory_order_relaxed);
+    if (count.fetch_add(1, std::memory_order_relaxed) + 1 >= kWindow) {
+      std::uint32_t total = 0;
+      for (auto& h : hist) {
+        const std::uint32_t v = h.load(std::memory_order_relaxed) / 2;
+        h.store(v, std::memory_order_relaxed);
+        total += v;
+      }
+      count.store(total, std::memory_order_relaxed);
+    }
+    if (since_update.fetch_add(1, std::memory_order_relaxed) + 1 >= 16) {
+      since_update.store(0, std::memory_order_relaxed);
+      update();
+    }
+  }
+
+  void update() {
+    std::array<std::uint32_t, kBuckets> snap{};
+    std::uint64_t total = 0;
+    for (int i = 0; i < kBuckets; ++i) total += snap[static_cast<std::size_t>(i)] = hist[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    if (total < o.min_samples || total == 0) {
+      delay_ns.store(-1, std::memory_order_relaxed);
+      return;
+    }
+    const double want = o.quantile * static_cast<double>(total);
+    double acc = 0;
+    int b = kBuckets - 1;
+    for (int i = 0; i < kBuckets; ++i) {
+      acc += snap[static_cast<std::size_t>(i)];
+      if (acc >= want) {
+        b = i;
+        break;
+      }
+    }
+    const double upper = std::exp2((b + 1) / 4.0);  // the bucket's upper edge
+    delay_ns.store(std::max<std::int64_t>(o.min_delay.count(), std::llround(upper)), std::memory_order_relaxed);
+  }
+
+  void deposit() {
+    std::int64_t v = tokens.load(std::memory_order_relaxed);
+    while (v < cap && !tokens.compare_exchange_weak(v, std::min(cap, v + per_call), std::memory_order_relaxed)) {
+    }
+  }
+  bool spend() {
+    std::int64_t v = tokens.load(std::memory_order_relaxed);
+    while (v >= kHedge) {
+      if (tokens.compare_exchange_weak(v, v - kHedge, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
+  void refund() { tokens.fetch_add(kHedge, std::memory_order_relaxed); }
+};
+
 struct RemoteModel::State {
   RemoteModelOptions opts;
   Clock* clock;
@@ -66,7 +186,6 @@ struct RemoteModel::State {
   ModelInfo info;
   std::string infer_target, ready_target, name;
   std::mutex eject_mu;
-  std::atomic<std::uint64_t> next_id{1};
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -215,6 +334,156 @@ struct RemoteModel::State {
     }
   }
 
+  std::unique_ptr<Hedger> hedger;  // null: hedging off
+
+  // One attempt on `e`: fills `out` when answered. `hooks` (hedging) sees
+  // the connection before the exchange and is told when it is over, before
+  // the connection goes back to the pool.
+  Attempt attempt(EndpointState& e, const std::string& body, std::size_t n_rows, std::span<float> out,
+                  Deadline deadline, TimePoint now, AttemptHooks* hooks) {
+    const auto& o = opts;
+    if (e.in_flight.fetch_add(1, std::memory_order_relaxed) >= o.max_connections) {
+      e.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      if (hooks) hooks->over();
+      return {Verdict::kNext, overloaded("RemoteModel '" + name + "': " + e.address + " has " +
+                                         std::to_string(o.max_connections) + " requests in flight")};
+    }
+    const Duration left = deadline.remaining(now);
+    const bool full_budget = left >= o.attempt_timeout;
+    const Duration budget = std::min(left, o.attempt_timeout);
+    const auto budget_ms = std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
+    const remote::HeaderList headers{{"Keel-Timeout-Ms", std::to_string(budget_ms)}};
+    auto conn = acquire(e);
+    if (hooks) hooks->conn = conn.get();
+    auto answer = conn->exchange("POST", infer_target, headers, body, now + budget, o.connect_timeout,
+                                 hooks ? &hooks->exchange : nullptr);
+    const Duration rtt = system_clock().now() - now;
+    if (hooks) hooks->over();
+    release(e, std::move(conn));
+    e.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    const std::string where = "RemoteModel '" + name + "' " + e.address + ": ";
+    if (!answer) {
+      if (answer.status().code() == StatusCode::kCancelled) {  // a hedge answered first: a lower bound, no fault
+        observe(e, rtt);
+        return {Verdict::kNext, Status(StatusCode::kCancelled, where + answer.status().message(), true)};
+      }
+      // A timeout on a budget cut short by the caller's deadline is not the endpoint's fault.
+      if (answer.status().code() != StatusCode::kDeadlineExceeded || full_budget) failure(e, rtt);
+      return {Verdict::kNext, Status(answer.status().code(), where + answer.status().message(), true)};
+    }
+    if (answer->status == 200) {
+      bool degraded = false;
+      thread_local std::string reason;
+      Status d = remote::decode_infer_response(answer->body, n_rows, info.num_outputs, out, degraded, reason);
+      if (d.code() == StatusCode::kInvalidInput) {
+        success(e, rtt);
+        return {Verdict::kFinal, Status(d.code(), where + d.message())};
+      }
+      if (!d) {
+        failure(e, rtt);
+        return {Verdict::kNext, Status(d.code(), where + d.message(), true)};
+      }
+      if (degraded) {  // the peer's own fallback answered: another peer may do better
+        e.overloaded.fetch_add(1, std::memory_order_relaxed);
+        e.consecutive.store(0, std::memory_order_relaxed);
+        return {Verdict::kNext, unavailable(where + "answered degraded (" + reason + ")")};
+      }
+      success(e, rtt);
+      if (hedger) hedger->record(rtt);
+      return {Verdict::kAnswered, {}};
+    }
+    const StatusCode code = from_http_status(answer->status);
+    std::string msg = where + "HTTP " + std::to_string(answer->status) + ": " + remote::error_message(answer->body);
+    switch (code) {
+      case StatusCode::kOverloaded:
+        e.overloaded.fetch_add(1, std::memory_order_relaxed);
+        return {Verdict::kNext, Status(code, std::move(msg), true)};
+      case StatusCode::kInvalidInput:
+      case StatusCode::kConflict:
+      case StatusCode::kCancelled:
+        e.consecutive.store(0, std::memory_order_relaxed);
+        return {Verdict::kFinal, Status(code, std::move(msg))};
+      case StatusCode::kDeadlineExceeded:
+        if (full_budget) failure(e, rtt);
+        return {Verdict::kNext, Status(code, std::move(msg), true)};
+      default:
+        failure(e, rtt);
+        return {Verdict::kNext, Status(code, std::move(msg), true)};
+    }
+  }
+
+  // An attempt on `e` that, still unanswered after `delay`, gets a copy on
+  // another untried endpoint (on the hedge threads) if the budget allows.
+  // The first answer wins: a hedge that answers closes the primary's
+  // connection; a primary that answers leaves the hedge to finish unseen.
+  Attempt hedged_attempt(EndpointState& e, std::vector<bool>& tried, const std::string& body, std::size_t n_rows,
+                         std::span<float> out, Deadline deadline, TimePoint now, Duration delay) {
+    auto call = std::make_shared<HedgeCall>();
+    AttemptHooks hooks;
+    hooks.exchange.at = now + delay;
+    hooks.exchange.fire = [&] {
+      if (!hedger->spend()) {
+        hedger->no_budget.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      const int j = pick(tried);
+      if (j < 0 || deadline.expired(system_clock().now())) {
+        hedger->refund();
+        return;
+      }
+      {
+        std::lock_guard lock(call->mu);
+        call->primary = hooks.conn;
+        call->primary_token = hooks.conn->token();
+        call->hedge_running = true;
+      }
+      call->body = body;
+      call->n_rows = n_rows;
+      call->deadline = deadline;
+      EndpointState* target = eps[static_cast<std::size_t>(j)].get();
+      const bool sent = hedger->pool->try_submit([this, call, target] {
+        std::vector<float> scores(call->n_rows * info.num_outputs);
+        Attempt h = attempt(*target, call->body, call->n_rows, scores, call->deadline, system_clock().now(), nullptr);
+        std::lock_guard lock(call->mu);
+        call->hedge_running = false;
+        call->hedge_done = true;
+        if (h.verdict == Verdict::kAnswered) {
+          call->scores = std::move(scores);
+          if (!call->primary_done) call->primary->interrupt(call->primary_token);
+        }
+        call->hedge = std::move(h);
+        call->cv.notify_all();
+      });
+      if (!sent) {
+        hedger->refund();
+        std::lock_guard lock(call->mu);
+        call->hedge_running = false;
+        return;
+      }
+      tried[static_cast<std::size_t>(j)] = true;
+      hedger->launched.fetch_add(1, std::memory_order_relaxed);
+    };
+    hooks.over = [&] {
+      std::lock_guard lock(call->mu);
+      call->primary_done = true;
+    };
+    Attempt r = attempt(e, body, n_rows, out, deadline, now, &hooks);
+    std::unique_lock lock(call->mu);
+    if (r.verdict == Verdict::kNext && (call->hedge_running || call->hedge_done)) {
+      // The primary failed, or lost: the hedge's answer is the call's.
+      call->cv.wait_for(lock, deadline.remaining(system_clock().now()), [&] { return call->hedge_done; });
+      if (call->hedge_done) {
+        if (call->hedge.verdict == Verdict::kAnswered) {
+          std::copy(call->scores.begin(), call->scores.end(), out.begin());
+          hedger->won.fetch_add(1, std::memory_order_relaxed);
+          return {Verdict::kAnswered, {}};
+        }
+        if (r.status.code() == StatusCode::kCancelled || call->hedge.verdict == Verdict::kFinal) return call->hedge;
+      }
+    }
+    return r;
+  }
+
   std::string state_of(const EndpointState& e, TimePoint now) const {
     if (e.ejected(now)) return "ejected";
     if (!e.healthy.load(std::memory_order_relaxed)) return "unhealthy";
@@ -236,6 +505,15 @@ RemoteModel::RemoteModel(RemoteModelOptions opts) : s_(std::make_shared<State>()
   if (o.outlier.consecutive_failures == 0) bad("outlier.consecutive_failures must be at least 1");
   if (o.outlier.max_ejection_percent > 100) bad("outlier.max_ejection_percent must be in [0, 100]");
   if (o.ewma_decay <= Duration::zero()) bad("ewma_decay must be positive");
+  if (o.hedge.enabled) {
+    const auto& h = o.hedge;
+    if (!(h.quantile > 0 && h.quantile < 1)) bad("hedge.quantile must be in (0, 1)");
+    if (h.min_delay < Duration::zero()) bad("hedge.min_delay must be >= 0");
+    if (!(h.budget_percent >= 0 && h.budget_percent <= 100)) bad("hedge.budget_percent must be in [0, 100]");
+    if (!(h.burst >= 0 && h.burst <= 1e6)) bad("hedge.burst must be in [0, 1e6]");
+    if (h.threads == 0 || h.threads > 256) bad("hedge.threads must be in [1, 256]");
+    s.hedger = std::make_unique<Hedger>(h);
+  }
   s.clock = o.clock ? o.clock : &system_clock();
   s.name = o.name.empty() ? o.model : o.name;
   for (std::size_t i = 0; i < o.endpoints.size(); ++i) {
@@ -301,6 +579,9 @@ RemoteModel::~RemoteModel() {
   }
   s_->stop_cv.notify_all();
   if (s_->health.joinable()) s_->health.join();
+  // Hedges in flight finish (each within its attempt's deadline) before the
+  // state they use can go; metrics callbacks may keep the rest alive.
+  if (s_->hedger) s_->hedger->pool.reset();
 }
 
 const ModelInfo& RemoteModel::info() const noexcept { return s_->info; }
@@ -319,12 +600,14 @@ Status remote_predict(RemoteModel::State& s, std::span<const T> rows, std::size_
     const TimePoint start = system_clock().now();
     const Deadline deadline = popts.deadline.is_never() ? Deadline::after(o.default_timeout, start) : popts.deadline;
     thread_local std::string body;
-    thread_local std::string reason;
-    if (Status enc = remote::encode_infer_request(
-            body, std::to_string(s.next_id.fetch_add(1, std::memory_order_relaxed)), rows, n_rows, s.info.num_features);
-        !enc)
+    // No request id: a server keys idempotency on it, and scoring needs
+    // none. Ids counted per client would collide between clients (422s),
+    // and a hedge would wait on its own first copy's claim.
+    if (Status enc = remote::encode_infer_request(body, {}, rows, n_rows, s.info.num_features); !enc)
       return Status(enc.code(), "RemoteModel '" + s.name + "': " + enc.message());
+    if (s.hedger) s.hedger->deposit();
     std::vector<bool> tried(s.eps.size(), false);
+    bool hedged = false;  // at most one hedge a call
     Status last = unavailable("RemoteModel '" + s.name + "': no endpoint could be tried");
     for (std::size_t attempt = 0; attempt < o.max_attempts; ++attempt) {
       const TimePoint now = system_clock().now();
@@ -333,72 +616,17 @@ Status remote_predict(RemoteModel::State& s, std::span<const T> rows, std::size_
       if (idx < 0) break;
       tried[static_cast<std::size_t>(idx)] = true;
       auto& e = *s.eps[static_cast<std::size_t>(idx)];
-      if (e.in_flight.fetch_add(1, std::memory_order_relaxed) >= o.max_connections) {
-        e.in_flight.fetch_sub(1, std::memory_order_relaxed);
-        last = overloaded("RemoteModel '" + s.name + "': " + e.address + " has " +
-                          std::to_string(o.max_connections) + " requests in flight");
-        continue;
+      Attempt r;
+      const std::int64_t delay = s.hedger && !hedged ? s.hedger->delay_ns.load(std::memory_order_relaxed) : -1;
+      if (delay >= 0 && s.eps.size() > 1) {
+        hedged = true;
+        r = s.hedged_attempt(e, tried, body, n_rows, out, deadline, now, Duration(delay));
+      } else {
+        r = s.attempt(e, body, n_rows, out, deadline, now, nullptr);
       }
-      const Duration left = deadline.remaining(now);
-      const bool full_budget = left >= o.attempt_timeout;
-      const Duration budget = std::min(left, o.attempt_timeout);
-      const auto budget_ms = std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
-      const remote::HeaderList headers{{"Keel-Timeout-Ms", std::to_string(budget_ms)}};
-      auto conn = s.acquire(e);
-      auto answer = conn->exchange("POST", s.infer_target, headers, body, now + budget, o.connect_timeout);
-      const Duration rtt = system_clock().now() - now;
-      s.release(e, std::move(conn));
-      e.in_flight.fetch_sub(1, std::memory_order_relaxed);
-      const std::string where = "RemoteModel '" + s.name + "' " + e.address + ": ";
-      if (!answer) {
-        // A timeout on a budget cut short by the caller's deadline is not the endpoint's fault.
-        if (answer.status().code() != StatusCode::kDeadlineExceeded || full_budget) s.failure(e, rtt);
-        last = Status(answer.status().code(), where + answer.status().message(), true);
-        continue;
-      }
-      if (answer->status == 200) {
-        bool degraded = false;
-        Status d = remote::decode_infer_response(answer->body, n_rows, s.info.num_outputs, out, degraded, reason);
-        if (d.code() == StatusCode::kInvalidInput) {
-          s.success(e, rtt);
-          return Status(d.code(), where + d.message());
-        }
-        if (!d) {
-          s.failure(e, rtt);
-          last = Status(d.code(), where + d.message(), true);
-          continue;
-        }
-        if (degraded) {  // the peer's own fallback answered: another peer may do better
-          e.overloaded.fetch_add(1, std::memory_order_relaxed);
-          e.consecutive.store(0, std::memory_order_relaxed);
-          last = unavailable(where + "answered degraded (" + reason + ")");
-          continue;
-        }
-        s.success(e, rtt);
-        return {};
-      }
-      const StatusCode code = from_http_status(answer->status);
-      const std::string msg = where + "HTTP " + std::to_string(answer->status) + ": " +
-                              remote::error_message(answer->body);
-      switch (code) {
-        case StatusCode::kOverloaded:
-          e.overloaded.fetch_add(1, std::memory_order_relaxed);
-          last = Status(code, msg, true);
-          continue;
-        case StatusCode::kInvalidInput:
-        case StatusCode::kConflict:
-        case StatusCode::kCancelled:
-          e.consecutive.store(0, std::memory_order_relaxed);
-          return Status(code, msg);
-        case StatusCode::kDeadlineExceeded:
-          if (full_budget) s.failure(e, rtt);
-          last = Status(code, msg, true);
-          continue;
-        default:
-          s.failure(e, rtt);
-          last = Status(code, msg, true);
-          continue;
-      }
+      if (r.verdict == Verdict::kAnswered) return {};
+      if (r.verdict == Verdict::kFinal) return r.status;
+      last = std::move(r.status);
     }
     if (deadline.expired(system_clock().now()))
       return deadline_exceeded("RemoteModel '" + s.name + "': deadline passed; last: " + last.message());
@@ -443,6 +671,18 @@ std::vector<RemoteEndpointStats> RemoteModel::endpoint_stats() const {
   return v;
 }
 
+RemoteHedgeStats RemoteModel::hedge_stats() const {
+  RemoteHedgeStats h;
+  if (const Hedger* g = s_->hedger.get()) {
+    h.launched = g->launched.load();
+    h.won = g->won.load();
+    h.no_budget = g->no_budget.load();
+    const std::int64_t d = g->delay_ns.load();
+    h.delay_ms = d < 0 ? -1.0 : static_cast<double>(d) / 1e6;
+  }
+  return h;
+}
+
 ComponentHealth RemoteModel::health() const {
   ComponentHealth h;
   h.name = "remote:" + s_->name;
@@ -455,6 +695,11 @@ ComponentHealth RemoteModel::health() const {
     h.detail += e->address + (e->cfg.zone.empty() ? "" : " zone " + e->cfg.zone) + (e->cfg.standby ? " standby" : "") +
                 " " + s_->state_of(*e, now);
   }
+  if (s_->hedger) {
+    const RemoteHedgeStats hs = hedge_stats();
+    h.detail += fmt::format("; hedge delay_ms={:.3f} launched={} won={} no_budget={}", hs.delay_ms, hs.launched, hs.won,
+                            hs.no_budget);
+  }
   h.ok = avail > 0;
   h.state = avail == s_->eps.size() ? "up" : avail > 0 ? "degraded" : "down";
   return h;
@@ -462,6 +707,18 @@ ComponentHealth RemoteModel::health() const {
 
 void RemoteModel::register_metrics(MetricsRegistry& reg) const {
   std::shared_ptr<State> s = s_;
+  if (s->hedger) {
+    auto hedges = [&](const char* result, std::atomic<std::uint64_t> Hedger::*field) {
+      reg.counter_fn("keel_remote_hedges_total",
+                     "Hedged attempts of a remote model: launched, won (answered first) and no_budget (due but "
+                     "not sent: the hedge budget was spent).",
+                     MetricLabels{{"remote", s->name}, {"result", result}},
+                     [s, field] { return static_cast<double>(((*s->hedger).*field).load()); });
+    };
+    hedges("launched", &Hedger::launched);
+    hedges("won", &Hedger::won);
+    hedges("no_budget", &Hedger::no_budget);
+  }
   for (std::size_t i = 0; i < s->eps.size(); ++i) {
     const MetricLabels base{{"remote", s->name}, {"endpoint", s->eps[i]->address}};
     auto with = [&](const char* k, const char* v) {

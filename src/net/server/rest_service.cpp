@@ -1,5 +1,7 @@
 #include <keel/net/server/rest_service.hpp>
 
+#include <keel/engine/scoring_engine.hpp>
+
 #include <keel/engine/metrics.hpp>
 #include <keel/net/oip/codec.hpp>
 #include <keel/net/status_map.hpp>
@@ -37,7 +39,7 @@ std::string_view trace_id(std::string_view tp) {
 // Splits "/v2/models/m/versions/v/infer" into parts.
 struct Route {
   Endpoint endpoint = kOther;
-  std::string_view model, version, action;  // action: "", "ready", "infer", "stats"
+  std::string_view model, version, action;  // action: "", "ready", "health", "infer", "stats"
   bool valid = false;
 };
 
@@ -76,7 +78,7 @@ Route route(std::string_view path) {
   }
   if (!rest.empty()) return r;
   r.action = part;
-  r.endpoint = part.empty() || part == "ready" ? kMetadata : part == "infer" ? kInfer : part == "stats" ? kStats : kOther;
+  r.endpoint = part.empty() || part == "ready" || part == "health" ? kMetadata : part == "infer" ? kInfer : part == "stats" ? kStats : kOther;
   r.valid = r.endpoint != kOther && !r.model.empty();
   return r;
 }
@@ -458,6 +460,12 @@ void RestService::handle(const HttpRequest& req, Reply reply) {
       auto m = im.lookup(r);
       if (!m) {
         finish(im.error(m.status()), r.model);
+        return;
+      }
+      if (r.action == "health") {  // Keel's extension: the engine's components, RemoteModel endpoints included
+        resp.status = this->ready(**m) ? 200 : 503;
+        resp.body = (*m)->engine()->health().to_json();
+        finish(std::move(resp), r.model);
         return;
       }
       if (r.action == "ready") {

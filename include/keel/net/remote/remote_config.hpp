@@ -11,8 +11,11 @@
 //      "outlier": {"consecutive_failures": 5, "base_ejection_ms": 30000, "max_ejection_ms": 300000,
 //                  "max_ejection_percent": 10},
 //      "health_interval_ms": 1000, "health_timeout_ms": 200, "metadata_timeout_ms": 2000,
-//      "ewma_decay_ms": 10000, "name": "replicas-b"}}
+//      "ewma_decay_ms": 10000, "name": "replicas-b",
+//      "hedge": {"quantile": 0.95, "min_delay_ms": 1, "min_samples": 20, "budget_percent": 10,
+//                "burst": 10, "threads": 4}}}
 //
+// "hedge" turns hedging on (HedgeOptions; each of its keys is optional).
 // Every key but "model" and "endpoints" is optional (RemoteModelOptions'
 // defaults). Unknown keys and bad values are keel::Error naming their JSON
 // path. The endpoints must answer the model's metadata when the engine is

@@ -17,6 +17,10 @@
 //     (active-passive: a standby takes traffic only when no active one is
 //     available, and is given up as soon as one is). With none available at
 //     all, any untried endpoint is tried (Envoy's panic mode);
+//   - requests carry no OIP id: a server takes the id as an idempotency key,
+//     and ids counted by each client would collide across clients;
+//   - with hedging on (HedgeOptions), an attempt still unanswered after the
+//     p95 of recent answers gets a copy on another endpoint, within a budget;
 //   - a failed attempt (connect/IO error, timeout, 5xx, 404) fails over to an
 //     untried endpoint, up to max_attempts. A peer's own overload (429, 503)
 //     and a degraded answer (the peer's fallback) fail over too but do not
@@ -71,6 +75,32 @@ struct OutlierOptions {
   std::uint32_t max_ejection_percent = 10;
 };
 
+// Hedging (Dean & Barroso, "The Tail at Scale"): an attempt that has not
+// answered after the observed `quantile` of this model's answer times (at
+// least min_delay) gets a second copy on another endpoint, and the first
+// good answer wins; the loser's connection is closed. Off unless enabled.
+// The budget, after Finagle's RetryBudget: each call deposits
+// budget_percent/100 of a hedge, up to `burst` saved; a hedge spends one.
+// So hedges stay below budget_percent of calls plus `burst`, however slow
+// the endpoints get. Until min_samples answers are seen there is no delay
+// to derive and no hedge. Hedges run on `threads` threads of their own.
+struct HedgeOptions {
+  bool enabled = false;
+  double quantile = 0.95;
+  Duration min_delay = std::chrono::milliseconds(1);
+  std::size_t min_samples = 20;
+  double budget_percent = 10;
+  double burst = 10;
+  unsigned threads = 4;
+};
+
+struct RemoteHedgeStats {
+  std::uint64_t launched = 0;  // second copies started
+  std::uint64_t won = 0;       // ... that answered first
+  std::uint64_t no_budget = 0; // hedges due but not sent: the budget was spent
+  double delay_ms = -1;        // the current delay; -1: too few samples yet
+};
+
 struct RemoteModelOptions {
   std::vector<RemoteEndpoint> endpoints;
   std::string model;           // the served model's name
@@ -84,6 +114,7 @@ struct RemoteModelOptions {
   std::size_t max_connections = 64;  // per endpoint, in use at once
   std::size_t max_idle = 16;         // per endpoint, kept open
   OutlierOptions outlier;
+  HedgeOptions hedge;
   Duration health_interval = std::chrono::seconds(1);  // zero: no active health checks
   Duration health_timeout = std::chrono::milliseconds(200);
   Duration metadata_timeout = std::chrono::seconds(2);
@@ -125,9 +156,12 @@ class RemoteModel final : public Model {
   using Model::predict;
 
   [[nodiscard]] std::vector<RemoteEndpointStats> endpoint_stats() const;
+  [[nodiscard]] RemoteHedgeStats hedge_stats() const;
   // ok while some endpoint is available; detail lists each endpoint's state.
   [[nodiscard]] ComponentHealth health() const;
+  [[nodiscard]] std::optional<ComponentHealth> component_health() const override { return health(); }
   // keel_remote_answers_total{remote,endpoint,result}, keel_remote_ejections_total,
+  // keel_remote_hedges_total{remote,result=launched|won|no_budget},
   // keel_remote_endpoint_available and keel_remote_in_flight {remote,endpoint}.
   // The registry may outlive the model.
   void register_metrics(MetricsRegistry& registry) const;
