@@ -1,11 +1,10 @@
 // keel worker: scores requests taken off a Redis Stream (consumer group,
-// at-least-once delivery, results written once per request id through the
-// shared idempotency store, dead letters). See net/worker/stream_worker.hpp.
+// at-least-once delivery, one result per request id kept by a done marker in
+// Redis, dead letters). See net/worker/stream_worker.hpp.
 #include "cli/registry.hpp"
 
 #ifdef KEEL_HAVE_NET
 #include <keel/engine/config.hpp>
-#include <keel/net/redis/redis_idempotency.hpp>
 #include <keel/net/remote/remote_config.hpp>
 #include <keel/net/worker/stream_worker.hpp>
 
@@ -47,7 +46,7 @@ struct WorkerArgs {
   keel::net::RedisAuthOptions auth;
   keel::net::StreamWorkerOptions w;
   long block_ms = 200, claim_idle_ms = 30000, claim_interval_ms = 1000, timeout_ms = 1000, stats_ms = 1000;
-  long idempotency_ttl_ms = 600000;
+  long done_ttl_ms = 24L * 3600 * 1000;
 };
 
 int run_worker(WorkerArgs a) {
@@ -66,11 +65,6 @@ int run_worker(WorkerArgs a) {
   ro.auth = a.auth;
   ro.name = "worker";
   auto client = std::make_shared<keel::net::RedisClient>(ro);
-  keel::net::RedisIdempotencyOptions io;
-  io.ttl = ms(a.idempotency_ttl_ms);
-  io.claim_ttl = std::max<keel::Duration>(ms(a.timeout_ms) * 4, ms(1000));
-  auto idem = std::make_shared<keel::net::RedisIdempotencyStore>(client, io);
-
   auto metrics = std::make_shared<keel::MetricsRegistry>();
   keel::EngineBuilder b;
   if (!a.engine.empty()) {
@@ -81,7 +75,7 @@ int run_worker(WorkerArgs a) {
   } else {
     b.model_file("primary", a.model).stage("primary").metrics(metrics);
   }
-  b.name("worker").idempotency(idem);
+  b.name("worker");
   auto engine = b.build();
   client->register_metrics(*metrics);
 
@@ -95,6 +89,7 @@ int run_worker(WorkerArgs a) {
   w.claim_idle = ms(a.claim_idle_ms);
   w.claim_interval = ms(a.claim_interval_ms);
   w.score_timeout = ms(a.timeout_ms);
+  w.done_ttl = ms(a.done_ttl_ms);
   keel::net::StreamWorker worker(client, *engine, w);
   worker.register_metrics(*metrics);
   if (keel::Status s = worker.ensure_group(); !s) std::cerr << "keel worker: " << s.to_string() << " (retrying)\n";
@@ -140,7 +135,9 @@ KEEL_CLI_COMMAND(worker) {
   sub->add_option("--claim-interval-ms", a->claim_interval_ms, "How often to look for them (default 1000)");
   sub->add_option("--max-deliveries", *max_deliveries, "Dead-letter after this many deliveries (default 5)");
   sub->add_option("--timeout-ms", a->timeout_ms, "Each request's deadline (default 1000)");
-  sub->add_option("--idempotency-ttl-ms", a->idempotency_ttl_ms, "How long a result is replayed (default 600000)");
+  sub->add_option("--done-ttl-ms,--idempotency-ttl-ms", a->done_ttl_ms,
+                  "How long a request id is remembered: a later entry with it gets no second result (default "
+                  "86400000)");
   sub->add_option("--stats-ms", a->stats_ms, "Print a stats line this often (default 1000)");
   return [=] {
     try {
@@ -148,7 +145,7 @@ KEEL_CLI_COMMAND(worker) {
       args.w.batch = *batch;
       args.w.max_deliveries = *max_deliveries;
       for (long v : {args.block_ms, args.claim_idle_ms, args.claim_interval_ms, args.timeout_ms, args.stats_ms,
-                     args.idempotency_ttl_ms})
+                     args.done_ttl_ms})
         if (v <= 0) throw keel::Error(keel::StatusCode::kInvalidInput, "every *-ms option must be positive");
       return run_worker(std::move(args));
     } catch (const std::exception& e) {

@@ -231,3 +231,46 @@ TEST_CASE("keel worker: JSON rows reach a LightGBM model as doubles", "[worker][
   CHECK(res.size() == n);
   CHECK(wrong == 0);
 }
+
+TEST_CASE("keel worker: a Redis that forgot the scripts (SCRIPT FLUSH) gets them again; the same id and row "
+          "written once, with other features dead-lettered",
+          "[worker]") {
+  keel::test::RedisServer server;
+  Redis redis(server.port());
+  keel::test::TempDir dir("keel-worker-flush");
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto local = keel::load_model(file);
+  REQUIRE(local.ok());
+  const std::size_t nf = (*local)->info().num_features;
+  redis.cmd({"XGROUP", "CREATE", "req", "g", "0", "MKSTREAM"});
+  const auto row_json = [&](int i, bool with_decimals) {
+    std::string json = "[";
+    for (std::size_t k = 0; k < nf; ++k) {
+      if (k) json.push_back(',');
+      json += std::to_string((static_cast<int>(k) + i) % 5) + (with_decimals ? ".0" : "");
+    }
+    return json + "]";
+  };
+  const auto send = [&](int from, int to) {
+    for (int i = from; i < to; ++i) redis.cmd({"XADD", "req", "*", "id", "q" + std::to_string(i), "features", row_json(i, false)});
+  };
+  send(0, 50);
+  auto w = worker(dir, server.port(), file, "A");
+  REQUIRE(keel::test::wait_until([&] { return redis.xlen("res") >= 50; }, 30000ms));
+  redis.cmd({"SCRIPT", "FLUSH"});
+  send(50, 100);
+  // q3 again with the same numbers written otherwise ("1.0" for "1"): the
+  // same row, so no second result; q4 with another row: a conflict.
+  redis.cmd({"XADD", "req", "*", "id", "q3", "features", row_json(3, true)});
+  redis.cmd({"XADD", "req", "*", "id", "q4", "features", row_json(7, false)});
+  const bool done = keel::test::wait_until([&] { return redis.xlen("res") >= 100 && redis.xlen("dead") >= 1; }, 30000ms);
+  INFO(w.log_tail());
+  REQUIRE(done);
+  REQUIRE(keel::test::wait_until([&] { return redis.cmd({"XPENDING", "req", "g"})[0].integer() == 0; }, 5000ms));
+  w.stop();
+  CHECK(redis.xlen("res") == 100);
+  auto dead = redis.cmd({"XRANGE", "dead", "-", "+"});
+  REQUIRE(dead.size() == 1);
+  CHECK(field(dead[0][1], "id") == "q4");
+  CHECK_THAT(field(dead[0][1], "error"), Catch::Contains("conflict"));
+}

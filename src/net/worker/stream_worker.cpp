@@ -4,9 +4,15 @@
 
 #include <simdjson.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -16,17 +22,30 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Writes the result once per request id and acknowledges the entry, in one
-// step. KEYS: results, done marker, stream. ARGV: ttl ms, entry id, request
-// id, scores, stage, degraded, group.
+// step. The marker holds a fingerprint of the features: the same id with
+// other features is a conflict (the IETF draft's 422), dead-lettered here.
+// KEYS: results, done marker, stream, dead letter. ARGV: ttl ms, entry id,
+// request id, scores, stage, degraded, group, fingerprint, features,
+// deliveries. Returns 1 written, 0 written before (acknowledged only),
+// 2 dead-lettered as a conflict.
 const RedisScript kWriteResult(R"lua(
-local fresh = redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1])
+local fresh = redis.call('SET', KEYS[2], ARGV[8], 'NX', 'PX', ARGV[1])
 if fresh then
   redis.call('XADD', KEYS[1], '*', 'id', ARGV[3], 'entry', ARGV[2], 'scores', ARGV[4], 'stage', ARGV[5],
              'degraded', ARGV[6])
+  redis.call('XACK', KEYS[3], ARGV[7], ARGV[2])
+  return 1
 end
+local was = redis.call('GET', KEYS[2])
+if was == ARGV[8] or was == ARGV[2] then
+  redis.call('XACK', KEYS[3], ARGV[7], ARGV[2])
+  return 0
+end
+redis.call('XADD', KEYS[4], '*', 'entry', ARGV[2], 'id', ARGV[3],
+           'error', 'conflict: request id ' .. ARGV[3] .. ' was used before with other features', 'deliveries',
+           ARGV[10], 'features', ARGV[9])
 redis.call('XACK', KEYS[3], ARGV[7], ARGV[2])
-if fresh then return 1 end
-return 0
+return 2
 )lua");
 
 // Dead-letters an entry and acknowledges it, in one step. KEYS: dead letter,
@@ -76,7 +95,20 @@ struct StreamWorker::State {
   std::string cursor = "0-0";
   Clock::time_point next_claim{};
   simdjson::dom::parser parser;
-  std::vector<double> row;  // JSON numbers are doubles: the models get them (LightGBM compares in double)
+  // A round's rows, JSON numbers as doubles: the models get them (LightGBM
+  // compares in double).
+  std::vector<double> rows;
+  std::vector<std::size_t> scored;  // entry index of each row
+  BatchResult result;
+  Response resp;
+  // A round's Redis commands, sent as one pipeline.
+  enum class Kind : std::uint8_t { kWrite, kDeadLetter };
+  struct Script {
+    const RedisScript* script;
+    Kind kind;
+    std::vector<std::string> keys, args;
+  };
+  std::vector<Script> scripts;
   std::atomic<std::uint64_t> read{0}, claimed{0}, written{0}, already_written{0}, dead_lettered{0},
       left_pending{0}, redis_errors{0};
 
@@ -87,7 +119,7 @@ struct StreamWorker::State {
     return Deadline::after(redis->options().command_timeout + extra + std::chrono::milliseconds(500));
   }
 
-  // The features field as a row, or why not (naming the element).
+  // The features field appended to `rows`, or why not (naming the element).
   Status parse(const Entry& e) {
     if (!e.has_features) return invalid_input("entry " + e.id + ": no 'features' field");
     simdjson::dom::element doc;
@@ -98,15 +130,16 @@ struct StreamWorker::State {
     if (a.size() != engine.num_features())
       return invalid_input("entry " + e.id + ": features has " + std::to_string(a.size()) + " values, the model takes " +
                            std::to_string(engine.num_features()));
-    row.clear();
+    const std::size_t begin = rows.size();
     std::size_t i = 0;
     for (auto v : a) {
       double d = 0;
       if (v.is_null()) {
-        row.push_back(std::numeric_limits<double>::quiet_NaN());
+        rows.push_back(std::numeric_limits<double>::quiet_NaN());
       } else if (v.get_double().get(d) == simdjson::SUCCESS) {
-        row.push_back(d);
+        rows.push_back(d);
       } else {
+        rows.resize(begin);
         return invalid_input("entry " + e.id + ": features[" + std::to_string(i) + "] is not a number or null");
       }
       ++i;
@@ -114,55 +147,135 @@ struct StreamWorker::State {
     return {};
   }
 
-  Status dead_letter(const Entry& e, const std::string& error) {
-    const std::string keys[] = {o.dead_letter, o.stream};
-    const std::string deliveries = std::to_string(e.deliveries);
-    const std::string_view k[] = {keys[0], keys[1]};
-    const std::string_view a[] = {e.id, e.request_id, error, deliveries, e.features, o.group};
-    auto r = redis->eval(kDeadLetter, k, a, redis_deadline());
-    if (!r) return r.status();
-    if (r->type() == RedisReply::Type::kError) return unavailable("dead-letter script: " + std::string(r->str()));
-    dead_lettered.fetch_add(1, std::memory_order_relaxed);
-    return {};
+  void dead_letter(const Entry& e, const std::string& error) {
+    scripts.push_back({&kDeadLetter, Kind::kDeadLetter, {o.dead_letter, o.stream},
+                       {e.id, e.request_id, error, std::to_string(e.deliveries), e.features, o.group}});
   }
 
-  Status write(const Entry& e, const Response& resp) {
+  // The row's fingerprint: its doubles' bytes (so "1" and "1.0" agree).
+  static std::string fingerprint(std::span<const double> row) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(XXH3_64bits(row.data(), row.size_bytes())));
+    return std::string(hex, 16);
+  }
+
+  void write(const Entry& e, std::span<const double> row) {
     std::string scores = "[";
     for (std::size_t i = 0; i < resp.scores.size(); ++i) {
       if (i) scores.push_back(',');
       oip::append_json_float(scores, resp.scores[i]);
     }
     scores.push_back(']');
-    const std::string done = o.done_prefix + ":" + e.request_id;
-    const std::string_view k[] = {o.results, done, o.stream};
-    const std::string_view a[] = {ttl_ms, e.id, e.request_id, scores, resp.stage, resp.degraded ? "1" : "0", o.group};
-    auto r = redis->eval(kWriteResult, k, a, redis_deadline());
-    if (!r) return r.status();
-    if (r->type() == RedisReply::Type::kError) return unavailable("result script: " + std::string(r->str()));
-    (r->integer() == 1 ? written : already_written).fetch_add(1, std::memory_order_relaxed);
-    return {};
+    scripts.push_back({&kWriteResult, Kind::kWrite, {o.results, o.done_prefix + ":" + e.request_id, o.stream, o.dead_letter},
+                       {ttl_ms, e.id, e.request_id, std::move(scores), resp.stage, resp.degraded ? "1" : "0", o.group,
+                        fingerprint(row), e.features, std::to_string(e.deliveries)}});
   }
 
-  // Handles one entry; an error return means Redis could not be reached
-  // (the entry stays pending).
-  Status handle(const Entry& e) {
-    if (e.deliveries > o.max_deliveries)
-      return dead_letter(e, "delivered " + std::to_string(e.deliveries) + " times without being acknowledged");
-    if (Status s = parse(e); !s) return dead_letter(e, s.to_string());
-    Request req;
-    req.id = e.request_id;
-    req.features64 = row;
-    req.deadline = Deadline::after(o.score_timeout);
-    auto r = engine.score(req);
-    if (!r) {
-      if (!r.status().retryable()) return dead_letter(e, r.status().to_string());
-      if (e.deliveries >= o.max_deliveries)
-        return dead_letter(e, "delivered " + std::to_string(e.deliveries) + " times; last error: " +
-                                  r.status().to_string());
-      left_pending.fetch_add(1, std::memory_order_relaxed);
-      return {};
+  // What a failed row comes to: dead-lettered when it can never succeed or
+  // has been delivered too often, else left pending for redelivery.
+  void failed(const Entry& e, const Status& st) {
+    if (!st.retryable()) return dead_letter(e, st.to_string());
+    if (e.deliveries >= o.max_deliveries)
+      return dead_letter(e, "delivered " + std::to_string(e.deliveries) + " times; last error: " + st.to_string());
+    left_pending.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Handles a round's entries: poison ones are dead-lettered, the rest are
+  // scored in one score_batch, and every result and dead letter goes to
+  // Redis in one pipeline (each entry's script is atomic on its own). An
+  // error return means Redis could not be reached: the entries whose
+  // scripts did not run stay pending and are delivered again.
+  Status handle(const std::vector<Entry>& entries) {
+    scripts.clear();
+    rows.clear();
+    scored.clear();
+    const std::size_t nf = engine.num_features();
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const Entry& e = entries[i];
+      if (e.deliveries > o.max_deliveries) {
+        dead_letter(e, "delivered " + std::to_string(e.deliveries) + " times without being acknowledged");
+      } else if (Status st = parse(e); !st) {
+        dead_letter(e, st.to_string());
+      } else {
+        scored.push_back(i);
+      }
     }
-    return write(e, *r);
+    if (!scored.empty()) {
+      BatchView view;
+      view.values64 = rows;
+      view.rows = scored.size();
+      view.cols = nf;
+      // No idempotency key: a request id's one result is kept by the done
+      // marker in kWriteResult, per entry, which also refuses other features.
+      const Status batch = engine.score_batch(view, result, Deadline::after(o.score_timeout));
+      for (std::size_t k = 0; k < scored.size(); ++k) {
+        const Entry& e = entries[scored[k]];
+        if (!batch) {
+          failed(e, batch);
+        } else if (!result.status[k]) {
+          failed(e, result.status[k]);
+        } else if (result.response(k, resp)) {
+          write(e, std::span<const double>(rows).subspan(k * nf, nf));
+        } else {
+          failed(e, internal_error("entry " + e.id + ": answered without a stage"));
+        }
+      }
+    }
+    return send();
+  }
+
+  Status send() {
+    if (scripts.empty()) return {};
+    std::vector<std::vector<std::string_view>> argv(scripts.size());
+    std::vector<std::string> nkeys(scripts.size());
+    const auto build = [&](std::size_t i, bool with_text) {
+      const Script& sc = scripts[i];
+      nkeys[i] = std::to_string(sc.keys.size());
+      auto& v = argv[i];
+      v.clear();
+      v.push_back(with_text ? "EVAL" : "EVALSHA");
+      v.push_back(with_text ? std::string_view(sc.script->text()) : std::string_view(sc.script->sha1()));
+      v.push_back(nkeys[i]);
+      v.insert(v.end(), sc.keys.begin(), sc.keys.end());
+      v.insert(v.end(), sc.args.begin(), sc.args.end());
+    };
+    for (std::size_t i = 0; i < scripts.size(); ++i) build(i, false);
+    std::vector<std::span<const std::string_view>> cmds(argv.begin(), argv.end());
+    auto replies = redis->pipeline(cmds, redis_deadline());
+    if (!replies) return replies.status();
+    // A Redis that does not know the scripts yet (restarted, flushed): the
+    // scripts it refused go again with their text.
+    std::vector<std::size_t> again;
+    for (std::size_t i = 0; i < replies->size(); ++i) {
+      const RedisReply& r = (*replies)[i];
+      if (r.type() == RedisReply::Type::kError && r.str().starts_with("NOSCRIPT")) again.push_back(i);
+    }
+    if (!again.empty()) {
+      std::vector<std::span<const std::string_view>> retry;
+      for (std::size_t i : again) {
+        build(i, true);
+        retry.emplace_back(argv[i]);
+      }
+      auto r2 = redis->pipeline(retry, redis_deadline());
+      if (!r2) return r2.status();
+      for (std::size_t j = 0; j < again.size(); ++j) (*replies)[again[j]] = std::move((*r2)[j]);
+    }
+    Status first_error;
+    for (std::size_t i = 0; i < replies->size(); ++i) {
+      const RedisReply& r = (*replies)[i];
+      if (r.type() == RedisReply::Type::kError) {
+        if (first_error) first_error = unavailable("worker script: " + std::string(r.str()));
+        continue;  // that entry stays pending
+      }
+      if (scripts[i].kind == Kind::kDeadLetter) {
+        dead_lettered.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        const long long n = r.integer();
+        (n == 1 ? written : n == 0 ? already_written : dead_lettered).fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    return first_error;
   }
 
   Result<std::vector<Entry>> claim() {
@@ -174,11 +287,20 @@ struct StreamWorker::State {
     if (r->size() < 2) return out;
     cursor = std::string((*r)[0].str());
     collect((*r)[1], out);
-    // The delivery count, which XAUTOCLAIM has just raised.
-    for (auto& e : out) {
-      auto p = redis->command({"XPENDING", o.stream, o.group, e.id, e.id, "1"}, redis_deadline());
-      if (p && p->type() == RedisReply::Type::kArray && p->size() == 1 && (*p)[0].size() >= 4)
-        e.deliveries = static_cast<std::uint64_t>((*p)[0][3].integer());
+    // The delivery counts, which XAUTOCLAIM has just raised: one pipeline.
+    if (!out.empty()) {
+      std::vector<std::array<std::string_view, 7>> argv;
+      argv.reserve(out.size());
+      for (const auto& e : out) argv.push_back({"XPENDING", o.stream, o.group, e.id, e.id, "1", ""});
+      std::vector<std::span<const std::string_view>> cmds;
+      for (const auto& a : argv) cmds.emplace_back(a.data(), 6);
+      auto p = redis->pipeline(cmds, redis_deadline());
+      if (!p) return p.status();
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        const RedisReply& r = (*p)[i];
+        if (r.type() == RedisReply::Type::kArray && r.size() == 1 && r[0].size() >= 4)
+          out[i].deliveries = static_cast<std::uint64_t>(r[0][3].integer());
+      }
     }
     claimed.fetch_add(out.size(), std::memory_order_relaxed);
     return out;
@@ -244,12 +366,8 @@ Result<std::size_t> StreamWorker::poll_once() {
     if (!n) return n.status();
     entries = std::move(*n);
   }
-  std::size_t handled = 0;
-  for (const auto& e : entries) {
-    if (Status st = s.handle(e); !st) return st;  // Redis unreachable: the rest stay pending
-    ++handled;
-  }
-  return handled;
+  if (Status st = s.handle(entries); !st) return st;  // Redis unreachable: what was not written stays pending
+  return entries.size();
 }
 
 void StreamWorker::run(const std::atomic<bool>& stop) {

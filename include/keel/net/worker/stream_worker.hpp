@@ -5,18 +5,23 @@
 // A request is a stream entry with the fields
 //   id        the request's idempotency key (default: the entry id)
 //   features  a JSON array of numbers, null for a missing value
-// Each worker is one consumer of a consumer group:
+// Each worker is one consumer of a consumer group. A round:
 //   - XREADGROUP ... > reads at most `batch` new entries (the bound on
-//     entries this worker holds unacknowledged), each scored through the
-//     engine with score_timeout as its deadline;
-//   - the result is written once per request id (a Lua script: SET
-//     <done_prefix>:<id> NX PX done_ttl, and only then XADD to `results`
-//     with id, entry, scores, stage, degraded), and only then XACKed. A
-//     crash between the two leaves the entry pending: it is redelivered and
-//     the marker keeps the result from being written twice;
-//   - the engine's idempotency store (RedisIdempotencyStore, shared by the
-//     workers) makes a redelivered request replay its first result instead
-//     of computing again: at-least-once delivery, exactly once in effect;
+//     entries this worker holds unacknowledged);
+//   - the entries' rows are scored in one ScoringEngine::score_batch, with
+//     score_timeout as its deadline (a RemoteModel stage gets one request);
+//   - every result and dead letter goes to Redis in one pipeline of Lua
+//     scripts, one per entry, each atomic: the result is written once per
+//     request id (SET <done_prefix>:<id> <fingerprint> NX PX done_ttl, and
+//     only then XADD to `results` with id, entry, scores, stage, degraded),
+//     and the entry is XACKed in the same script. So a round costs two
+//     round trips, whatever its size. A crash before a script runs leaves
+//     its entry pending: it is redelivered, and the marker keeps its result
+//     from being written twice (at-least-once delivery, exactly once in
+//     effect: a request id has one result, the first);
+//   - the marker holds a fingerprint of the row (XXH3 of its doubles): the
+//     same request id with other features is a conflict (the IETF
+//     idempotency draft's 422), dead-lettered with that error;
 //   - every claim_interval, XAUTOCLAIM takes over entries pending on any
 //     consumer for longer than claim_idle (a crashed worker's);
 //   - a poison entry (no features, not JSON, wrong length, a request the
@@ -47,7 +52,7 @@ struct StreamWorkerOptions {
   std::string results = "keel:results";
   std::string dead_letter = "keel:dead";
   std::string done_prefix = "keel:done";
-  Duration done_ttl = std::chrono::hours(24);
+  Duration done_ttl = std::chrono::hours(24);  // how long a request id's result is remembered
   std::size_t batch = 32;
   Duration block = std::chrono::milliseconds(200);  // XREADGROUP BLOCK
   Duration claim_idle = std::chrono::seconds(30);
