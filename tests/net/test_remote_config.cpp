@@ -114,6 +114,10 @@ TEST_CASE("engine.json remote models: \"hedge\" turns hedging on with its keys",
   const auto off = keel::net::remote_options_from_json(R"({"model": "m", "endpoints": [{"host": "h", "port": 1}]})",
                                                        "remote");
   CHECK_FALSE(off.hedge.enabled);
+  CHECK(off.transport == keel::net::RemoteTransport::kRest);
+  const auto g = keel::net::remote_options_from_json(
+      R"({"model": "m", "transport": "grpc", "endpoints": [{"host": "h", "port": 1}]})", "remote");
+  CHECK(g.transport == keel::net::RemoteTransport::kGrpc);
 }
 
 TEST_CASE("engine.json remote models: errors name the JSON path", "[remote][config]") {
@@ -151,6 +155,10 @@ TEST_CASE("engine.json remote models: errors name the JSON path", "[remote][conf
   SECTION("a hedge quantile out of range") {
     j["models"][0]["remote"]["hedge"] = {{"quantile", 1.5}};
     expect_error(j, "models[0].remote.hedge.quantile: must be in (0, 1)", opts);
+  }
+  SECTION("an unknown transport") {
+    j["models"][0]["remote"]["transport"] = "http3";
+    expect_error(j, "models[0].remote.transport: 'http3' is not one of: rest, grpc", opts);
   }
   SECTION("a typo in a hedge key") {
     j["models"][0]["remote"]["hedge"] = {{"budget_precent", 5}};

@@ -140,6 +140,42 @@ int score_rows(const RemoteModel& m, int n, Duration timeout = 2s) {
   return failed;
 }
 
+// Batches of each size (random rows, about one value in ten missing) score
+// the same bits remotely as in process.
+void same_answers(const RemoteModel& remote, const keel::Model& local, std::initializer_list<std::size_t> sizes,
+                  unsigned seed) {
+  const auto& li = local.info();
+  REQUIRE(remote.info().num_features == li.num_features);
+  REQUIRE(remote.info().num_outputs == li.num_outputs);
+  for (std::size_t rows : sizes) {
+    const auto x = random_rows(rows, li.num_features, static_cast<unsigned>(rows) + seed);
+    std::vector<float> want(rows * li.num_outputs), got(rows * li.num_outputs, -1.f);
+    REQUIRE(local.predict(x, rows, want));
+    keel::PredictOptions po;
+    po.deadline = Deadline::after(5s);
+    const auto s = remote.predict(x, rows, got, po);
+    INFO(s.to_string());
+    REQUIRE(s);
+    CHECK(same_bits(got, want));
+  }
+}
+
+// One call with a 300 ms deadline while every replica hangs: it ends by the
+// deadline, as kDeadlineExceeded, whatever the attempt timeout.
+void deadline_holds(const RemoteModel& remote, const std::string& label) {
+  const auto rows = random_rows(1, remote.info().num_features, 3);
+  std::vector<float> out(remote.info().num_outputs);
+  keel::PredictOptions po;
+  po.deadline = Deadline::after(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto s = remote.predict_row(rows, out, po);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  fmt::print("deadline 300 ms, {}: {} after {} ms\n", label, s.to_string(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+  CHECK(s.code() == StatusCode::kDeadlineExceeded);
+  CHECK(took < 1s);
+}
+
 }  // namespace
 
 TEST_CASE("RemoteModel answers exactly what the model file answers in process", "[remote]") {
@@ -155,19 +191,7 @@ TEST_CASE("RemoteModel answers exactly what the model file answers in process", 
     RemoteModel remote(o);
     INFO(name);
     const auto& li = (*local)->info();
-    REQUIRE(remote.info().num_features == li.num_features);
-    REQUIRE(remote.info().num_outputs == li.num_outputs);
-    for (std::size_t rows : {std::size_t{1}, std::size_t{7}, std::size_t{300}}) {
-      const auto x = random_rows(rows, li.num_features, static_cast<unsigned>(rows));
-      std::vector<float> want(rows * li.num_outputs), got(rows * li.num_outputs, -1.f);
-      REQUIRE((*local)->predict(x, rows, want));
-      keel::PredictOptions po;
-      po.deadline = Deadline::after(5s);
-      const auto s = remote.predict(x, rows, got, po);
-      INFO(s.to_string());
-      REQUIRE(s);
-      CHECK(same_bits(got, want));
-    }
+    same_answers(remote, **local, {1, 7, 300}, 0);
     // Shapes are checked locally; margins are refused by name.
     std::vector<float> out(li.num_outputs);
     std::vector<float> short_row(li.num_features - 1);
@@ -246,17 +270,7 @@ TEST_CASE("RemoteModel stops at the caller's deadline when every replica hangs",
   r1->pause();
   r2->pause();
   std::this_thread::sleep_for(100ms);  // SIGSTOP is asynchronous
-  const auto rows = random_rows(1, remote.info().num_features, 3);
-  std::vector<float> out(1);
-  keel::PredictOptions po;
-  po.deadline = Deadline::after(300ms);
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto s = remote.predict_row(rows, out, po);
-  const auto took = std::chrono::steady_clock::now() - t0;
-  fmt::print("deadline 300 ms, both replicas SIGSTOPped: {} after {} ms\n", s.to_string(),
-             std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
-  CHECK(s.code() == StatusCode::kDeadlineExceeded);
-  CHECK(took < 1s);  // bounded by the deadline, not the 10 s attempt timeout
+  deadline_holds(remote, "both replicas SIGSTOPped");  // not the 10 s attempt timeout
   // Cut short by the caller, not the replicas' fault: nothing counted against them.
   for (const auto& e : remote.endpoint_stats()) CHECK(e.failures == 0);
   r1->resume();
@@ -476,6 +490,27 @@ Timed timed_calls(const RemoteModel& remote, const keel::Model& local, int n, un
   return t;
 }
 
+// `stopped` (endpoint 0) SIGSTOPped, then 100 calls: every one answered,
+// right, and fast (hedged around it after the p95, never waiting out the
+// attempt timeout), with no hedge refused and no failure counted.
+void hedged_around(const RemoteModel& remote, const keel::Model& local, KeelServe& stopped, const std::string& label) {
+  const RemoteHedgeStats h0 = remote.hedge_stats();
+  stopped.pause();
+  std::this_thread::sleep_for(100ms);
+  const Timed hot = timed_calls(remote, local, 100, 2);
+  const RemoteHedgeStats h1 = remote.hedge_stats();
+  fmt::print("{} hedge: 100 calls, one of 3 replicas SIGSTOPped: fast {} slow {} failed {} wrong {}, max {:.1f} ms, "
+             "delay {:.3f} ms, hedges launched {} won {} no_budget {}\n",
+             label, hot.fast, hot.slow, hot.failed, hot.wrong, hot.max_ms, h1.delay_ms, h1.launched - h0.launched,
+             h1.won - h0.won, h1.no_budget - h0.no_budget);
+  CHECK(hot.failed == 0);
+  CHECK(hot.wrong == 0);
+  CHECK(hot.slow == 0);         // none waited for the attempt timeout
+  CHECK(h1.won - h0.won >= 1);  // the stopped replica was picked and hedged around
+  CHECK(h1.no_budget == h0.no_budget);
+  CHECK(remote.endpoint_stats()[0].failures == 0);  // a hedged-around attempt is no failure
+}
+
 RemoteModelOptions hedged_options(const std::vector<RemoteEndpoint>& eps, double budget_percent, double burst) {
   RemoteModelOptions o;
   o.model = "m";
@@ -506,20 +541,7 @@ TEST_CASE("RemoteModel hedges a SIGSTOPped replica after the observed p95, withi
   INFO(generous.health().detail);
   CHECK(h0.delay_ms > 0);
   CHECK(h0.delay_ms < 100);  // the p95 of loopback answers
-  r0->pause();
-  std::this_thread::sleep_for(100ms);
-  const Timed hot = timed_calls(generous, **local, 100, 2);
-  const RemoteHedgeStats h1 = generous.hedge_stats();
-  fmt::print("hedge, budget 100%: 100 calls, one of 3 replicas SIGSTOPped: fast {} slow {} failed {} wrong {}, "
-             "max {:.1f} ms, delay {:.3f} ms, hedges launched {} won {} no_budget {}\n",
-             hot.fast, hot.slow, hot.failed, hot.wrong, hot.max_ms, h1.delay_ms, h1.launched - h0.launched,
-             h1.won - h0.won, h1.no_budget - h0.no_budget);
-  CHECK(hot.failed == 0);
-  CHECK(hot.wrong == 0);
-  CHECK(hot.slow == 0);             // none waited for the 600 ms attempt timeout
-  CHECK(h1.won - h0.won >= 1);      // the stopped replica was picked and hedged around
-  CHECK(h1.no_budget == h0.no_budget);
-  CHECK(generous.endpoint_stats()[0].failures == 0);  // a hedged-around attempt is no failure
+  hedged_around(generous, **local, *r0, "REST");
 
   // A spent budget: 0 % a call and one saved hedge. The first call that
   // meets the stopped replica is hedged; the later ones wait it out.
@@ -572,4 +594,92 @@ TEST_CASE("Two clients' RemoteModels on one replica never share a request id", "
   CHECK(ta.failed == 0);
   CHECK(tb.failed == 0);
   CHECK(ta.wrong + tb.wrong == 0);
+}
+
+namespace {
+
+// A replica with a gRPC port of its own (kept across restarts).
+std::unique_ptr<KeelServe> grpc_replica(const std::string& model_file, int& grpc_port) {
+  keel::test::KeelServeOptions o;
+  o.keel_binary = keel::test::keel_binary(KEEL_BINARY_DIR);
+  o.model_file = model_file;
+  grpc_port = keel::test::free_port();
+  o.extra = {"--grpc-port", std::to_string(grpc_port)};
+  return std::make_unique<KeelServe>(o);
+}
+
+RemoteModelOptions grpc_options(const std::vector<int>& ports) {
+  RemoteModelOptions o;
+  o.model = "m";
+  o.transport = RemoteTransport::kGrpc;
+  for (int p : ports) {
+    RemoteEndpoint e;
+    e.port = p;
+    o.endpoints.push_back(e);
+  }
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("RemoteModel over gRPC answers exactly what the model file answers, on floats and doubles",
+          "[remote][grpc]") {
+  for (const char* name : {"xgboost/multi_softprob.json", "xgboost/missing_nan.json"}) {
+    const std::string file = kData + "/" + name;
+    auto local = keel::load_model(file);
+    REQUIRE(local.ok());
+    int p1 = 0, p2 = 0;
+    auto r1 = grpc_replica(file, p1);
+    auto r2 = grpc_replica(file, p2);
+    RemoteModel remote(grpc_options({p1, p2}));
+    INFO(name);
+    same_answers(remote, **local, {1, 300}, 40);
+    for (const auto& e : remote.endpoint_stats()) CHECK(e.failures == 0);
+  }
+  // LightGBM on threshold rows: only doubles end to end give the local answers.
+  const std::string lgb = kData + "/lightgbm/binary.model.txt";
+  const keel::testing::ThresholdRows e = keel::testing::threshold_rows(lgb);
+  REQUIRE(e.differ > 0);
+  int p = 0;
+  auto r = grpc_replica(lgb, p);
+  RemoteModel remote(grpc_options({p}));
+  keel::PredictOptions po;
+  po.deadline = Deadline::after(5s);
+  std::vector<float> got(e.n, -1.f);
+  REQUIRE(remote.predict(std::span<const double>(e.rows64), e.n, std::span<float>(got), po));
+  CHECK(same_bits(got, e.want64));
+  // A wrong-length row is the request's fault: refused at once, not failed over.
+  std::vector<float> out(1);
+  CHECK(remote.predict_row(std::vector<float>(e.F + 1), out).code() == StatusCode::kInvalidInput);
+}
+
+TEST_CASE("RemoteModel over gRPC: a SIGSTOPped replica is hedged around, and the caller's deadline holds",
+          "[remote][grpc][hedge]") {
+  const std::string file = kData + "/xgboost/binary_logistic.json";
+  auto local = keel::load_model(file);
+  REQUIRE(local.ok());
+  int p0 = 0, p1 = 0, p2 = 0;
+  auto r0 = grpc_replica(file, p0);
+  auto r1 = grpc_replica(file, p1);
+  auto r2 = grpc_replica(file, p2);
+  RemoteModelOptions o = grpc_options({p0, p1, p2});
+  o.attempt_timeout = 600ms;
+  o.health_interval = Duration::zero();
+  o.outlier.consecutive_failures = 1'000'000;
+  o.ewma_decay = 50ms;
+  o.hedge.enabled = true;
+  o.hedge.budget_percent = 100;
+  RemoteModel remote(o);
+  REQUIRE(timed_calls(remote, **local, 60, 21).failed == 0);
+  hedged_around(remote, **local, *r0, "gRPC");
+
+  // Every replica stopped: the call's deadline, not the 600 ms attempt timeout, bounds it.
+  r1->pause();
+  r2->pause();
+  std::this_thread::sleep_for(100ms);
+  deadline_holds(remote, "gRPC, every replica SIGSTOPped");
+  r0->resume();
+  r1->resume();
+  r2->resume();
+  CHECK(score_rows(remote, 5) == 0);
 }

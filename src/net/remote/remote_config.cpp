@@ -38,12 +38,14 @@ RemoteModelOptions remote_options_from_json(std::string_view text, const std::st
   const Node r(doc, path);
   r.keys({"model", "version", "local_zone", "min_local_available", "endpoints", "connect_timeout_ms",
           "attempt_timeout_ms", "default_timeout_ms", "max_attempts", "max_connections", "max_idle", "outlier",
-          "health_interval_ms", "health_timeout_ms", "metadata_timeout_ms", "ewma_decay_ms", "name", "hedge"});
+          "health_interval_ms", "health_timeout_ms", "metadata_timeout_ms", "ewma_decay_ms", "name", "hedge", "transport"});
   RemoteModelOptions o;
   o.model = nonempty(r.at("model"));
   if (auto n = r.get("version")) o.version = n->str();
   if (auto n = r.get("local_zone")) o.local_zone = n->str();
   if (auto n = r.get("name")) o.name = n->str();
+  if (auto n = r.get("transport"))
+    o.transport = n->choice<RemoteTransport>({{"rest", RemoteTransport::kRest}, {"grpc", RemoteTransport::kGrpc}});
   read_uint(r, "min_local_available", o.min_local_available, 0, 1'000'000);
   const std::vector<Node> eps = r.at("endpoints").items();
   if (eps.empty()) r.at("endpoints").fail("expected a non-empty array of {\"host\", \"port\"}");

@@ -1,5 +1,6 @@
 #include <keel/net/remote/remote_model.hpp>
 
+#include "net/remote/grpc_exchange.hpp"
 #include "net/remote/http_connection.hpp"
 #include "net/remote/oip_wire.hpp"
 
@@ -59,6 +60,7 @@ struct EndpointState {
 
   std::atomic<std::uint64_t> answers{0}, failures{0}, overloaded{0}, ejections{0};
   std::unique_ptr<HttpConnection> health_conn;  // the health thread's only
+  std::unique_ptr<remote::GrpcEndpoint> grpc;   // the gRPC transport's channel
 
   [[nodiscard]] bool ejected(TimePoint now) const noexcept {
     return ticks(now) < ejected_until.load(std::memory_order_acquire);
@@ -75,8 +77,18 @@ struct Attempt {
 
 struct AttemptHooks {
   remote::ExchangeHook exchange;
-  HttpConnection* conn = nullptr;  // the attempt's, once acquired
-  std::function<void()> over;      // the exchange is over; before the connection is released
+  // Set by the transport before its exchange: read in exchange.fire, it
+  // gives a function that interrupts this exchange (and no later one).
+  std::function<std::function<void()>()> interrupter;
+  std::function<void()> over;  // the exchange is over; before its connection or call state goes
+};
+
+// One request's rows as a transport sends them: REST's JSON body, or
+// gRPC's raw tensor bytes.
+struct Payload {
+  std::string text;
+  bool fp64 = false;
+  std::size_t n_rows = 0;
 };
 
 // A hedged attempt's shared state: the hedge may outlive the call.
@@ -86,13 +98,11 @@ struct HedgeCall {
   bool primary_done = false;  // the primary's exchange is over: do not interrupt it
   bool hedge_running = false;
   bool hedge_done = false;
-  HttpConnection* primary = nullptr;
-  std::uint64_t primary_token = 0;
+  std::function<void()> interrupt_primary;
   Attempt hedge;
   std::vector<float> scores;
   // Copies for the hedge thread (the caller's may be gone when it runs).
-  std::string body;
-  std::size_t n_rows = 0;
+  Payload payload;
   Deadline deadline;
 };
 
@@ -319,11 +329,16 @@ struct RemoteModel::State {
         if (stop_cv.wait_for(lock, opts.health_interval, [this] { return stopping; })) return;
       }
       for (auto& e : eps) {
-        if (!e->health_conn) e->health_conn = std::make_unique<HttpConnection>(e->cfg.host, e->cfg.port);
         const TimePoint until = system_clock().now() + opts.health_timeout;
-        auto a = e->health_conn->exchange("GET", ready_target, {}, {}, until, opts.health_timeout);
-        const bool ok = a && a->status == 200;
-        if (!a) e->health_conn.reset();
+        bool ok = false;
+        if (e->grpc) {
+          ok = e->grpc->ready(opts.model, opts.version, until);
+        } else {
+          if (!e->health_conn) e->health_conn = std::make_unique<HttpConnection>(e->cfg.host, e->cfg.port);
+          auto a = e->health_conn->exchange("GET", ready_target, {}, {}, until, opts.health_timeout);
+          ok = a && a->status == 200;
+          if (!a) e->health_conn.reset();
+        }
         if (ok && !e->healthy.load(std::memory_order_relaxed)) reset_latency(*e);
         e->healthy.store(ok, std::memory_order_relaxed);
         if (ok) {
@@ -336,11 +351,74 @@ struct RemoteModel::State {
 
   std::unique_ptr<Hedger> hedger;  // null: hedging off
 
-  // One attempt on `e`: fills `out` when answered. `hooks` (hedging) sees
-  // the connection before the exchange and is told when it is over, before
-  // the connection goes back to the pool.
-  Attempt attempt(EndpointState& e, const std::string& body, std::size_t n_rows, std::span<float> out,
-                  Deadline deadline, TimePoint now, AttemptHooks* hooks) {
+  // What one exchange came to, whatever the transport.
+  struct Outcome {
+    Status transport;  // not ok: the exchange itself failed (connect, I/O, time, a hedge won)
+    StatusCode code = StatusCode::kOk;  // else the peer's answer
+    std::string message;                // the peer's error, for code != kOk
+    Status decoded;                     // for kOk: reading the scores (kInvalidInput: a failed row)
+    bool degraded = false;
+    std::string reason;
+  };
+
+  Outcome exchange_rest(EndpointState& e, const Payload& p, std::span<float> out, TimePoint until,
+                        Duration budget, AttemptHooks* hooks) {
+    const auto budget_ms = std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
+    const remote::HeaderList headers{{"Keel-Timeout-Ms", std::to_string(budget_ms)}};
+    auto conn = acquire(e);
+    if (hooks) {
+      hooks->interrupter = [c = conn.get()]() -> std::function<void()> {
+        return [c, token = c->token()] { c->interrupt(token); };
+      };
+    }
+    auto answer = conn->exchange("POST", infer_target, headers, p.text, until, opts.connect_timeout,
+                                 hooks ? &hooks->exchange : nullptr);
+    if (hooks) hooks->over();
+    release(e, std::move(conn));
+    Outcome o;
+    if (!answer) {
+      o.transport = answer.status();
+    } else if (answer->status == 200) {
+      thread_local std::string reason;
+      o.decoded = remote::decode_infer_response(answer->body, p.n_rows, info.num_outputs, out, o.degraded, reason);
+      o.reason = reason;
+    } else {
+      o.code = from_http_status(answer->status);
+      o.message = "HTTP " + std::to_string(answer->status) + ": " + remote::error_message(answer->body);
+    }
+    return o;
+  }
+
+  Outcome exchange_grpc(EndpointState& e, const Payload& p, std::span<float> out, TimePoint until,
+                        AttemptHooks* hooks) {
+    std::function<void(std::function<void()>)> on_start;
+    std::function<void()> on_end;
+    if (hooks) {
+      on_start = [hooks](std::function<void()> cancel) {
+        hooks->interrupter = [cancel = std::move(cancel)] { return cancel; };
+      };
+      on_end = hooks->over;
+    }
+    remote::GrpcAnswer g = e.grpc->infer(opts.model, opts.version, p.text, p.fp64, p.n_rows, info.num_features,
+                                         info.num_outputs, out, until, hooks ? &hooks->exchange : nullptr, on_start,
+                                         on_end);
+    Outcome o;
+    o.transport = std::move(g.transport);
+    if (g.code != GrpcCode::kOk) {
+      o.code = from_grpc_code(g.code);
+      o.message = std::move(g.message);
+    }
+    o.decoded = std::move(g.decoded);
+    o.degraded = g.degraded;
+    o.reason = std::move(g.reason);
+    return o;
+  }
+
+  // One attempt on `e`: fills `out` when answered. `hooks` (hedging) can
+  // interrupt the exchange and is told when it is over, before its state
+  // goes.
+  Attempt attempt(EndpointState& e, const Payload& p, std::span<float> out, Deadline deadline, TimePoint now,
+                  AttemptHooks* hooks) {
     const auto& o = opts;
     if (e.in_flight.fetch_add(1, std::memory_order_relaxed) >= o.max_connections) {
       e.in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -351,73 +429,63 @@ struct RemoteModel::State {
     const Duration left = deadline.remaining(now);
     const bool full_budget = left >= o.attempt_timeout;
     const Duration budget = std::min(left, o.attempt_timeout);
-    const auto budget_ms = std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
-    const remote::HeaderList headers{{"Keel-Timeout-Ms", std::to_string(budget_ms)}};
-    auto conn = acquire(e);
-    if (hooks) hooks->conn = conn.get();
-    auto answer = conn->exchange("POST", infer_target, headers, body, now + budget, o.connect_timeout,
-                                 hooks ? &hooks->exchange : nullptr);
+    Outcome x = o.transport == RemoteTransport::kGrpc ? exchange_grpc(e, p, out, now + budget, hooks)
+                                                      : exchange_rest(e, p, out, now + budget, budget, hooks);
     const Duration rtt = system_clock().now() - now;
-    if (hooks) hooks->over();
-    release(e, std::move(conn));
     e.in_flight.fetch_sub(1, std::memory_order_relaxed);
     const std::string where = "RemoteModel '" + name + "' " + e.address + ": ";
-    if (!answer) {
-      if (answer.status().code() == StatusCode::kCancelled) {  // a hedge answered first: a lower bound, no fault
+    if (!x.transport) {
+      if (x.transport.code() == StatusCode::kCancelled) {  // a hedge answered first: a lower bound, no fault
         observe(e, rtt);
-        return {Verdict::kNext, Status(StatusCode::kCancelled, where + answer.status().message(), true)};
+        return {Verdict::kNext, Status(StatusCode::kCancelled, where + x.transport.message(), true)};
       }
       // A timeout on a budget cut short by the caller's deadline is not the endpoint's fault.
-      if (answer.status().code() != StatusCode::kDeadlineExceeded || full_budget) failure(e, rtt);
-      return {Verdict::kNext, Status(answer.status().code(), where + answer.status().message(), true)};
+      if (x.transport.code() != StatusCode::kDeadlineExceeded || full_budget) failure(e, rtt);
+      return {Verdict::kNext, Status(x.transport.code(), where + x.transport.message(), true)};
     }
-    if (answer->status == 200) {
-      bool degraded = false;
-      thread_local std::string reason;
-      Status d = remote::decode_infer_response(answer->body, n_rows, info.num_outputs, out, degraded, reason);
-      if (d.code() == StatusCode::kInvalidInput) {
+    if (x.code == StatusCode::kOk) {
+      if (x.decoded.code() == StatusCode::kInvalidInput) {
         success(e, rtt);
-        return {Verdict::kFinal, Status(d.code(), where + d.message())};
+        return {Verdict::kFinal, Status(x.decoded.code(), where + x.decoded.message())};
       }
-      if (!d) {
+      if (!x.decoded) {
         failure(e, rtt);
-        return {Verdict::kNext, Status(d.code(), where + d.message(), true)};
+        return {Verdict::kNext, Status(x.decoded.code(), where + x.decoded.message(), true)};
       }
-      if (degraded) {  // the peer's own fallback answered: another peer may do better
+      if (x.degraded) {  // the peer's own fallback answered: another peer may do better
         e.overloaded.fetch_add(1, std::memory_order_relaxed);
         e.consecutive.store(0, std::memory_order_relaxed);
-        return {Verdict::kNext, unavailable(where + "answered degraded (" + reason + ")")};
+        return {Verdict::kNext, unavailable(where + "answered degraded (" + x.reason + ")")};
       }
       success(e, rtt);
       if (hedger) hedger->record(rtt);
       return {Verdict::kAnswered, {}};
     }
-    const StatusCode code = from_http_status(answer->status);
-    std::string msg = where + "HTTP " + std::to_string(answer->status) + ": " + remote::error_message(answer->body);
-    switch (code) {
+    std::string msg = where + x.message;
+    switch (x.code) {
       case StatusCode::kOverloaded:
         e.overloaded.fetch_add(1, std::memory_order_relaxed);
-        return {Verdict::kNext, Status(code, std::move(msg), true)};
+        return {Verdict::kNext, Status(x.code, std::move(msg), true)};
       case StatusCode::kInvalidInput:
       case StatusCode::kConflict:
       case StatusCode::kCancelled:
         e.consecutive.store(0, std::memory_order_relaxed);
-        return {Verdict::kFinal, Status(code, std::move(msg))};
+        return {Verdict::kFinal, Status(x.code, std::move(msg))};
       case StatusCode::kDeadlineExceeded:
         if (full_budget) failure(e, rtt);
-        return {Verdict::kNext, Status(code, std::move(msg), true)};
+        return {Verdict::kNext, Status(x.code, std::move(msg), true)};
       default:
         failure(e, rtt);
-        return {Verdict::kNext, Status(code, std::move(msg), true)};
+        return {Verdict::kNext, Status(x.code, std::move(msg), true)};
     }
   }
 
   // An attempt on `e` that, still unanswered after `delay`, gets a copy on
   // another untried endpoint (on the hedge threads) if the budget allows.
-  // The first answer wins: a hedge that answers closes the primary's
-  // connection; a primary that answers leaves the hedge to finish unseen.
-  Attempt hedged_attempt(EndpointState& e, std::vector<bool>& tried, const std::string& body, std::size_t n_rows,
-                         std::span<float> out, Deadline deadline, TimePoint now, Duration delay) {
+  // The first answer wins: a hedge that answers interrupts the primary's
+  // exchange; a primary that answers leaves the hedge to finish unseen.
+  Attempt hedged_attempt(EndpointState& e, std::vector<bool>& tried, const Payload& p, std::span<float> out,
+                         Deadline deadline, TimePoint now, Duration delay) {
     auto call = std::make_shared<HedgeCall>();
     AttemptHooks hooks;
     hooks.exchange.at = now + delay;
@@ -427,29 +495,27 @@ struct RemoteModel::State {
         return;
       }
       const int j = pick(tried);
-      if (j < 0 || deadline.expired(system_clock().now())) {
+      if (j < 0 || deadline.expired(system_clock().now()) || !hooks.interrupter) {
         hedger->refund();
         return;
       }
       {
         std::lock_guard lock(call->mu);
-        call->primary = hooks.conn;
-        call->primary_token = hooks.conn->token();
+        call->interrupt_primary = hooks.interrupter();
         call->hedge_running = true;
       }
-      call->body = body;
-      call->n_rows = n_rows;
+      call->payload = p;
       call->deadline = deadline;
       EndpointState* target = eps[static_cast<std::size_t>(j)].get();
       const bool sent = hedger->pool->try_submit([this, call, target] {
-        std::vector<float> scores(call->n_rows * info.num_outputs);
-        Attempt h = attempt(*target, call->body, call->n_rows, scores, call->deadline, system_clock().now(), nullptr);
+        std::vector<float> scores(call->payload.n_rows * info.num_outputs);
+        Attempt h = attempt(*target, call->payload, scores, call->deadline, system_clock().now(), nullptr);
         std::lock_guard lock(call->mu);
         call->hedge_running = false;
         call->hedge_done = true;
         if (h.verdict == Verdict::kAnswered) {
           call->scores = std::move(scores);
-          if (!call->primary_done) call->primary->interrupt(call->primary_token);
+          if (!call->primary_done) call->interrupt_primary();
         }
         call->hedge = std::move(h);
         call->cv.notify_all();
@@ -467,7 +533,7 @@ struct RemoteModel::State {
       std::lock_guard lock(call->mu);
       call->primary_done = true;
     };
-    Attempt r = attempt(e, body, n_rows, out, deadline, now, &hooks);
+    Attempt r = attempt(e, p, out, deadline, now, &hooks);
     std::unique_lock lock(call->mu);
     if (r.verdict == Verdict::kNext && (call->hedge_running || call->hedge_done)) {
       // The primary failed, or lost: the hedge's answer is the call's.
@@ -524,6 +590,7 @@ RemoteModel::RemoteModel(RemoteModelOptions opts) : s_(std::make_shared<State>()
     e->cfg = ep;
     e->address = ep.host + ":" + std::to_string(ep.port);
     e->local = ep.zone == o.local_zone;
+    if (o.transport == RemoteTransport::kGrpc) e->grpc = std::make_unique<remote::GrpcEndpoint>(ep.host, ep.port);
     s.eps.push_back(std::move(e));
   }
   std::string base = "/v2/models/" + o.model;
@@ -535,6 +602,15 @@ RemoteModel::RemoteModel(RemoteModelOptions opts) : s_(std::make_shared<State>()
   std::optional<remote::ModelShape> shape;
   const TimePoint until = system_clock().now() + o.metadata_timeout;
   for (auto& e : s.eps) {
+    if (e->grpc) {
+      auto m = e->grpc->metadata(o.model, o.version, until);
+      if (!m) {
+        errors += "; " + e->address + " (gRPC): " + m.status().message();
+        continue;
+      }
+      shape = *m;
+      break;
+    }
     HttpConnection c(e->cfg.host, e->cfg.port);
     auto a = c.exchange("GET", base, {}, {}, until, o.connect_timeout);
     if (!a) {
@@ -599,12 +675,17 @@ Status remote_predict(RemoteModel::State& s, std::span<const T> rows, std::size_
     const auto& o = s.opts;
     const TimePoint start = system_clock().now();
     const Deadline deadline = popts.deadline.is_never() ? Deadline::after(o.default_timeout, start) : popts.deadline;
-    thread_local std::string body;
-    // No request id: a server keys idempotency on it, and scoring needs
-    // none. Ids counted per client would collide between clients (422s),
-    // and a hedge would wait on its own first copy's claim.
-    if (Status enc = remote::encode_infer_request(body, {}, rows, n_rows, s.info.num_features); !enc)
+    thread_local Payload payload;
+    payload.n_rows = n_rows;
+    payload.fp64 = sizeof(T) == 8;
+    if (o.transport == RemoteTransport::kGrpc) {
+      payload.text.assign(reinterpret_cast<const char*>(rows.data()), n_rows * s.info.num_features * sizeof(T));
+    } else if (Status enc = remote::encode_infer_request(payload.text, {}, rows, n_rows, s.info.num_features); !enc) {
+      // No request id: a server keys idempotency on it, and scoring needs
+      // none. Ids counted per client would collide between clients (422s),
+      // and a hedge would wait on its own first copy's claim.
       return Status(enc.code(), "RemoteModel '" + s.name + "': " + enc.message());
+    }
     if (s.hedger) s.hedger->deposit();
     std::vector<bool> tried(s.eps.size(), false);
     bool hedged = false;  // at most one hedge a call
@@ -620,9 +701,9 @@ Status remote_predict(RemoteModel::State& s, std::span<const T> rows, std::size_
       const std::int64_t delay = s.hedger && !hedged ? s.hedger->delay_ns.load(std::memory_order_relaxed) : -1;
       if (delay >= 0 && s.eps.size() > 1) {
         hedged = true;
-        r = s.hedged_attempt(e, tried, body, n_rows, out, deadline, now, Duration(delay));
+        r = s.hedged_attempt(e, tried, payload, out, deadline, now, Duration(delay));
       } else {
-        r = s.attempt(e, body, n_rows, out, deadline, now, nullptr);
+        r = s.attempt(e, payload, out, deadline, now, nullptr);
       }
       if (r.verdict == Verdict::kAnswered) return {};
       if (r.verdict == Verdict::kFinal) return r.status;

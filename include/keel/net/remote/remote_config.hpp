@@ -3,7 +3,7 @@
 // "models", then used by a chain stage like any model:
 //
 //   {"name": "replicas", "remote": {
-//      "model": "churn", "version": "2", "local_zone": "a", "min_local_available": 1,
+//      "model": "churn", "version": "2", "transport": "rest", "local_zone": "a", "min_local_available": 1,
 //      "endpoints": [{"host": "10.0.1.5", "port": 8000, "zone": "a"},
 //                    {"host": "10.0.2.5", "port": 8000, "zone": "b", "standby": false}],
 //      "connect_timeout_ms": 100, "attempt_timeout_ms": 250, "default_timeout_ms": 1000,
@@ -15,7 +15,8 @@
 //      "hedge": {"quantile": 0.95, "min_delay_ms": 1, "min_samples": 20, "budget_percent": 10,
 //                "burst": 10, "threads": 4}}}
 //
-// "hedge" turns hedging on (HedgeOptions; each of its keys is optional).
+// "transport": "rest" (the default) or "grpc" (the endpoints' ports are then
+// their gRPC ports). "hedge" turns hedging on (HedgeOptions; each of its keys is optional).
 // Every key but "model" and "endpoints" is optional (RemoteModelOptions'
 // defaults). Unknown keys and bad values are keel::Error naming their JSON
 // path. The endpoints must answer the model's metadata when the engine is

@@ -1,13 +1,14 @@
 #pragma once
 // RemoteModel: a keel::Model that scores on other `keel serve` replicas (or
-// any Open Inference Protocol REST server) so that a FallbackChain stage can
+// any Open Inference Protocol server, over REST or gRPC) so that a FallbackChain stage can
 // be "the replicas in another zone".
 //
 // Per call:
 //   - the call's deadline (PredictOptions::deadline; default_timeout when it
 //     has none) bounds everything; each attempt gets min(attempt_timeout,
-//     time left) and passes it on as Keel-Timeout-Ms, so the server gives
-//     up when the caller would;
+//     time left) and passes it on (REST: Keel-Timeout-Ms; gRPC: the call's
+//     deadline, sent as grpc-timeout), so the server gives up when the
+//     caller would;
 //   - an endpoint is chosen by power-of-two-choices over a peak-EWMA cost
 //     (latency estimate x (in flight + 1), after Finagle; a failure counts
 //     as attempt_timeout of latency), among the
@@ -37,9 +38,9 @@
 // health_interval, on a thread of its own) mark an endpoint unhealthy, and
 // so unavailable, until one passes.
 //
-// Connections: a keep-alive pool per endpoint, at most max_connections in
-// use at once (beyond: that endpoint is skipped for the call, not failed)
-// and max_idle kept.
+// Connections: REST keeps a keep-alive pool per endpoint (max_idle kept),
+// gRPC one channel; either way at most max_connections calls are in flight
+// to an endpoint at once (beyond: it is skipped for the call, not failed).
 //
 // Metadata (features, outputs) comes from the first endpoint that answers
 // GET /v2/models/<model> at construction; every endpoint must serve the same
@@ -101,8 +102,15 @@ struct RemoteHedgeStats {
   double delay_ms = -1;        // the current delay; -1: too few samples yet
 };
 
+// How a RemoteModel talks to its endpoints: OIP REST (JSON bodies over
+// keep-alive HTTP/1.1) or OIP gRPC (raw FP32/FP64 tensors over one HTTP/2
+// channel per endpoint; the endpoints' ports are then their gRPC ports).
+// Metadata, health checks and infer all go over the one chosen.
+enum class RemoteTransport : std::uint8_t { kRest, kGrpc };
+
 struct RemoteModelOptions {
   std::vector<RemoteEndpoint> endpoints;
+  RemoteTransport transport = RemoteTransport::kRest;
   std::string model;           // the served model's name
   std::string version;         // empty: the server's default version
   std::string local_zone;
