@@ -20,6 +20,7 @@
 #include <keel/resilience/cache.hpp>
 #include <keel/resilience/idempotency.hpp>
 
+#include "call_times.hpp"
 #include "net/support/redis_process.hpp"
 
 #include <benchmark/benchmark.h>
@@ -33,6 +34,7 @@
 using namespace std::chrono_literals;
 using keel::Deadline;
 using namespace keel::net;
+using keel::bench::CallTimes;
 
 namespace {
 
@@ -51,25 +53,6 @@ std::vector<float> row(float seed) {
   for (std::size_t i = 0; i < r.size(); ++i) r[i] = seed + 0.01f * static_cast<float>(i);
   return r;
 }
-
-// Per-call times for the p50_us and p99_us counters (the mean hides the
-// tail, and the tail is what a Redis on the request path costs).
-class CallTimes {
- public:
-  CallTimes() { us_.reserve(1 << 16); }
-  void start() { t0_ = std::chrono::steady_clock::now(); }
-  void stop() { us_.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0_).count()); }
-  void report(benchmark::State& state) {
-    if (us_.empty()) return;
-    std::sort(us_.begin(), us_.end());
-    state.counters["p50_us"] = us_[us_.size() / 2];
-    state.counters["p99_us"] = us_[std::min(us_.size() - 1, us_.size() * 99 / 100)];
-  }
-
- private:
-  std::vector<double> us_;
-  std::chrono::steady_clock::time_point t0_;
-};
 
 // A stored batch of one answered row, as the engine's request path keeps it.
 keel::StoredBatch answer() {

@@ -10,6 +10,7 @@
 #include <keel/model/loaders.hpp>
 #include <keel/net/remote/remote_model.hpp>
 
+#include "call_times.hpp"
 #include "net/support/keel_serve_process.hpp"
 
 #include <benchmark/benchmark.h>
@@ -39,22 +40,17 @@ void run(benchmark::State& state, const keel::Model& m) {
   const std::size_t nf = m.info().num_features;
   const auto x = rows(256, nf);
   std::vector<float> out(m.info().num_outputs);
-  std::vector<double> us;
-  us.reserve(1 << 16);
+  keel::bench::CallTimes t;
   std::size_t i = 0;
   for (auto _ : state) {
     keel::PredictOptions po;
     po.deadline = keel::Deadline::after(1s);
-    const auto t0 = std::chrono::steady_clock::now();
+    t.start();
     const auto s = m.predict_row(std::span(x).subspan((i++ % 256) * nf, nf), out, po);
-    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    t.stop();
     if (!s) state.SkipWithError(s.to_string().c_str());
   }
-  std::sort(us.begin(), us.end());
-  if (!us.empty()) {
-    state.counters["p50_us"] = us[us.size() / 2];
-    state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
-  }
+  t.report(state);
 }
 
 void BM_Direct_InProcess(benchmark::State& state) { run(state, *g_local); }

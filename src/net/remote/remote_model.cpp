@@ -379,9 +379,7 @@ struct RemoteModel::State {
     if (!answer) {
       o.transport = answer.status();
     } else if (answer->status == 200) {
-      thread_local std::string reason;
-      o.decoded = remote::decode_infer_response(answer->body, p.n_rows, info.num_outputs, out, o.degraded, reason);
-      o.reason = reason;
+      o.decoded = remote::decode_infer_response(answer->body, p.n_rows, info.num_outputs, out, o.degraded, o.reason);
     } else {
       o.code = from_http_status(answer->status);
       o.message = "HTTP " + std::to_string(answer->status) + ": " + remote::error_message(answer->body);
