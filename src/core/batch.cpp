@@ -4,33 +4,43 @@
 
 namespace keel {
 
+namespace {
+
+// dst = src, without a library call when both are empty (the common case
+// for a fresh Response's reason strings).
+void set(std::string& dst, const std::string& src) {
+  if (!src.empty() || !dst.empty()) dst = src;
+}
+
+}  // namespace
+
 bool BatchResult::response(std::size_t r, Response& o) const {
   if (r >= rows || stage[r] == kNoStage) return false;
   const std::size_t s = stage[r];
-  o.id = id;
+  set(o.id, id);
   const std::span<const float> sc = row_scores(r);
   o.scores.assign(sc.begin(), sc.end());
-  o.model_id = stage_model_ids[s];
+  set(o.model_id, stage_model_ids[s]);
   o.model_version = stage_model_versions[s];
   o.model_content_id = stage_content_ids[s];
-  o.stage = stage_names[s];
+  set(o.stage, stage_names[s]);
   o.degraded = is_degraded(r);
-  o.degraded_reason = degraded_reason[r];
+  set(o.degraded_reason, degraded_reason[r]);
   o.cache_hit = cache_hit[r] != 0;
   o.attempts = attempts[r];
   o.latency = latency;
   o.anomaly = anomaly[r] != 0;
   o.anomaly_score = anomaly_score[r];
-  o.anomaly_reason = anomaly_reason[r];
+  set(o.anomaly_reason, anomaly_reason[r]);
   const std::span<const Reason> why = row_reasons(r);
-  o.reasons.assign(why.begin(), why.end());
+  if (!why.empty() || !o.reasons.empty()) o.reasons.assign(why.begin(), why.end());
   if (explained(r)) {
-    o.explained_by = stage_names[s];
+    set(o.explained_by, stage_names[s]);
   } else {
     o.explained_by.clear();
   }
   if (reason_k != 0) {
-    o.reasons_unavailable = reasons_unavailable[r];
+    set(o.reasons_unavailable, reasons_unavailable[r]);
   } else {
     o.reasons_unavailable.clear();
   }

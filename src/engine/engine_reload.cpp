@@ -7,12 +7,53 @@
 #include <keel/model/explain.hpp>
 #include <keel/resilience/detail/wait.hpp>
 
+#include <array>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 namespace keel {
+
+namespace {
+
+// A thread's remembered snapshots (SnapshotSlot::pin), replaced round robin.
+struct PinnedSnapshot {
+  const void* slot = nullptr;
+  std::uint64_t generation = 0;
+  std::weak_ptr<const detail::Snapshot> snapshot;
+};
+constexpr std::size_t kPinned = 4;
+struct PinCache {
+  std::array<PinnedSnapshot, kPinned> entries;
+  std::size_t next = 0;
+};
+thread_local PinCache pin_cache;
+
+}  // namespace
+
+std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::SnapshotSlot::pin() const noexcept {
+  const std::uint64_t g = gen_.load(std::memory_order_acquire);
+  PinCache& c = pin_cache;
+  PinnedSnapshot* mine = nullptr;
+  for (PinnedSnapshot& e : c.entries) {
+    if (e.slot != this) continue;
+    if (e.generation == g) {
+      if (std::shared_ptr<const detail::Snapshot> p = e.snapshot.lock()) return p;
+    }
+    mine = &e;
+    break;
+  }
+  std::shared_ptr<const detail::Snapshot> p = load();
+  if (mine == nullptr) {
+    mine = &c.entries[c.next];
+    c.next = (c.next + 1) % kPinned;
+  }
+  mine->slot = this;
+  mine->generation = p ? p->generation : 0;
+  mine->snapshot = p;
+  return p;
+}
 
 std::shared_ptr<const detail::Snapshot> ScoringEngine::Impl::make_snapshot() const {
   auto s = std::make_shared<detail::Snapshot>();

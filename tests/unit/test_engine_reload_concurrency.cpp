@@ -150,3 +150,41 @@ TEST_CASE("16 concurrent duplicate requests through the engine compute once", "[
     CHECK(r->model_version == model->info().version);
   }
 }
+
+TEST_CASE("a reload is seen at once by a thread whose cached snapshot is still in use elsewhere",
+          "[engine][reload][snapshot][concurrency]") {
+  // The request path pins snapshots through a per-thread cache keyed by the
+  // slot's generation. While another thread's request keeps the replaced
+  // snapshot alive, this thread's cached entry for it must not be used.
+  std::atomic<bool> release{false};
+  std::atomic<std::thread::id> held{};
+  auto gated = std::make_shared<GatedModel>([&] { return std::this_thread::get_id() != held.load() || release.load(); });
+  auto engine = keel::EngineBuilder().model("primary", gated).stage("primary").canary_rows({{1.f}}).build();
+  const std::vector<float> row{5.f};
+  keel::Request r;
+  r.features = row;
+  auto before = engine->score(r);  // this thread caches the first snapshot
+  REQUIRE(before.ok());
+  CHECK(before->scores == std::vector<float>{10.f});
+
+  gated->armed = true;
+  const int calls_before = gated->calls.load();
+  keel::Result<keel::Response> slow = keel::internal_error("not run");
+  std::thread t([&] {
+    held = std::this_thread::get_id();
+    slow = engine->score(r);  // blocks inside the first model, holding its snapshot
+  });
+  while (gated->calls.load() == calls_before || held.load() == std::thread::id{}) std::this_thread::yield();
+
+  auto next = std::make_shared<keel::test::LinearTestModel>(std::vector<float>{3.f}, 0.f, "next");
+  REQUIRE(engine->reload("primary", next).ok());
+  auto after = engine->score(r);
+  REQUIRE(after.ok());
+  CHECK(after->scores == std::vector<float>{15.f});  // the new model, not the cached snapshot's
+  CHECK(after->model_id == "next");
+
+  release = true;
+  t.join();
+  REQUIRE(slow.ok());
+  CHECK(slow->scores == std::vector<float>{10.f});  // the request that started first kept its snapshot
+}

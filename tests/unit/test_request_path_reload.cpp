@@ -179,3 +179,60 @@ TEST_CASE("request path: chain()->stats() counts across reloads, as the breaker 
   // A chain taken before the last reload sees the same totals.
   CHECK(old_chain->stats().requests == 7);
 }
+
+TEST_CASE("request path: the per-thread snapshot pin follows reloads and keeps no model alive",
+          "[engine][reload][snapshot]") {
+  // score() pins the engine's snapshot through a per-thread cache of weak
+  // references (SnapshotSlot::pin). A reload must be seen by the very next
+  // call on the same thread, and neither a replaced model nor a destroyed
+  // engine's may stay alive in that cache.
+  auto first = std::make_shared<keel::test::LinearTestModel>(std::vector<float>{1.0f}, 0.0f, "first");
+  std::weak_ptr<const keel::Model> first_alive = first;
+  keel::EngineBuilder b;
+  b.model("primary", first).stage("primary");
+  auto e = b.build();
+  const std::vector<float> row{2.0f};
+  auto r1 = e->score(req(row));
+  REQUIRE(r1.ok());
+  CHECK(r1->scores[0] == 2.0f);
+  CHECK(r1->model_id == "first");
+
+  auto second = std::make_shared<keel::test::LinearTestModel>(std::vector<float>{3.0f}, 0.0f, "second");
+  std::weak_ptr<const keel::Model> second_alive = second;
+  REQUIRE(e->reload("primary", second).ok());
+  auto r2 = e->score(req(row));
+  REQUIRE(r2.ok());
+  CHECK(r2->scores[0] == 6.0f);  // the reload is seen at once on this thread
+  CHECK(r2->model_id == "second");
+  first.reset();
+  CHECK(first_alive.expired());  // the replaced model is gone, although this thread scored with it
+
+  // Several engines on one thread, more than the cache remembers: each
+  // call still gets its own engine's model.
+  std::vector<std::unique_ptr<keel::ScoringEngine>> many;
+  for (int i = 0; i < 7; ++i) {
+    keel::EngineBuilder bi;
+    bi.model("primary", std::make_shared<keel::test::LinearTestModel>(std::vector<float>{static_cast<float>(i)}, 0.0f))
+        .stage("primary");
+    many.push_back(bi.build());
+  }
+  for (int lap = 0; lap < 3; ++lap) {
+    for (int i = 0; i < 7; ++i) {
+      auto r = many[static_cast<std::size_t>(i)]->score(req(row));
+      REQUIRE(r.ok());
+      CHECK(r->scores[0] == 2.0f * static_cast<float>(i));
+    }
+  }
+
+  second.reset();
+  e.reset();
+  CHECK(second_alive.expired());  // a destroyed engine's model is not kept by the pin cache
+  // A new engine, possibly at the dead one's address, answers with its own model.
+  keel::EngineBuilder b3;
+  b3.model("primary", std::make_shared<keel::test::LinearTestModel>(std::vector<float>{5.0f}, 0.0f, "third"))
+      .stage("primary");
+  auto e3 = b3.build();
+  auto r3 = e3->score(req(row));
+  REQUIRE(r3.ok());
+  CHECK(r3->scores[0] == 10.0f);
+}

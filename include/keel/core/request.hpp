@@ -10,6 +10,7 @@
 #include <keel/core/content_id.hpp>
 #include <keel/core/deadline.hpp>
 #include <keel/core/reason.hpp>
+#include <keel/core/score_vector.hpp>
 
 #include <cstdint>
 #include <span>
@@ -54,9 +55,14 @@ struct OwnedRequest {
 };
 
 struct Response {
+  // User-provided, so that value-initialising one (Result<Response>'s
+  // in-place answer) runs the member initialisers without first zeroing
+  // the whole object.
+  Response() noexcept {}  // NOLINT(modernize-use-equals-default)
   std::string id;
-  // One score per model output (1 for regression/binary, K for multiclass).
-  std::vector<float> scores;
+  // One score per model output (1 for regression/binary, K for multiclass);
+  // up to four are held inline (score_vector.hpp).
+  ScoreVector scores;
   // The model that answered: its id, its per-process version and its
   // content identity (the same in every process; empty for in-memory
   // models and default stages).
