@@ -17,33 +17,19 @@
 # Prints every run, then medians and REST binary as a share of in-process.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${KEEL_SHARED:-$ROOT/../shared}
-KEEL=$ROOT/build/release/keel
-MODEL=$SHARED/bench/serve/models/clf_d8_t500_f100.model.json
-ROWS=$SHARED/bench/serve/models/clf_d8_t500_f100.rows.f32
-BATCH=256
 CONNS=16
-REPS=3
-DURATION=5
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+BATCH=256
+common_flags "$@"
+set -- "${EXTRA[@]+"${EXTRA[@]}"}"
 while (($#)); do
     case $1 in
-        --keel) KEEL=$2; shift 2 ;;
-        --model) MODEL=$2; shift 2 ;;
-        --rows) ROWS=$2; shift 2 ;;
         --batch) BATCH=$2; shift 2 ;;
-        --conns) CONNS=$2; shift 2 ;;
-        --reps) REPS=$2; shift 2 ;;
-        --duration) DURATION=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "binary_batch.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-PY=/usr/bin/python3
-for tool in wrk curl "$PY" "$KEEL"; do
-    command -v "$tool" >/dev/null || { echo "binary_batch.sh: $tool not found" >&2; exit 2; }
-done
+need_tools wrk curl "$PY" "$KEEL"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/keel-binary-batch.XXXXXX")
 SERVER_PID=
@@ -102,12 +88,8 @@ function done(summary, latency, requests)
 end
 LUAEOF
 
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$KEEL" serve --host 127.0.0.1 --http-port "$PORT" --grpc-port -1 --model clf="$MODEL" >"$WORK/serve.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break || sleep 0.1
-done
+PORT=$(free_port)
+start_serve "$PORT" "$WORK/serve.log"
 # One request checked first: 200, and the scores back as a binary tensor.
 first=$(cut -d' ' -f1 "$WORK/bodies")
 code=$(curl -s -o "$WORK/answer" -w '%{http_code}' -H 'Content-Type: application/octet-stream' \

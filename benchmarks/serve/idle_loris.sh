@@ -16,35 +16,21 @@
 # cut to 3 s so that slow-loris connections churn); loopback only.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${KEEL_SHARED:-$ROOT/../shared}
-KEEL=$ROOT/build/release/keel
-MODEL=$SHARED/bench/serve/models/clf_d8_t500_f100.model.json
-ROWS=$SHARED/bench/serve/models/clf_d8_t500_f100.rows.f32
+CONNS=64
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 IDLE=10000
 LORIS=1000
-REPS=3
-DURATION=5
-CONNS=64
+common_flags "$@"
+set -- "${EXTRA[@]+"${EXTRA[@]}"}"
 while (($#)); do
     case $1 in
-        --keel) KEEL=$2; shift 2 ;;
-        --model) MODEL=$2; shift 2 ;;
-        --rows) ROWS=$2; shift 2 ;;
         --idle) IDLE=$2; shift 2 ;;
         --loris) LORIS=$2; shift 2 ;;
-        --reps) REPS=$2; shift 2 ;;
-        --duration) DURATION=$2; shift 2 ;;
-        --conns) CONNS=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "idle_loris.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-PY=/usr/bin/python3
-for tool in wrk "$PY" "$KEEL"; do
-    command -v "$tool" >/dev/null || { echo "idle_loris.sh: $tool not found" >&2; exit 2; }
-done
+need_tools wrk curl "$PY" "$KEEL"
 need=$((IDLE > LORIS ? IDLE : LORIS))
 need=$((need + CONNS + 100))
 if (($(ulimit -n) < need)); then ulimit -n "$need" 2>/dev/null || {
@@ -63,22 +49,11 @@ cleanup() {
 trap cleanup EXIT
 
 "$PY" "$SHARED/bench/serve/make_requests.py" "$MODEL" "$ROWS" "$WORK/req" --name clf --batches 1 >/dev/null
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 # header_timeout 3 s (default 10): the slow-loris connections are cut with
 # 408 and reopened during every run, so the churn is part of the figure.
 printf '{"limits": {"max_connections": %d, "header_timeout_ms": 3000}}\n' "$need" >"$WORK/serve.json"
-"$KEEL" serve --host 127.0.0.1 --http-port "$PORT" --grpc-port -1 --model clf="$MODEL" \
-    --config "$WORK/serve.json" >"$WORK/serve.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    "$PY" - "$PORT" <<'EOF' && break || sleep 0.1
-import sys, urllib.request
-try:
-    sys.exit(0 if urllib.request.urlopen("http://127.0.0.1:%s/v2/health/ready" % sys.argv[1], timeout=1).status == 200 else 1)
-except Exception:
-    sys.exit(1)
-EOF
-done
+start_serve "$PORT" "$WORK/serve.log" --config "$WORK/serve.json"
 
 run_wrk() {  # prints "rps non200 p99_us"
     local line
