@@ -39,6 +39,8 @@ constexpr auto kSweep = std::chrono::milliseconds(200);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
 // At most one handshake-failure log line per this period.
 constexpr auto kTlsLogPeriod = std::chrono::seconds(1);
+// The most plaintext one TLS record carries.
+constexpr std::size_t kTlsRecordBytes = SSL3_RT_MAX_PLAIN_LENGTH;
 
 // Header values are copied out of the read buffer (which is compacted).
 struct Fields {
@@ -462,10 +464,31 @@ struct Conn : std::enable_shared_from_this<Conn> {
     out_head += "\r\n";
     set_phase(Phase::kWriting, srv.config.limits.write_timeout);
     write_start = SteadyClock::now();
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
-    auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); };
-    if (tls) asio::async_write(*tls, bufs, std::move(done));
-    else asio::async_write(sock, bufs, std::move(done));
+    auto self = shared_from_this();
+    const auto done = [self](error_code ec, std::size_t n) { self->on_write(ec, n); };
+    if (!tls) {  // one gathered write of the two buffers as they are
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
+      asio::async_write(sock, bufs, done);
+      return;
+    }
+    // Over TLS every write is encrypted on its own, and Asio gathers a
+    // sequence of buffers into one write of at most 8 KiB: the header and
+    // body as two buffers went out as an 8 KiB record, then the rest. Here
+    // the header takes in as much of the body as fills one record (a copy
+    // of at most 16 KiB) and goes as one buffer, then the rest of the body
+    // as another: an answer takes as few records as its size allows (one,
+    // up to 16 KiB).
+    const std::size_t lead = std::min(out.body.size(), kTlsRecordBytes - std::min(kTlsRecordBytes, out_head.size()));
+    out_head.append(out.body, 0, lead);
+    if (lead == out.body.size()) {
+      asio::async_write(*tls, asio::buffer(out_head), done);
+      return;
+    }
+    asio::async_write(*tls, asio::buffer(out_head), [self, lead](error_code ec, std::size_t n) {
+      if (ec || self->phase == Phase::kClosed) return self->on_write(ec, n);
+      asio::async_write(*self->tls, asio::buffer(self->out.body) + lead,
+                        [self, n](error_code ec2, std::size_t n2) { self->on_write(ec2, n + n2); });
+    });
   }
 
   void on_write(error_code ec, std::size_t n) {
