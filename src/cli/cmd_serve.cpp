@@ -375,10 +375,17 @@ int serve(ServeOptions o, bool check) {
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
   if (check) {
+    const auto tls_ok = [](const char* section, const std::string& cert, const std::string& client_ca) {
+      if (!cert.empty())
+        std::cout << "ok: " << section << " " << cert << (client_ca.empty() ? "" : " (client certificates required)")
+                  << "\n";
+    };
     keel::net::HttpServer::check_tls(o.http);  // throws naming the http_tls field
-    if (!o.http.tls_cert_file.empty())
-      std::cout << "ok: http_tls " << o.http.tls_cert_file
-                << (o.http.tls_client_ca_file.empty() ? "" : " (client certificates required)") << "\n";
+    tls_ok("http_tls", o.http.tls_cert_file, o.http.tls_client_ca_file);
+    if (o.grpc_enabled) {  // as at the start: without gRPC its files are not read
+      keel::net::GrpcServer::check_tls(o.grpc);  // throws naming the grpc_tls field
+      tls_ok("grpc_tls", o.grpc.tls_cert_file, o.grpc.tls_client_ca_file);
+    }
     for (const auto* m : repo.all())
       std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
     if (redis) {

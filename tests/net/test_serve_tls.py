@@ -17,7 +17,8 @@ loopback:
   answered;
 - a missing or invalid cert/key/CA file, or a key that does not match the
   certificate, fails the start (exit 2) naming the field and the file,
-  without printing the key; --check loads the files the same way;
+  without printing the key; --check loads the files the same way, and
+  grpc_tls's too;
 - each answer comes in as few TLS records as its size allows.
 Usage: test_serve_tls.py KEEL_BINARY MODEL_JSON"""
 import atexit
@@ -316,22 +317,30 @@ def start_error(name, **tls):
 
 with open(path("server.key")) as f:
     key_body = f.read().splitlines()[1]  # a line of the key's base64
-for name, tls, want in [
-        ("nokey.json", dict(cert_file="server.pem", key_file="nope.key"),
-         "http_tls.key_file: cannot read " + path("nope.key")),
-        ("nocert.json", dict(cert_file="nope.pem", key_file="server.key"),
-         "http_tls.cert_file: cannot read " + path("nope.pem")),
-        ("mismatch.json", dict(cert_file="server.pem", key_file="client.key"),
-         "http_tls.key_file: " + path("client.key") + " does not match"),
-        ("keyascert.json", dict(cert_file="server.key", key_file="server.key"),
-         "http_tls.cert_file: " + path("server.key") + " is not a PEM certificate"),
-        ("badkey.json", dict(cert_file="server.pem", key_file="not_pem.txt"),
-         "http_tls.key_file: " + path("not_pem.txt") + " is not"),
-        ("badca.json", dict(cert_file="server.pem", key_file="server.key", client_ca_file="not_pem.txt"),
-         "http_tls.client_ca_file: " + path("not_pem.txt") + " is not"),
-        ("onlykey.json", dict(key_file="server.key"), "http_tls: key_file and client_ca_file need cert_file"),
-]:
-    rc, err = start_error(name, **tls)
+
+
+def file_errors(section):
+    """TLS sections whose files are wrong: (name, the section's keys, what the error names)."""
+    return [
+        ("nokey", dict(cert_file="server.pem", key_file="nope.key"),
+         section + ".key_file: cannot read " + path("nope.key")),
+        ("nocert", dict(cert_file="nope.pem", key_file="server.key"),
+         section + ".cert_file: cannot read " + path("nope.pem")),
+        ("mismatch", dict(cert_file="server.pem", key_file="client.key"),
+         section + ".key_file: " + path("client.key") + " does not match the certificate in " + section +
+         ".cert_file " + path("server.pem")),
+        ("keyascert", dict(cert_file="server.key", key_file="server.key"),
+         section + ".cert_file: " + path("server.key") + " is not a PEM certificate"),
+        ("badkey", dict(cert_file="server.pem", key_file="not_pem.txt"),
+         section + ".key_file: " + path("not_pem.txt") + " is not"),
+        ("badca", dict(cert_file="server.pem", key_file="server.key", client_ca_file="not_pem.txt"),
+         section + ".client_ca_file: " + path("not_pem.txt") + " is not"),
+        ("onlykey", dict(key_file="server.key"), section + ": key_file and client_ca_file need cert_file"),
+    ]
+
+
+for name, tls, want in file_errors("http_tls"):
+    rc, err = start_error(name + ".json", **tls)
     check(rc == 2 and want in err and key_body not in err and "PRIVATE KEY" not in err,
           "%s: start fails naming the field and file (rc %d: %s)" % (name, rc, err.strip()[:160]))
 p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config",
@@ -346,4 +355,29 @@ check(p.returncode == 0 and "ok: http_tls " + path("server.pem") + " (client cer
       "--check: valid http_tls reported (rc %d: %s)" % (p.returncode, (p.stdout + p.stderr).strip()[:120]))
 rc, err = start_error("unknown.json", cert_file="server.pem", key_file="server.key", ca_file="ca.pem")
 check(rc == 2 and "http_tls.ca_file: unknown key" in err, "unknown http_tls key: %s" % err.strip()[:100])
+
+
+# --- grpc_tls under --check ----------------------------------------------------
+
+
+def grpc_check(name, grpc_tls, grpc_port=0):
+    with open(path(name), "w") as f:
+        json.dump({"grpc_tls": grpc_tls, "grpc_port": grpc_port}, f)
+    p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config", path(name)],
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+for name, tls, want in file_errors("grpc_tls") + [
+        ("unknown", dict(cert_file="server.pem", foo="x"), "grpc_tls.foo: unknown key"),
+        ("notobject", ["server.pem"], "grpc_tls: expected an object")]:
+    rc, out = grpc_check("grpc_" + name + ".json", tls)
+    check(rc == 2 and want in out and key_body not in out and "PRIVATE KEY" not in out,
+          "--check %s: fails naming the grpc_tls field and file (rc %d: %s)" % (name, rc, out.strip()[:160]))
+rc, out = grpc_check("grpc_ok.json", dict(cert_file="server.pem", key_file="server.key", client_ca_file="ca.pem"))
+check(rc == 0 and "ok: grpc_tls " + path("server.pem") + " (client certificates required)" in out,
+      "--check: valid grpc_tls reported (rc %d: %s)" % (rc, out.strip()[:160]))
+rc, out = grpc_check("grpc_off.json", dict(cert_file="server.pem", key_file="client.key"), grpc_port=-1)
+check(rc == 0 and "grpc_tls" not in out, "--check with gRPC off reads no grpc_tls file, as the start does (rc %d: %s)" %
+      (rc, out.strip()[:160]))
 check.exit()
