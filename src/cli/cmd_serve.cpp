@@ -197,6 +197,18 @@ void apply_redis(const nlohmann::json& j, const std::function<std::string(const 
   r.enabled = true;
 }
 
+// serve.json "grpc_tls" and "http_tls": the PEM files, relative to serve.json.
+void apply_tls(const nlohmann::json& j, const std::string& section,
+               const std::function<std::string(const std::string&)>& rel, std::string& cert_file,
+               std::string& key_file, std::string& client_ca_file) {
+  each_key(j, section, [&](const std::string& k, const nlohmann::json& v, const std::string& p) {
+    if (k == "cert_file") cert_file = rel(string(v, p));
+    else if (k == "key_file") key_file = rel(string(v, p));
+    else if (k == "client_ca_file") client_ca_file = rel(string(v, p));
+    else bad(p, "unknown key");
+  });
+}
+
 // serve.json: every option; unknown keys are errors naming their path.
 void apply_config(const std::string& file, ServeOptions& o) {
   std::ifstream in(file);
@@ -247,23 +259,9 @@ void apply_config(const std::string& file, ServeOptions& o) {
         else bad(p, "unknown key");
       }
     } else if (k == "grpc_tls") {
-      if (!v.is_object()) bad(k, "expected an object");
-      for (const auto& [tk, tv] : v.items()) {
-        const std::string p = "grpc_tls." + tk;
-        if (tk == "cert_file") o.grpc.tls_cert_file = rel(string(tv, p));
-        else if (tk == "key_file") o.grpc.tls_key_file = rel(string(tv, p));
-        else if (tk == "client_ca_file") o.grpc.tls_client_ca_file = rel(string(tv, p));
-        else bad(p, "unknown key");
-      }
+      apply_tls(v, k, rel, o.grpc.tls_cert_file, o.grpc.tls_key_file, o.grpc.tls_client_ca_file);
     } else if (k == "http_tls") {
-      if (!v.is_object()) bad(k, "expected an object");
-      for (const auto& [tk, tv] : v.items()) {
-        const std::string p = "http_tls." + tk;
-        if (tk == "cert_file") o.http.tls_cert_file = rel(string(tv, p));
-        else if (tk == "key_file") o.http.tls_key_file = rel(string(tv, p));
-        else if (tk == "client_ca_file") o.http.tls_client_ca_file = rel(string(tv, p));
-        else bad(p, "unknown key");
-      }
+      apply_tls(v, k, rel, o.http.tls_cert_file, o.http.tls_key_file, o.http.tls_client_ca_file);
     } else if (k == "auth") {
       if (!v.is_object()) bad(k, "expected an object");
       for (const auto& [ak, av] : v.items()) {
@@ -377,10 +375,17 @@ int serve(ServeOptions o, bool check) {
   for (const auto& [name, file] : o.models) repo.add_file(name, file);
   if (repo.empty()) bad("keel serve", "no models: give --models DIR or --model NAME=FILE");
   if (check) {
+    const auto tls_ok = [](const char* section, const std::string& cert, const std::string& client_ca) {
+      if (!cert.empty())
+        std::cout << "ok: " << section << " " << cert << (client_ca.empty() ? "" : " (client certificates required)")
+                  << "\n";
+    };
     keel::net::HttpServer::check_tls(o.http);  // throws naming the http_tls field
-    if (!o.http.tls_cert_file.empty())
-      std::cout << "ok: http_tls " << o.http.tls_cert_file
-                << (o.http.tls_client_ca_file.empty() ? "" : " (client certificates required)") << "\n";
+    tls_ok("http_tls", o.http.tls_cert_file, o.http.tls_client_ca_file);
+    if (o.grpc_enabled) {  // as at the start: without gRPC its files are not read
+      keel::net::GrpcServer::check_tls(o.grpc);  // throws naming the grpc_tls field
+      tls_ok("grpc_tls", o.grpc.tls_cert_file, o.grpc.tls_client_ca_file);
+    }
     for (const auto* m : repo.all())
       std::cout << "ok: model '" << m->name << "' version " << m->version << " (" << m->features << " features)\n";
     if (redis) {

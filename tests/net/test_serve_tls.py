@@ -17,7 +17,9 @@ loopback:
   answered;
 - a missing or invalid cert/key/CA file, or a key that does not match the
   certificate, fails the start (exit 2) naming the field and the file,
-  without printing the key; --check loads the files the same way.
+  without printing the key; --check loads the files the same way, and
+  grpc_tls's too;
+- each answer comes in as few TLS records as its size allows.
 Usage: test_serve_tls.py KEEL_BINARY MODEL_JSON"""
 import atexit
 import json
@@ -99,6 +101,70 @@ def metric(text, name):
     return float(m.group(1)) if m else None
 
 
+def records_per_answer(host, port, ca, raw_requests, max_version):
+    """Sends each raw HTTP/1.1 request in turn on one keep-alive TLS
+    connection and returns, for each answer, (its length in bytes, the sizes
+    of the TLS records it came in). The client's TLS runs over memory BIOs,
+    so the records are read off the socket as the server wrote them. The
+    first request is a warm-up, not returned: under TLS 1.3 the session
+    tickets come after the handshake in records of their own."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.maximum_version = max_version
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=host)
+    sock = socket.create_connection((host, port), timeout=10)
+    wire = bytearray()
+
+    def flush():
+        data = outgoing.read()
+        if data:
+            sock.sendall(data)
+
+    def receive():
+        data = sock.recv(1 << 20)
+        if not data:
+            raise EOFError("the server closed the connection")
+        wire.extend(data)
+        incoming.write(data)
+
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                flush()
+                receive()
+        flush()
+        out = []
+        for req in raw_requests:
+            tls.write(req)
+            flush()
+            del wire[:]
+            answer = bytearray()
+            while True:
+                try:
+                    while True:  # each read gives at most one record's data
+                        answer.extend(tls.read(1 << 20))
+                except ssl.SSLWantReadError:
+                    pass
+                end = answer.find(b"\r\n\r\n")
+                if end >= 0:
+                    length = re.search(rb"\r\ncontent-length: *([0-9]+)", answer[:end], re.I)
+                    if length and len(answer) >= end + 4 + int(length.group(1)):
+                        break
+                receive()
+            sizes, at = [], 0
+            while at + 5 <= len(wire):  # type (1 byte), version (2), length (2), then the record
+                size = int.from_bytes(wire[at + 3:at + 5], "big")
+                sizes.append(size)
+                at += 5 + size
+            out.append((len(answer), sizes))
+        return out[1:]
+    finally:
+        sock.close()
+
+
 # --- TLS ---------------------------------------------------------------------
 srv = Server(keel, "--model", "m=" + model, "--config", config("tls.json", cert_file="server.pem",
                                                                 key_file="server.key"))
@@ -121,6 +187,19 @@ try:
           "infer 2 rows over https (%d)" % r.status_code)
     r2 = s.post(base + "/v2/models/m/infer", json=body, timeout=10)  # same keep-alive connection
     check(r2.status_code == 200 and r2.json()["outputs"] == j.get("outputs"), "second infer on the connection")
+    # Each answer in as few TLS records as its size allows: header and body
+    # share records (one record up to 16 KiB of answer).
+    def infer_request(rows):
+        b = json.dumps({"inputs": [{"name": "input-0", "shape": [rows, features], "datatype": "FP32",
+                                    "data": [0.25] * (rows * features)}]}).encode()
+        return (b"POST /v2/models/m/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(b)) + b
+    asks = [b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"] + [infer_request(n) for n in (1, 900, 2700)]
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        for size, records in records_per_answer(srv.host, srv.port, ca, asks, version):
+            want = -(-size // 16384)
+            check(len(records) == want, "%s: an answer of %d bytes in %d TLS record(s) %s (want %d)" %
+                  (version.name, size, len(records), records, want))
     # A client that connects and never sends a ClientHello (the first
     # handshake failure, so its log line is not rate-limited away).
     t0 = time.monotonic()
@@ -238,22 +317,30 @@ def start_error(name, **tls):
 
 with open(path("server.key")) as f:
     key_body = f.read().splitlines()[1]  # a line of the key's base64
-for name, tls, want in [
-        ("nokey.json", dict(cert_file="server.pem", key_file="nope.key"),
-         "http_tls.key_file: cannot read " + path("nope.key")),
-        ("nocert.json", dict(cert_file="nope.pem", key_file="server.key"),
-         "http_tls.cert_file: cannot read " + path("nope.pem")),
-        ("mismatch.json", dict(cert_file="server.pem", key_file="client.key"),
-         "http_tls.key_file: " + path("client.key") + " does not match"),
-        ("keyascert.json", dict(cert_file="server.key", key_file="server.key"),
-         "http_tls.cert_file: " + path("server.key") + " is not a PEM certificate"),
-        ("badkey.json", dict(cert_file="server.pem", key_file="not_pem.txt"),
-         "http_tls.key_file: " + path("not_pem.txt") + " is not"),
-        ("badca.json", dict(cert_file="server.pem", key_file="server.key", client_ca_file="not_pem.txt"),
-         "http_tls.client_ca_file: " + path("not_pem.txt") + " is not"),
-        ("onlykey.json", dict(key_file="server.key"), "http_tls: key_file and client_ca_file need cert_file"),
-]:
-    rc, err = start_error(name, **tls)
+
+
+def file_errors(section):
+    """TLS sections whose files are wrong: (name, the section's keys, what the error names)."""
+    return [
+        ("nokey", dict(cert_file="server.pem", key_file="nope.key"),
+         section + ".key_file: cannot read " + path("nope.key")),
+        ("nocert", dict(cert_file="nope.pem", key_file="server.key"),
+         section + ".cert_file: cannot read " + path("nope.pem")),
+        ("mismatch", dict(cert_file="server.pem", key_file="client.key"),
+         section + ".key_file: " + path("client.key") + " does not match the certificate in " + section +
+         ".cert_file " + path("server.pem")),
+        ("keyascert", dict(cert_file="server.key", key_file="server.key"),
+         section + ".cert_file: " + path("server.key") + " is not a PEM certificate"),
+        ("badkey", dict(cert_file="server.pem", key_file="not_pem.txt"),
+         section + ".key_file: " + path("not_pem.txt") + " is not"),
+        ("badca", dict(cert_file="server.pem", key_file="server.key", client_ca_file="not_pem.txt"),
+         section + ".client_ca_file: " + path("not_pem.txt") + " is not"),
+        ("onlykey", dict(key_file="server.key"), section + ": key_file and client_ca_file need cert_file"),
+    ]
+
+
+for name, tls, want in file_errors("http_tls"):
+    rc, err = start_error(name + ".json", **tls)
     check(rc == 2 and want in err and key_body not in err and "PRIVATE KEY" not in err,
           "%s: start fails naming the field and file (rc %d: %s)" % (name, rc, err.strip()[:160]))
 p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config",
@@ -268,4 +355,29 @@ check(p.returncode == 0 and "ok: http_tls " + path("server.pem") + " (client cer
       "--check: valid http_tls reported (rc %d: %s)" % (p.returncode, (p.stdout + p.stderr).strip()[:120]))
 rc, err = start_error("unknown.json", cert_file="server.pem", key_file="server.key", ca_file="ca.pem")
 check(rc == 2 and "http_tls.ca_file: unknown key" in err, "unknown http_tls key: %s" % err.strip()[:100])
+
+
+# --- grpc_tls under --check ----------------------------------------------------
+
+
+def grpc_check(name, grpc_tls, grpc_port=0):
+    with open(path(name), "w") as f:
+        json.dump({"grpc_tls": grpc_tls, "grpc_port": grpc_port}, f)
+    p = subprocess.run([keel, "serve", "--model", "m=" + model, "--check", "--config", path(name)],
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+for name, tls, want in file_errors("grpc_tls") + [
+        ("unknown", dict(cert_file="server.pem", foo="x"), "grpc_tls.foo: unknown key"),
+        ("notobject", ["server.pem"], "grpc_tls: expected an object")]:
+    rc, out = grpc_check("grpc_" + name + ".json", tls)
+    check(rc == 2 and want in out and key_body not in out and "PRIVATE KEY" not in out,
+          "--check %s: fails naming the grpc_tls field and file (rc %d: %s)" % (name, rc, out.strip()[:160]))
+rc, out = grpc_check("grpc_ok.json", dict(cert_file="server.pem", key_file="server.key", client_ca_file="ca.pem"))
+check(rc == 0 and "ok: grpc_tls " + path("server.pem") + " (client certificates required)" in out,
+      "--check: valid grpc_tls reported (rc %d: %s)" % (rc, out.strip()[:160]))
+rc, out = grpc_check("grpc_off.json", dict(cert_file="server.pem", key_file="client.key"), grpc_port=-1)
+check(rc == 0 and "grpc_tls" not in out, "--check with gRPC off reads no grpc_tls file, as the start does (rc %d: %s)" %
+      (rc, out.strip()[:160]))
 check.exit()

@@ -6,6 +6,7 @@
 #include <keel/version.hpp>
 
 #include "net/grpc/grpc_codec.hpp"
+#include "net/server/tls_context.hpp"
 #include "open_inference_grpc.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -197,6 +198,10 @@ void GrpcServer::start() {
   im.server = builder.BuildAndStart();
   if (!im.server || im.bound_port == 0)
     throw Error(StatusCode::kUnavailable, "gRPC: cannot bind " + host + ":" + std::to_string(im.config.port));
+}
+
+void GrpcServer::check_tls(const GrpcServerConfig& c) {
+  detail::check_tls_files("grpc_tls", c.tls_cert_file, c.tls_key_file, c.tls_client_ca_file);
 }
 
 std::string GrpcServer::bound_address() const {

@@ -4,6 +4,8 @@
 #include <keel/net/oip/codec.hpp>
 #include <keel/net/status_map.hpp>
 
+#include "net/server/tls_context.hpp"
+
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 #include <boost/asio.hpp>
@@ -11,15 +13,10 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include <array>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <list>
 #include <thread>
 
@@ -39,6 +36,8 @@ constexpr auto kSweep = std::chrono::milliseconds(200);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
 // At most one handshake-failure log line per this period.
 constexpr auto kTlsLogPeriod = std::chrono::seconds(1);
+// The most plaintext one TLS record carries.
+constexpr std::size_t kTlsRecordBytes = SSL3_RT_MAX_PLAIN_LENGTH;
 
 // Header values are copied out of the read buffer (which is compacted).
 struct Fields {
@@ -462,10 +461,31 @@ struct Conn : std::enable_shared_from_this<Conn> {
     out_head += "\r\n";
     set_phase(Phase::kWriting, srv.config.limits.write_timeout);
     write_start = SteadyClock::now();
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
-    auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); };
-    if (tls) asio::async_write(*tls, bufs, std::move(done));
-    else asio::async_write(sock, bufs, std::move(done));
+    auto self = shared_from_this();
+    const auto done = [self](error_code ec, std::size_t n) { self->on_write(ec, n); };
+    if (!tls) {  // one gathered write of the two buffers as they are
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head), asio::buffer(out.body)};
+      asio::async_write(sock, bufs, done);
+      return;
+    }
+    // Over TLS every write is encrypted on its own, and Asio gathers a
+    // sequence of buffers into one write of at most 8 KiB: the header and
+    // body as two buffers went out as an 8 KiB record, then the rest. Here
+    // the header takes in as much of the body as fills one record (a copy
+    // of at most 16 KiB) and goes as one buffer, then the rest of the body
+    // as another: an answer takes as few records as its size allows (one,
+    // up to 16 KiB).
+    const std::size_t lead = std::min(out.body.size(), kTlsRecordBytes - std::min(kTlsRecordBytes, out_head.size()));
+    out_head.append(out.body, 0, lead);
+    if (lead == out.body.size()) {
+      asio::async_write(*tls, asio::buffer(out_head), done);
+      return;
+    }
+    asio::async_write(*tls, asio::buffer(out_head), [self, lead](error_code ec, std::size_t n) {
+      if (ec || self->phase == Phase::kClosed) return self->on_write(ec, n);
+      asio::async_write(*self->tls, asio::buffer(self->out.body) + lead,
+                        [self, n](error_code ec2, std::size_t n2) { self->on_write(ec2, n + n2); });
+    });
   }
 
   void on_write(error_code ec, std::size_t n) {
@@ -545,105 +565,13 @@ void sweep(Worker& w) {
 
 }  // namespace
 
-namespace {
-
-std::string read_tls_file(const std::string& path, const char* field) {
-  std::ifstream in(path, std::ios::binary);
-  std::string s;
-  if (in) s.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (!in.is_open() || in.bad())
-    throw Error(StatusCode::kInvalidInput, std::string("http_tls.") + field + ": cannot read " + path);
-  if (s.empty()) throw Error(StatusCode::kInvalidInput, std::string("http_tls.") + field + ": " + path + " is empty");
-  return s;
+void HttpServer::Impl::load_tls() {
+  ssl = detail::make_tls_context("http_tls", config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file);
 }
 
-// OpenSSL's reason for the last error, then clears the queue.
-std::string ssl_reason() {
-  const unsigned long e = ERR_peek_last_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown error";
-  const char* r = ERR_reason_error_string(e);
-  return r ? r : "error " + std::to_string(e);
+void HttpServer::check_tls(const HttpServerConfig& c) {
+  detail::check_tls_files("http_tls", c.tls_cert_file, c.tls_key_file, c.tls_client_ca_file);
 }
-
-int no_passphrase(char*, int, int, void*) { return 0; }  // an encrypted key fails, never prompts
-
-// The server's TLS context from c's files; null without tls_cert_file.
-std::unique_ptr<asio::ssl::context> make_tls_context(const HttpServerConfig& c) {
-  if (c.tls_cert_file.empty()) {
-    if (!c.tls_key_file.empty() || !c.tls_client_ca_file.empty())
-      throw Error(StatusCode::kInvalidInput, "http_tls: key_file and client_ca_file need cert_file");
-    return nullptr;
-  }
-  if (c.tls_key_file.empty()) throw Error(StatusCode::kInvalidInput, "http_tls.key_file: missing");
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-  SSL_CTX* native = ctx->native_handle();
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                   asio::ssl::context::single_dh_use);
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  ERR_clear_error();
-
-  const std::string cert = read_tls_file(c.tls_cert_file, "cert_file");
-  error_code ec;
-  ctx->use_certificate_chain(asio::buffer(cert), ec);
-  if (ec)
-    throw Error(StatusCode::kInvalidInput,
-                "http_tls.cert_file: " + c.tls_cert_file + " is not a PEM certificate chain (" + ec.message() + ")");
-
-  std::string key = read_tls_file(c.tls_key_file, "key_file");
-  BIO* bio = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
-  EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr) : nullptr;
-  if (bio) BIO_free(bio);
-  OPENSSL_cleanse(key.data(), key.size());
-  if (!pkey)
-    throw Error(StatusCode::kInvalidInput, "http_tls.key_file: " + c.tls_key_file +
-                                               " is not an unencrypted PEM private key (" + ssl_reason() + ")");
-  const bool used = SSL_CTX_use_PrivateKey(native, pkey) == 1;
-  EVP_PKEY_free(pkey);
-  if (!used || SSL_CTX_check_private_key(native) != 1) {
-    ERR_clear_error();
-    throw Error(StatusCode::kInvalidInput, "http_tls.key_file: " + c.tls_key_file +
-                                               " does not match the certificate in http_tls.cert_file " +
-                                               c.tls_cert_file);
-  }
-
-  if (!c.tls_client_ca_file.empty()) {
-    const std::string ca = read_tls_file(c.tls_client_ca_file, "client_ca_file");
-    ctx->add_certificate_authority(asio::buffer(ca), ec);
-    if (ec)
-      throw Error(StatusCode::kInvalidInput, "http_tls.client_ca_file: " + c.tls_client_ca_file +
-                                                 " is not a PEM certificate list (" + ec.message() + ")");
-    // The CAs' names in the CertificateRequest, so that clients pick a
-    // matching certificate.
-    if (STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null()) {
-      BIO* cb = BIO_new_mem_buf(ca.data(), static_cast<int>(ca.size()));
-      while (cb) {
-        X509* x = PEM_read_bio_X509(cb, nullptr, no_passphrase, nullptr);
-        if (!x) break;
-        if (X509_NAME* n = X509_NAME_dup(X509_get_subject_name(x))) sk_X509_NAME_push(names, n);
-        X509_free(x);
-      }
-      if (cb) BIO_free(cb);
-      ERR_clear_error();
-      SSL_CTX_set_client_CA_list(native, names);  // takes ownership
-    }
-    ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
-    // Needed for session resumption with client verification.
-    static constexpr unsigned char kSessionContext[] = "keel-http";
-    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
-  } else {
-    ctx->set_verify_mode(asio::ssl::verify_none);
-  }
-  return ctx;
-}
-
-}  // namespace
-
-void HttpServer::Impl::load_tls() { ssl = make_tls_context(config); }
-
-void HttpServer::check_tls(const HttpServerConfig& config) { (void)make_tls_context(config); }
 
 void HttpServer::Impl::tls_failed(const std::string& peer, const std::string& why) {
   tls_failures->inc();

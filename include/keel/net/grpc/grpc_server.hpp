@@ -42,6 +42,11 @@ class GrpcServer {
 
   // Binds and starts serving. Throws keel::Error when it cannot bind.
   void start();
+  // Loads config's TLS files (if any) and checks them as the REST listener
+  // does its own: readable PEM, an unencrypted key matching the
+  // certificate, a CA list that parses. Throws keel::Error naming the
+  // grpc_tls field and the file; binds nothing (keel serve --check).
+  static void check_tls(const GrpcServerConfig& config);
   [[nodiscard]] std::string bound_address() const;
   [[nodiscard]] std::uint16_t port() const noexcept;
   // Refuses new RPCs, lets in-flight ones finish within `grace`, then
