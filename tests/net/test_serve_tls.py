@@ -380,4 +380,13 @@ check(rc == 0 and "ok: grpc_tls " + path("server.pem") + " (client certificates 
 rc, out = grpc_check("grpc_off.json", dict(cert_file="server.pem", key_file="client.key"), grpc_port=-1)
 check(rc == 0 and "grpc_tls" not in out, "--check with gRPC off reads no grpc_tls file, as the start does (rc %d: %s)" %
       (rc, out.strip()[:160]))
+# A real start with a grpc_tls key that does not match: the same named error, not gRPC's "cannot bind".
+with open(path("grpc_start_mismatch.json"), "w") as f:
+    json.dump({"grpc_tls": dict(cert_file="server.pem", key_file="client.key"), "grpc_port": 0}, f)
+p = subprocess.run([keel, "serve", "--model", "m=" + model, "--http-port", "0", "--config",
+                    path("grpc_start_mismatch.json")], capture_output=True, text=True, timeout=30)
+err = p.stdout + p.stderr
+check(p.returncode == 2 and "grpc_tls.key_file: " + path("client.key") + " does not match" in err and
+      "cannot bind" not in err and key_body not in err,
+      "start with a mismatched grpc_tls key fails naming the field (rc %d: %s)" % (p.returncode, err.strip()[:160]))
 check.exit()

@@ -190,6 +190,7 @@ GrpcServer::~GrpcServer() {
 
 void GrpcServer::start() {
   auto& im = *impl_;
+  check_tls(im.config);  // a bad grpc_tls file is named here, not as gRPC's "cannot bind"
   const std::string host = im.config.host.find(':') != std::string::npos ? "[" + im.config.host + "]" : im.config.host;
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(host + ":" + std::to_string(im.config.port), credentials(im.config), &im.bound_port);
