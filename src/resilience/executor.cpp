@@ -1,7 +1,23 @@
 #include <keel/resilience/executor.hpp>
 #include <keel/core/status.hpp>
 
+#include <chrono>
+
 namespace keel {
+
+namespace {
+
+// How long a worker that found the queue empty keeps looking (yielding the
+// core between looks) before it sleeps on the condition variable. Under
+// load the next task comes within microseconds, and a worker that went to
+// sleep must be woken by a futex call and a context switch for each one:
+// keel serve on 2 cores (2 scoring threads, one I/O thread, wrk) answered
+// 21-26k single-row requests/s at 36-39 us of CPU each with sleeping
+// workers, 45-48k at 28-30 us with this (8, 20 and 50 us measured the same).
+// Idle, a worker spends this long yielding once after its last task.
+constexpr auto kLookBeforeSleep = std::chrono::microseconds(20);
+
+}  // namespace
 
 BoundedExecutor::BoundedExecutor(ExecutorConfig config) : config_(config) {
   if (config_.threads == 0) throw Error(StatusCode::kInvalidInput, "executor: threads must be >= 1");
@@ -28,6 +44,7 @@ bool BoundedExecutor::try_submit(std::function<void()> task) noexcept {
       return false;
     }
     queue_.push_back(std::move(task));
+    queued_.fetch_add(1, std::memory_order_release);
     ++submitted_;
   }
   cv_.notify_one();
@@ -37,10 +54,19 @@ bool BoundedExecutor::try_submit(std::function<void()> task) noexcept {
 void BoundedExecutor::work() {
   std::unique_lock lock(mu_);
   for (;;) {
+    if (queue_.empty() && !stopping_) {
+      lock.unlock();
+      const auto until = std::chrono::steady_clock::now() + kLookBeforeSleep;
+      while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();
+      }
+      lock.lock();
+    }
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping and nothing left
     std::function<void()> task = std::move(queue_.front());
     queue_.pop_front();
+    queued_.fetch_sub(1, std::memory_order_relaxed);
     ++busy_;
     lock.unlock();
     task();

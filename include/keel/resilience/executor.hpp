@@ -8,6 +8,7 @@
 // started, and joins the workers; a task that hangs forever therefore
 // blocks destruction (tests release their hung fakes first).
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +53,7 @@ class BoundedExecutor {
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
+  std::atomic<std::size_t> queued_{0};  // queue_.size(), for workers looking before they sleep
   bool stopping_ = false;
   unsigned busy_ = 0;
   std::uint64_t submitted_ = 0;
