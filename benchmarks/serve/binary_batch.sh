@@ -31,14 +31,7 @@ while (($#)); do
 done
 need_tools wrk curl "$PY" "$KEEL"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/keel-binary-batch.XXXXXX")
-SERVER_PID=
-cleanup() {
-    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+make_work binary-batch
 
 # The bodies (JSON header + raw little-endian floats), and the CSV for keel bench.
 "$PY" - "$MODEL" "$ROWS" "$BATCH" "$WORK" <<'PYEOF'

@@ -37,16 +37,7 @@ if (($(ulimit -n) < need)); then ulimit -n "$need" 2>/dev/null || {
     echo "idle_loris.sh: needs $need open files (ulimit -n is $(ulimit -n))" >&2; exit 2; }
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/keel-idle-loris.XXXXXX")
-SERVER_PID=
-HOLDER_PID=
-cleanup() {
-    [[ -n $HOLDER_PID ]] && kill "$HOLDER_PID" 2>/dev/null || true
-    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+make_work idle-loris
 
 "$PY" "$SHARED/bench/serve/make_requests.py" "$MODEL" "$ROWS" "$WORK/req" --name clf --batches 1 >/dev/null
 PORT=$(free_port)
