@@ -11,9 +11,11 @@
 # A B A C: no extra connections (A), N idle keep-alive connections held by
 # hold_conns.py (B), A again, N slow-loris connections dribbling a header
 # byte a second and reopened when the server closes them (C). Prints each
-# run, then the medians and the ratios B/A and C/A. One server process
+# run (with the CPU the holder used), then the medians, and each B and C
+# against the A just before it. One server process
 # serves everything (its max_connections raised to fit, its header timeout
-# cut to 3 s so that slow-loris connections churn); loopback only.
+# cut to 3 s so that slow-loris connections churn, idempotency records kept
+# 1 ms so that every request is scored); loopback only.
 set -euo pipefail
 
 CONNS=64
@@ -44,6 +46,8 @@ PORT=$(free_port)
 # header_timeout 3 s (default 10): the slow-loris connections are cut with
 # 408 and reopened during every run, so the churn is part of the figure.
 printf '{"limits": {"max_connections": %d, "header_timeout_ms": 3000}}\n' "$need" >"$WORK/serve.json"
+scored_repo "$WORK/repo" clf "$MODEL"
+SERVE_ARGS=(--models "$WORK/repo")
 start_serve "$PORT" "$WORK/serve.log" --config "$WORK/serve.json"
 
 run_wrk() {  # prints "rps non200 p99_us"
@@ -68,11 +72,13 @@ hold() {  # hold MODE N: starts hold_conns.py and waits until it holds N
     echo "idle_loris.sh: hold_conns.py did not open $2 connections" >&2
     exit 1
 }
-unhold() {  # stops hold_conns.py; HELD is its summary line
+unhold() {  # stops hold_conns.py; HELD is its summary line and the CPU it used
+    local ticks
+    ticks=$(awk '{print $14 + $15}' "/proc/$HOLDER_PID/stat")
     kill "$HOLDER_PID"
     wait "$HOLDER_PID" || true
     HOLDER_PID=
-    HELD=$(sed -n '2p' "$WORK/hold.out")
+    HELD="$(sed -n '2p' "$WORK/hold.out"); its CPU $((ticks * 10)) ms"
 }
 
 run_wrk 2 >/dev/null  # warm-up
@@ -87,18 +93,23 @@ for rep in $(seq "$REPS"); do
     sleep 1  # the first dribble
     r=$(run_wrk "$DURATION"); echo "loris $r" >>"$WORK/results"; unhold; echo "rep $rep  $LORIS loris: $r   [$HELD]"
 done
-"$PY" - "$WORK/results" "$IDLE" "$LORIS" <<'EOF'
+"$PY" - "$WORK/results" "$IDLE" "$LORIS" <<'PYEOF'
 import statistics, sys
-runs = {}
+runs, pairs, last_base = {}, {"idle": [], "loris": []}, None
 for line in open(sys.argv[1]):
     kind, rps, errors, p99 = line.split()
     runs.setdefault(kind, []).append((float(rps), int(errors), float(p99)))
+    if kind == "base":
+        last_base = float(rps)
+    else:
+        pairs[kind].append(float(rps) / last_base)  # against the run just before it
 def med(kind, i):
     return statistics.median(r[i] for r in runs[kind])
-base = med("base", 0)
-print("median req/s: none %.0f, %s idle %.0f (%.1f%% of none), %s slow-loris %.0f (%.1f%% of none)" % (
-    base, sys.argv[2], med("idle", 0), 100 * med("idle", 0) / base, sys.argv[3], med("loris", 0),
-    100 * med("loris", 0) / base))
+print("median req/s: none %.0f, %s idle %.0f, %s slow-loris %.0f" % (
+    med("base", 0), sys.argv[2], med("idle", 0), sys.argv[3], med("loris", 0)))
+print("each against the run just before it: idle %s, slow-loris %s; medians %.1f%% and %.1f%%" % (
+    " ".join("%.0f%%" % (100 * r) for r in pairs["idle"]), " ".join("%.0f%%" % (100 * r) for r in pairs["loris"]),
+    100 * statistics.median(pairs["idle"]), 100 * statistics.median(pairs["loris"])))
 print("median p99 us: none %.0f, idle %.0f, slow-loris %.0f; errors (non-200, socket, timeouts): %d" % (
     med("base", 2), med("idle", 2), med("loris", 2), sum(r[1] for v in runs.values() for r in v)))
-EOF
+PYEOF
