@@ -31,6 +31,12 @@ namespace {
 constexpr std::array<double, 16> kPhaseBounds{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4,
                                               5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.25, 1.0};
 constexpr auto kSweep = std::chrono::milliseconds(200);
+// Draining, the sweep closes a keep-alive connection that has been idle this
+// long, so that its client reconnects while the listener still accepts. A
+// connection idle for less is left to its client's next request, which gets
+// 503 + Connection: close: closing it under a client that is sending its
+// next request at that moment would cut that request off unanswered.
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(100);
 // How long a TLS connection the server ends waits for the peer's
 // close_notify before the socket is closed anyway.
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
@@ -206,6 +212,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::optional<Parser> parser;
   Phase phase = Phase::kIdle;
   SteadyClock::time_point deadline;
+  SteadyClock::time_point idle_since;  // when the phase last became kIdle
   bool reading = false;
   bool keep_alive = true;
   bool close_after = false;
@@ -225,7 +232,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
     const bool is_busy = busy_phase(p);
     if (was_busy != is_busy) srv.busy.fetch_add(is_busy ? 1 : static_cast<std::size_t>(-1));
     phase = p;
-    if (timeout != Duration::max()) deadline = SteadyClock::now() + timeout;
+    if (timeout != Duration::max() || p == Phase::kIdle) {
+      const SteadyClock::time_point now = SteadyClock::now();
+      if (timeout != Duration::max()) deadline = now + timeout;
+      if (p == Phase::kIdle) idle_since = now;
+    }
   }
 
   void start() {
@@ -508,7 +519,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   // Called by the sweep: enforces the phase's time bound.
   void check(SteadyClock::time_point now) {
     if (phase == Phase::kProcessing || phase == Phase::kClosed) return;
-    if (phase == Phase::kIdle && srv.draining.load(std::memory_order_relaxed) && begin == end) {
+    if (phase == Phase::kIdle && srv.draining.load(std::memory_order_relaxed) && begin == end &&
+        now - idle_since >= kDrainIdleGrace) {
       finish();
       return;
     }
