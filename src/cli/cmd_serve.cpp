@@ -487,13 +487,27 @@ int serve(ServeOptions o, bool check) {
   });
   const auto until = std::chrono::steady_clock::now() + o.drain_timeout;
   // Busy connections include requests still being read: they get a 503
-  // once read, rather than a reset by stop().
-  while (server.busy_connections() > 0 || service.in_flight() > 0) {
-    if (std::chrono::steady_clock::now() >= until) {
-      log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" + std::to_string(server.busy_connections()) + "}");
+  // once read, rather than a reset by stop(). Once nothing is busy, the
+  // drain settles for kDrainSettle before stop(): a connection accepted
+  // just before the last request finished may not have sent its request
+  // yet (stop() would cut it off unanswered). It gets that long to send
+  // it, and a 503; the HTTP server's sweep closes it after 100 ms idle.
+  constexpr Duration kDrainSettle = ms(300);
+  bool settled = false;
+  for (;;) {
+    const bool idle = server.busy_connections() == 0 && service.in_flight() == 0;
+    if (idle && settled) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) {
+      if (!idle) {
+        log_line("{\"event\":\"drain_timeout\",\"busy_connections\":" +
+                 std::to_string(server.busy_connections()) + "}");
+      }
       break;
     }
-    if (int s2 = wait(ms(10)); s2 == SIGTERM || s2 == SIGINT) {
+    settled = idle;
+    const Duration step = idle ? std::min<Duration>(kDrainSettle, until - now) : ms(10);
+    if (int s2 = wait(step); s2 == SIGTERM || s2 == SIGINT) {
       log_line("{\"event\":\"exit\",\"reason\":\"second signal\"}");
       std::_Exit(1);
     }
