@@ -167,6 +167,11 @@ try:
           and pb["outputs"][0]["data"] == pa["outputs"][0]["data"],
           "replica B answers the same row from the shared cache, same score: %s" % pb.get("parameters"))
     check(metric(b, 'keel_cache_hits_total{engine="m"}') == hits_b + 1, "B's keel_cache_hits_total rose by 1")
+    # A Redis cache may wait on the network: never scored on an I/O thread
+    # (the run-to-completion rule, test_serve_inline.py).
+    check(metric(a, 'keel_server_scored_total{on="io_thread"}') == 0 and
+          metric(a, 'keel_server_scored_total{on="pool"}') >= 1,
+          "an engine with Redis state is scored on the pool")
 
     # 2. The same Idempotency-Key on both replicas: one scoring, one answer.
     for rows, what in ((fresh_rows(1), "one row"), (fresh_rows(5), "a batch of 5")):

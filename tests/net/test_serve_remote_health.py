@@ -77,6 +77,12 @@ try:
     check(r.status_code == 200 and body["outputs"][0]["data"] == want and
           not body.get("parameters", {}).get("degraded", False),
           "the front answers the replica's score through RemoteModel: %s" % r.text[:200])
+    # An engine with a remote stage may wait on the network: never scored
+    # on an I/O thread (the run-to-completion rule, test_serve_inline.py).
+    scored = [l for l in requests.get(front.base + "/metrics", timeout=5).text.splitlines()
+              if l.startswith("keel_server_scored_total{")]
+    check('keel_server_scored_total{on="io_thread"} 0' in scored and 'keel_server_scored_total{on="pool"} 1' in scored,
+          "the remote-stage engine is scored on the pool: %s" % scored)
 
     h = requests.get(front.base + "/v2/models/m/health", timeout=5)
     check(h.status_code == 200, "GET /v2/models/m/health: 200 (%d)" % h.status_code)

@@ -104,6 +104,8 @@ class Bulkhead {
   [[nodiscard]] std::uint32_t limit() const noexcept { return aimd_ ? aimd_->limit() : config_.max_concurrent; }
   [[nodiscard]] BulkheadStats stats() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  // As built: max_wait > 0 means acquire() may park its caller.
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
   // kOverloaded naming the bulkhead, for a rejected call.
   [[nodiscard]] Status rejection() const;
 

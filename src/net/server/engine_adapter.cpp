@@ -117,6 +117,18 @@ Status ServedModel::score(const oip::InferRequest& request, std::string_view ide
 
 namespace detail {
 
+bool engine_waits(const ScoringEngine& engine, bool remote_or_shared) {
+  if (remote_or_shared) return true;
+  const std::shared_ptr<const FallbackChain> chain = engine.chain();
+  for (std::size_t i = 0; i < chain->size(); ++i) {
+    const StageOptions& o = chain->stage(i).options;
+    if (o.isolation == Isolation::kIsolated) return true;
+    if (o.retry && o.retry->config().max_attempts > 1 && o.retry->config().max_backoff > Duration::zero()) return true;
+    if (o.bulkhead && o.bulkhead->config().max_wait > Duration::zero()) return true;
+  }
+  return false;
+}
+
 std::unique_ptr<ServedModel> load_served_model(const std::string& name, const std::string& version,
                                                const std::filesystem::path& source, const std::string& engine_name,
                                                const RepositoryOptions& options) {
@@ -129,6 +141,14 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   ConfigOptions copts;
   copts.metrics = options.metrics;
   add_remote_models(copts);  // {"remote": ...} models: replicas of another zone as a chain stage
+  bool remote_or_shared = false;
+  for (auto& [key, make] : copts.model_factories) {
+    make = [&remote_or_shared, inner = std::move(make)](std::string_view text, const std::string& path,
+                                                      MetricsRegistry* metrics) {
+      remote_or_shared = true;  // a model over the network
+      return inner(text, path, metrics);
+    };
+  }
   EngineBuilder b;
   if (fs::is_directory(source)) {
     const fs::path cfg = source / "engine.json";
@@ -159,12 +179,14 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
   }
   if (options.shared_state) {
     EngineSharedState shared = options.shared_state(engine_name);
+    if (shared.cache || shared.idempotency) remote_or_shared = true;
     if (shared.cache) b.cache(std::move(shared.cache));
     if (shared.idempotency) b.idempotency(std::move(shared.idempotency));
   }
   std::shared_ptr<ScoringEngine> engine = b.build();
   m->features = engine->num_features();
   m->width = engine->width();
+  m->waits = engine_waits(*engine, remote_or_shared);
   m->set_engine(std::move(engine));
   return m;
 }
@@ -195,7 +217,13 @@ Result<bool> reload_config(const ServedModel& model, const RepositoryOptions& op
   auto engine = fresh->engine();
   if (watch_interval > Duration::zero()) engine->watch(watch_interval);
   model.config_built = t;
+  // Pool-only during the swap, so that a call that reads the flag after
+  // this store scores the new engine by the rule of one that may wait. (A
+  // call that read the old flag just before it and the engine just after
+  // the swap can still be scored inline once: the race is that narrow.)
+  model.waits = true;
   model.set_engine(std::move(engine));
+  model.waits = fresh->waits.load();
   return true;
 }
 

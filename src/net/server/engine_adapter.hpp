@@ -15,6 +15,10 @@ namespace keel::net::detail {
 std::unique_ptr<ServedModel> load_served_model(const std::string& name, const std::string& version,
                                                const std::filesystem::path& source, const std::string& engine_name,
                                                const RepositoryOptions& options);
+// Whether scoring on `engine` may wait (ServedModel::waits): a stage that
+// is isolated, retries with a backoff or queues at its bulkhead, or
+// `remote_or_shared` (a remote stage, Redis state), which the caller knows.
+bool engine_waits(const ScoringEngine& engine, bool remote_or_shared);
 std::size_t reload_changed(const ServedModel& model);
 void watch(const ServedModel& model, Duration interval);
 // Rebuilds `model`'s engine when its engine.json changed since it was

@@ -100,6 +100,8 @@ struct RestService::Impl {
   HistogramMetric* phase_queue;
   HistogramMetric* phase_parse;
   HistogramMetric* phase_score;
+  Counter* scored_inline;
+  Counter* scored_pool;
   std::atomic<std::uint64_t> next_id{1};
   std::mutex log_mu;
 
@@ -126,12 +128,28 @@ struct RestService::Impl {
     phase_queue = phase("queue");
     phase_parse = phase("parse");
     phase_score = phase("score");
+    const auto scored = [&](const char* on) {
+      return &reg.counter("keel_server_scored_total",
+                          "Infer calls scored, by thread: on the I/O thread that decoded them (run to completion) or "
+                          "on the scoring pool.",
+                          {{"on", on}});
+    };
+    scored_inline = scored("io_thread");
+    scored_pool = scored("pool");
     reg.gauge_fn("keel_server_in_flight", "Infer requests admitted and not yet answered.", {},
                  [this] { return static_cast<double>(admission->stats().in_flight); });
     reg.gauge_fn("keel_server_ready", "1 while the server reports ready.", {},
                  [this] { return ready() ? 1.0 : 0.0; });
     reg.gauge_fn("keel_server_admission_limit", "The adaptive admission limit.", {},
                  [this] { return static_cast<double>(admission->limit()); });
+  }
+
+  // The run-to-completion rule (ServiceConfig::inline_rows).
+  bool on_this_thread(const ServedModel& m, std::size_t rows) const noexcept {
+    if (!pool) return true;
+    if (rows > config.inline_rows || m.waits.load(std::memory_order_relaxed)) return false;
+    const auto budget = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(config.inline_budget).count());
+    return m.stats.recent_row_ns.load(std::memory_order_relaxed) * rows <= budget;
   }
 
   void count(Endpoint e, int code) {
@@ -365,6 +383,10 @@ Status RestService::Impl::run(Bulkhead::Permit& permit, const ServedModel& m, In
     st.fail_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
     return s;
   }
+  // A racy read-modify-write is fine for an average: a lost update loses one sample.
+  const std::uint64_t per_row = ns(end - start) / std::max<std::size_t>(call.request.rows, 1);
+  const std::uint64_t avg = st.recent_row_ns.load(std::memory_order_relaxed);
+  st.recent_row_ns.store(avg - avg / 8 + per_row / 8, std::memory_order_relaxed);
   st.inference_count.fetch_add(call.request.rows, std::memory_order_relaxed);
   st.success_count.fetch_add(1, std::memory_order_relaxed);
   st.score_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
@@ -387,7 +409,11 @@ void RestService::infer(std::shared_ptr<InferCall> call, std::function<void(Stat
     return done(overloaded("admission limit (" + std::to_string(im.admission->limit()) + " in flight) reached"));
   }
   const TimePoint queued = system_clock().now();
-  if (!im.pool) return done(im.run(permit, *m, *call, queued));
+  if (im.on_this_thread(*m, call->request.rows)) {
+    im.scored_inline->inc();
+    return done(im.run(permit, *m, *call, queued));
+  }
+  im.scored_pool->inc();
   auto held = std::make_shared<Bulkhead::Permit>(std::move(permit));
   auto task = [&im, m, call, done, held, queued] { done(im.run(*held, *m, *call, queued)); };
   if (!im.pool->try_submit(std::move(task))) {

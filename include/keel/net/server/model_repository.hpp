@@ -51,6 +51,11 @@ struct ModelStats {
   std::atomic<std::uint64_t> inference_count{0};  // rows
   std::atomic<std::uint64_t> execution_count{0};  // engine calls
   std::atomic<std::int64_t> last_inference_ms{0};  // Unix epoch ms
+  // The recent scoring time per row, ns: each call's time divided by its
+  // rows, averaged with weight 1/8 from 0 (so one slow first call, or one
+  // preempted call, moves it only an eighth of the way), for the
+  // run-to-completion rule (ServiceConfig::inline_rows).
+  std::atomic<std::uint64_t> recent_row_ns{0};
 };
 
 // One (name, version) and the engine that scores it. A changed engine.json
@@ -66,6 +71,11 @@ struct ServedModel {
   std::size_t features = 0;
   std::size_t width = 0;
   mutable ModelStats stats;
+  // Whether the engine may wait while it scores: a remote stage, a Redis
+  // cache or idempotency store, an isolated stage, a retry with backoff or
+  // a stage bulkhead that queues. Such an engine is never scored on an I/O
+  // thread. Set with the engine (engine_waits() in engine_adapter.hpp).
+  mutable std::atomic<bool> waits{true};
 
   // The engine now; set_engine() swaps it. Thread-safe.
   [[nodiscard]] std::shared_ptr<ScoringEngine> engine() const;
