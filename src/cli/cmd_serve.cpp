@@ -548,7 +548,7 @@ KEEL_CLI_COMMAND(serve) {
   sub->add_option("--grpc-port", *grpc_port, "gRPC port (0: a free one; -1: no gRPC; default 8001)");
   sub->add_option("--host", *host, "Address to bind (default 127.0.0.1)");
   sub->add_option("--config", *config, "serve.json with every option; flags override it");
-  sub->add_option("--io-threads", *io, "I/O threads (default 2; small infer calls are scored on them)");
+  sub->add_option("--io-threads", *io, "I/O threads (default 1)");
   sub->add_option("--scoring-threads", *scoring, "Scoring pool threads, apart from I/O (0: score on the I/O thread; default 2)");
   sub->add_option("--poll-ms", *poll, "Reload changed model files every this many ms (0: only on SIGHUP)");
   sub->add_option("--drain-delay-ms", *drain_delay, "After SIGTERM, keep accepting this long (default 5000)");

@@ -67,7 +67,7 @@ try:
     # pool. The budget is set far above any call's time here, so that a
     # call slowed by a loaded machine cannot move the next ones to the pool
     # (the budget has its own case below).
-    srv, f = serve("plain", config={"inline_budget_us": 1000000})
+    srv, f = serve("plain", config={"inline_rows": 16, "inline_budget_us": 1000000})
     try:
         codes = [infer(srv.base, "plain", 1, f) for _ in range(20)]
         check(codes == [200] * 20, "plain engine: 20 single-row calls answered 200")
@@ -80,20 +80,21 @@ try:
         srv.stop()
 
     # name: (engine.json or None, serve.json or None, calls, (io_thread, pool), what)
+    on = {"inline_rows": 16, "inline_budget_us": 1000000}
     cases = {
         # Engines that may wait while scoring: every call on the pool.
-        "retry": (chain_of({"retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20}}), None,
+        "retry": (chain_of({"retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20}}), on,
                   5, (0, 5), "a retry with backoff: on the pool"),
-        "isolated": (chain_of({"isolated": True, "timeout_ms": 500}), None, 5, (0, 5), "an isolated stage: on the pool"),
-        "queued": (chain_of({"bulkhead": {"max_concurrent": 8, "max_wait_ms": 50}}), None, 5, (0, 5),
+        "isolated": (chain_of({"isolated": True, "timeout_ms": 500}), on, 5, (0, 5), "an isolated stage: on the pool"),
+        "queued": (chain_of({"bulkhead": {"max_concurrent": 8, "max_wait_ms": 50}}), on, 5, (0, 5),
                    "a bulkhead that queues: on the pool"),
         # A retry without backoff never sleeps.
         "retry0": (chain_of({"retry": {"max_attempts": 2, "initial_backoff_ms": 0, "max_backoff_ms": 0}}),
-                   {"inline_budget_us": 1000000}, 5, (5, 0), "a retry without backoff: on the I/O thread"),
+                   on, 5, (5, 0), "a retry without backoff: on the I/O thread"),
         # A budget no scored row fits: the first call (no time per row known
         # yet) is inline, every later one on the pool.
-        "budget": (None, {"inline_budget_us": 0}, 6, (1, 5), "inline_budget_us 0: 1 inline, then 5 on the pool"),
-        "never": (None, {"inline_rows": 0}, 4, (0, 4), "inline_rows 0: every call on the pool"),
+        "budget": (None, {"inline_rows": 16, "inline_budget_us": 0}, 6, (1, 5), "inline_budget_us 0: 1 inline, then 5 on the pool"),
+        "never": (None, None, 4, (0, 4), "the default (inline_rows 0): every call on the pool"),
     }
     for name, (engine, config, calls, want, what) in cases.items():
         srv, f = serve(name, engine, config)

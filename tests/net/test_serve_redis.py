@@ -49,7 +49,8 @@ def scored(*servers):
 def write_config(name, redis):
     path = os.path.join(work, name)
     with open(path, "w") as f:
-        json.dump({"access_log": False, "drain_delay_ms": 0, "redis": redis}, f)
+        # inline_rows on: an engine with Redis state must still be scored on the pool.
+        json.dump({"access_log": False, "drain_delay_ms": 0, "inline_rows": 16, "redis": redis}, f)
     return path
 
 
@@ -167,8 +168,8 @@ try:
           and pb["outputs"][0]["data"] == pa["outputs"][0]["data"],
           "replica B answers the same row from the shared cache, same score: %s" % pb.get("parameters"))
     check(metric(b, 'keel_cache_hits_total{engine="m"}') == hits_b + 1, "B's keel_cache_hits_total rose by 1")
-    # A Redis cache may wait on the network: never scored on an I/O thread
-    # (the run-to-completion rule, test_serve_inline.py).
+    # A Redis cache may wait on the network: never scored on an I/O thread,
+    # although serve.json turns run to completion on (test_serve_inline.py).
     check(metric(a, 'keel_server_scored_total{on="io_thread"}') == 0 and
           metric(a, 'keel_server_scored_total{on="pool"}') >= 1,
           "an engine with Redis state is scored on the pool")

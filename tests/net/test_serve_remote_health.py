@@ -64,7 +64,10 @@ try:
         "chain": [{"model": "replicas"}, {"default": [0.5]}]}
     with open(os.path.join(folder, "engine.json"), "w") as f:
         json.dump(engine, f)
-    front = Server(keel, "--models", os.path.join(tmp, "models"), "--grpc-port", "-1")
+    with open(os.path.join(tmp, "serve.json"), "w") as f:
+        json.dump({"inline_rows": 16}, f)  # on, and still the pool for a remote stage
+    front = Server(keel, "--models", os.path.join(tmp, "models"), "--grpc-port", "-1",
+                   "--config", os.path.join(tmp, "serve.json"))
     meta = requests.get(replica.base + "/v2/models/m", timeout=5).json()
     nf = meta["inputs"][0]["shape"][1]
     rows = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, nf],
@@ -78,7 +81,8 @@ try:
           not body.get("parameters", {}).get("degraded", False),
           "the front answers the replica's score through RemoteModel: %s" % r.text[:200])
     # An engine with a remote stage may wait on the network: never scored
-    # on an I/O thread (the run-to-completion rule, test_serve_inline.py).
+    # on an I/O thread, although serve.json turns run to completion on
+    # (test_serve_inline.py).
     scored = [l for l in requests.get(front.base + "/metrics", timeout=5).text.splitlines()
               if l.startswith("keel_server_scored_total{")]
     check('keel_server_scored_total{on="io_thread"} 0' in scored and 'keel_server_scored_total{on="pool"} 1' in scored,

@@ -68,10 +68,8 @@ struct HttpLimits {
 struct HttpServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8000;  // 0: a free port
-  // Each runs its own event loop over its share of the connections. Two by
-  // default: a small infer call is scored on the I/O thread that read it
-  // (ServiceConfig::inline_rows), so a second loop scores in parallel.
-  unsigned io_threads = 2;
+  // Each runs its own event loop over its share of the connections.
+  unsigned io_threads = 1;
   HttpLimits limits;
   // HTTPS when tls_cert_file is set (PEM; the chain, leaf first), with the
   // PEM private key in tls_key_file (not encrypted). With
