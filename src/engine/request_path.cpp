@@ -17,15 +17,20 @@ void fail_row(RequestState& st, std::uint32_t r, Status why) { st.out.status[r] 
 
 namespace {
 
-// Sets v to n copies of x, keeping capacity (no call for a single row).
+// Sets v to n copies of x, keeping capacity. A reused single-row result
+// (score()) takes one store inline; the rest is out of line.
 template <class T>
-void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
+[[gnu::noinline]] void reset_rows_slow(std::vector<T>& v, std::size_t n, const T& x) {
   if (v.size() != n) v.resize(n);
-  if (n == 1) {
+  std::fill(v.begin(), v.end(), x);
+}
+template <class T>
+[[gnu::always_inline]] inline void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
+  if (n == 1 && v.size() == 1) [[likely]] {
     v[0] = x;
-  } else {
-    std::fill(v.begin(), v.end(), x);
+    return;
   }
+  reset_rows_slow(v, n, x);
 }
 
 // Clears the per-row fields for n rows, keeping capacity (strings and
