@@ -17,20 +17,17 @@ void fail_row(RequestState& st, std::uint32_t r, Status why) { st.out.status[r] 
 
 namespace {
 
-// Sets v to n copies of x, keeping capacity. A reused single-row result
-// (score()) takes one store inline; the rest is out of line.
-template <class T>
-[[gnu::noinline]] void reset_rows_slow(std::vector<T>& v, std::size_t n, const T& x) {
-  if (v.size() != n) v.resize(n);
-  std::fill(v.begin(), v.end(), x);
-}
+// Sets v to n copies of x, keeping capacity. Always inlined: a reused
+// single-row result (score()) takes one store, and a batch's fill sees the
+// constant (a memset or a vector loop).
 template <class T>
 [[gnu::always_inline]] inline void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
   if (n == 1 && v.size() == 1) [[likely]] {
     v[0] = x;
     return;
   }
-  reset_rows_slow(v, n, x);
+  if (v.size() != n) v.resize(n);
+  std::fill(v.begin(), v.end(), x);
 }
 
 // Clears the per-row fields for n rows, keeping capacity (strings and
