@@ -175,8 +175,12 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
       for (std::size_t r = 0; r < n; ++r) std::memcpy(&s.rows[r * v.cols], &v.values[r * stride], v.cols * 4);
       rows = s.rows;
     }
-    s.pending.resize(n);
-    for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
+    if (n == 1 && s.pending.size() == 1) {  // score()'s row, in a reused list
+      s.pending[0] = 0;
+    } else {
+      s.pending.resize(n);
+      for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
+    }
     // first_stage is filled by the screen when it first routes a row (any_routed).
 
     detail::RequestState st{*snapshot, t0,    deadline, n,      rows,    rows,   s,

@@ -325,7 +325,9 @@ Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const st
     // Every row pending and none routed (the common batch): pending is
     // 0..n-1, checked by a loop that vectorises, and copied whole.
     bool identity = first_stage.empty() && pending.size() == n;
-    if (identity) {
+    if (identity && n == 1) {  // one row: no loop set-up
+      identity = pending[0] == 0;
+    } else if (identity) {
       std::uint32_t off = 0;
       for (std::size_t j = 0; j < n; ++j) off |= pending[j] ^ static_cast<std::uint32_t>(j);
       identity = off == 0;
