@@ -17,15 +17,17 @@ void fail_row(RequestState& st, std::uint32_t r, Status why) { st.out.status[r] 
 
 namespace {
 
-// Sets v to n copies of x, keeping capacity (no call for a single row).
+// Sets v to n copies of x, keeping capacity. Always inlined: a reused
+// single-row result (score()) takes one store, and a batch's fill sees the
+// constant (a memset or a vector loop).
 template <class T>
-void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
-  if (v.size() != n) v.resize(n);
-  if (n == 1) {
+[[gnu::always_inline]] inline void reset_rows(std::vector<T>& v, std::size_t n, const T& x) {
+  if (n == 1 && v.size() == 1) [[likely]] {
     v[0] = x;
-  } else {
-    std::fill(v.begin(), v.end(), x);
+    return;
   }
+  if (v.size() != n) v.resize(n);
+  std::fill(v.begin(), v.end(), x);
 }
 
 // Clears the per-row fields for n rows, keeping capacity (strings and
@@ -173,8 +175,12 @@ Status ScoringEngine::Impl::run_stages(const BatchView& v, BatchResult& out, Tim
       for (std::size_t r = 0; r < n; ++r) std::memcpy(&s.rows[r * v.cols], &v.values[r * stride], v.cols * 4);
       rows = s.rows;
     }
-    s.pending.resize(n);
-    for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
+    if (n == 1 && s.pending.size() == 1) {  // score()'s row, in a reused list
+      s.pending[0] = 0;
+    } else {
+      s.pending.resize(n);
+      for (std::size_t r = 0; r < n; ++r) s.pending[r] = static_cast<std::uint32_t>(r);
+    }
     // first_stage is filled by the screen when it first routes a row (any_routed).
 
     detail::RequestState st{*snapshot, t0,    deadline, n,      rows,    rows,   s,

@@ -14,7 +14,11 @@ namespace keel::detail {
 
 namespace {
 
-void count_answers(ScoringEngine::Impl& m, const ChainRows& cr) noexcept {
+void count_answers(ScoringEngine::Impl& m, const ChainRows& cr, std::size_t n) noexcept {
+  if (n == 1) {  // score()'s one row: only its stage answered, if any
+    if (cr.stage[0] != ChainRows::kNoStage) m.stage_answers[cr.stage[0]]->inc();
+    return;
+  }
   for (std::size_t i = 0; i < cr.answered.size(); ++i) {
     if (cr.answered[i] != 0) m.stage_answers[i]->inc(cr.answered[i]);
   }
@@ -55,8 +59,13 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
       reason += f.status.to_string();
       out.status[f.row] = Status(f.status.code(), std::string());  // the last failure's code, for an error
     }
+    // Rows answered (one row: whether it was, as it was pending).
     std::size_t answered = 0;
-    for (std::uint32_t a : cr.answered) answered += a;
+    if (st.n == 1) {
+      answered = cr.stage[0] != ChainRows::kNoStage ? 1 : 0;
+    } else {
+      for (std::uint32_t a : cr.answered) answered += a;
+    }
     if (cr.failures.empty() && answered == st.n) {
       // Every row pending and answered: the chain's per-row tables are the
       // result's.
@@ -67,7 +76,7 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
         std::copy_n(cr.attempts.begin(), st.n, out.attempts.begin());
         std::copy_n(cr.stage.begin(), st.n, out.stage.begin());
       }
-      count_answers(m, cr);
+      count_answers(m, cr, st.n);
       return Next::kContinue;
     }
     for (std::uint32_t r : s.pending) {
@@ -81,7 +90,7 @@ Next stage_chain(ScoringEngine::Impl& m, RequestState& st) noexcept {
       out.status[r] = Status(code, fmt::format("all {} stages failed: {}", chain.size(), reason));
       reason.clear();
     }
-    count_answers(m, cr);
+    count_answers(m, cr, st.n);
     return Next::kContinue;
   } catch (...) {
     st.error = internal_error("chain: out of memory");

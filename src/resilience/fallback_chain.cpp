@@ -255,7 +255,9 @@ void FallbackChain::run_model_stage(StageImpl& st, std::uint32_t index, Rows row
     return;
   }
   if (s.is_ok() && bad_rows == 0) {  // every row answered (checked in the attempt)
-    if (whole) {
+    if (n == 1) {  // no library call for one row
+      res.stage[0] = static_cast<std::uint8_t>(index);
+    } else if (whole) {
       std::fill_n(res.stage.begin(), n, static_cast<std::uint8_t>(index));
     } else {
       for (std::size_t j = 0; j < k; ++j) {
@@ -317,11 +319,15 @@ Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const st
     res.failures.clear();
     res.pending.clear();
     res.later.clear();
-    res.answered.assign(stages_.size(), 0);
+    // Each stage's count is zeroed as the loop below reaches it (a few
+    // stores, where a separate loop would become a memset call).
+    if (res.answered.size() != stages_.size()) res.answered.resize(stages_.size());
     // Every row pending and none routed (the common batch): pending is
     // 0..n-1, checked by a loop that vectorises, and copied whole.
     bool identity = first_stage.empty() && pending.size() == n;
-    if (identity) {
+    if (identity && n == 1) {  // one row: no loop set-up
+      identity = pending[0] == 0;
+    } else if (identity) {
       std::uint32_t off = 0;
       for (std::size_t j = 0; j < n; ++j) off |= pending[j] ^ static_cast<std::uint32_t>(j);
       identity = off == 0;
@@ -351,6 +357,7 @@ Status FallbackChain::run_rows_impl(Rows rows, std::size_t n, std::span<const st
     rows_in_->fetch_add(pending.size(), std::memory_order_relaxed);
     bool first_run = true;
     for (std::size_t i = 0; i < stages_.size(); ++i) {
+      res.answered[i] = 0;
       if (!res.later.empty()) {  // rows that start here join, in row order
         bool joined = false;
         for (std::uint32_t r : res.later) {

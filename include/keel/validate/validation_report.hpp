@@ -25,7 +25,11 @@ class ValidationReport {
   // Called by validators at the start of a batch.
   void reset(std::size_t n_rows) {
     findings_.reset(n_rows, max_per_row_);
-    outcome_.assign(n_rows, 0);
+    if (n_rows == 1 && outcome_.size() == 1) {  // a reused report, one row: no library call
+      outcome_[0] = 0;
+    } else {
+      outcome_.assign(n_rows, 0);
+    }
     rejected_ = 0;
     flagged_ = 0;
   }

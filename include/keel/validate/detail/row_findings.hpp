@@ -23,7 +23,11 @@ class RowFindings {
   // Starts a batch of n rows, keeping capacity. At most max_per_row findings
   // of one row are stored (a bound on memory for rows that are all bad).
   void reset(std::size_t n_rows, std::size_t max_per_row) {
-    rows_.assign(n_rows, Row{});
+    if (n_rows == 1 && rows_.size() == 1) {  // a reused list, one row: no library call
+      rows_[0] = Row{};
+    } else {
+      rows_.assign(n_rows, Row{});
+    }
     items_.clear();
     max_per_row_ = max_per_row;
   }
