@@ -4,7 +4,7 @@ call on an engine that never waits is scored on the I/O thread that decoded
 it; a call over inline_rows rows, one whose rows would take longer than
 inline_budget_us at the model's recent time per row, and every call on an
 engine that may wait (retry with backoff, isolated stage, a bulkhead that
-queues) go to the scoring pool. keel_server_scored_total{on=...} counts
+queues, a fault injector) go to the scoring pool. keel_server_scored_total{on=...} counts
 where each call was scored. Loopback only; servers stopped by PID.
 Usage: test_serve_inline.py KEEL_BINARY MODEL_JSON"""
 import json
@@ -88,6 +88,8 @@ try:
         "isolated": (chain_of({"isolated": True, "timeout_ms": 500}), on, 5, (0, 5), "an isolated stage: on the pool"),
         "queued": (chain_of({"bulkhead": {"max_concurrent": 8, "max_wait_ms": 50}}), on, 5, (0, 5),
                    "a bulkhead that queues: on the pool"),
+        "fault": ({"models": [{"name": "primary", "path": "model.json", "fault": {"error_rate": 0.0}}],
+                   "chain": [{"model": "primary"}]}, on, 5, (0, 5), "a fault injector (latency faults sleep): on the pool"),
         # A retry without backoff never sleeps.
         "retry0": (chain_of({"retry": {"max_attempts": 2, "initial_backoff_ms": 0, "max_backoff_ms": 0}}),
                    on, 5, (5, 0), "a retry without backoff: on the I/O thread"),

@@ -3,6 +3,7 @@
 #include <keel/engine/config.hpp>
 #include <keel/engine/scoring_engine.hpp>
 #include <keel/net/remote/remote_config.hpp>
+#include <keel/resilience/fault_injector.hpp>
 
 #include <cmath>
 #include <utility>
@@ -121,6 +122,8 @@ bool engine_waits(const ScoringEngine& engine, bool remote_or_shared) {
   if (remote_or_shared) return true;
   const std::shared_ptr<const FallbackChain> chain = engine.chain();
   for (std::size_t i = 0; i < chain->size(); ++i) {
+    // A fault drill's model may sleep (its latency faults).
+    if (dynamic_cast<const FaultInjector*>(chain->stage(i).model.get()) != nullptr) return true;
     const StageOptions& o = chain->stage(i).options;
     if (o.isolation == Isolation::kIsolated) return true;
     if (o.retry && o.retry->config().max_attempts > 1 && o.retry->config().max_backoff > Duration::zero()) return true;

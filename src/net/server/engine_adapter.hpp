@@ -16,7 +16,8 @@ std::unique_ptr<ServedModel> load_served_model(const std::string& name, const st
                                                const std::filesystem::path& source, const std::string& engine_name,
                                                const RepositoryOptions& options);
 // Whether scoring on `engine` may wait (ServedModel::waits): a stage that
-// is isolated, retries with a backoff or queues at its bulkhead, or
+// is isolated, retries with a backoff, queues at its bulkhead or has a
+// fault injector (latency faults sleep), or
 // `remote_or_shared` (a remote stage, Redis state), which the caller knows.
 bool engine_waits(const ScoringEngine& engine, bool remote_or_shared);
 std::size_t reload_changed(const ServedModel& model);

@@ -148,8 +148,7 @@ struct RestService::Impl {
   bool on_this_thread(const ServedModel& m, std::size_t rows) const noexcept {
     if (!pool) return true;
     if (rows > config.inline_rows || m.waits.load(std::memory_order_relaxed)) return false;
-    const auto budget = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(config.inline_budget).count());
-    return m.stats.recent_row_ns.load(std::memory_order_relaxed) * rows <= budget;
+    return m.stats.recent_row_ns.load(std::memory_order_relaxed) * rows <= ns(config.inline_budget);
   }
 
   void count(Endpoint e, int code) {
@@ -373,6 +372,12 @@ Status RestService::Impl::run(Bulkhead::Permit& permit, const ServedModel& m, In
   // The limit adapts to queue wait plus scoring: a backed-up pool lowers it.
   permit.release(end - queued, s.code() == StatusCode::kDeadlineExceeded || s.code() == StatusCode::kOverloaded);
   phase_score->observe(end - start);
+  // Failed calls count too: a model whose calls run past their deadline
+  // must leave the I/O threads. A racy read-modify-write is fine for an
+  // average: a lost update loses one sample.
+  const std::uint64_t per_row = ns(end - start) / std::max<std::size_t>(call.request.rows, 1);
+  const std::uint64_t avg = st.recent_row_ns.load(std::memory_order_relaxed);
+  st.recent_row_ns.store(avg - avg / 8 + per_row / 8, std::memory_order_relaxed);
   st.execution_count.fetch_add(1, std::memory_order_relaxed);
   st.last_inference_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
@@ -383,10 +388,6 @@ Status RestService::Impl::run(Bulkhead::Permit& permit, const ServedModel& m, In
     st.fail_ns.fetch_add(ns(end - start), std::memory_order_relaxed);
     return s;
   }
-  // A racy read-modify-write is fine for an average: a lost update loses one sample.
-  const std::uint64_t per_row = ns(end - start) / std::max<std::size_t>(call.request.rows, 1);
-  const std::uint64_t avg = st.recent_row_ns.load(std::memory_order_relaxed);
-  st.recent_row_ns.store(avg - avg / 8 + per_row / 8, std::memory_order_relaxed);
   st.inference_count.fetch_add(call.request.rows, std::memory_order_relaxed);
   st.success_count.fetch_add(1, std::memory_order_relaxed);
   st.score_ns.fetch_add(ns(end - start), std::memory_order_relaxed);

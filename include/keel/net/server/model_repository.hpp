@@ -72,9 +72,10 @@ struct ServedModel {
   std::size_t width = 0;
   mutable ModelStats stats;
   // Whether the engine may wait while it scores: a remote stage, a Redis
-  // cache or idempotency store, an isolated stage, a retry with backoff or
-  // a stage bulkhead that queues. Such an engine is never scored on an I/O
-  // thread. Set with the engine (engine_waits() in engine_adapter.hpp).
+  // cache or idempotency store, an isolated stage, a retry with backoff, a
+  // stage bulkhead that queues or a fault injector. Such an engine is never
+  // scored on an I/O thread. Set with the engine (engine_waits() in
+  // engine_adapter.hpp).
   mutable std::atomic<bool> waits{true};
 
   // The engine now; set_engine() swaps it. Thread-safe.
