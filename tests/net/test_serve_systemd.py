@@ -89,6 +89,30 @@ finally:
     stop(p)
     sd.close()
 
+# A manager that stops reading: its socket's queue (10 datagrams by
+# default) fills with pings every 50 ms. The sends must not block: the
+# thread that pings is the one that drains and exits. (With blocking sends,
+# this process never exits.)
+path2 = os.path.join(tmp, "unread.sock")
+unread = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+unread.bind(path2)
+e = dict(os.environ, NOTIFY_SOCKET=path2, WATCHDOG_USEC="100000")
+p = subprocess.Popen([keel, "serve", "--model", "m=" + model, "--http-port", "0", "--grpc-port", "-1",
+                      "--drain-delay-ms", "300", "--drain-timeout-ms", "2000"], stdout=subprocess.PIPE, text=True, env=e)
+try:
+    json.loads(p.stdout.readline())
+    time.sleep(1.5)  # about 30 pings: the queue is full
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, "a notify socket nobody reads: SIGTERM still exits 0, in %.1f s (rc %s)" % (time.monotonic() - t0, rc))
+finally:
+    stop(p)
+    unread.close()
+
 # The abstract namespace, and WATCHDOG_PID naming another process.
 name = "keel-sd-test-%d" % os.getpid()
 sd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -45,7 +45,12 @@ bool SystemdNotifier::notify(std::string_view state) const noexcept {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_.data(), socket_.size());
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket_.size());
-  const ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), len);
+  // Never blocks: a manager that has stopped reading fills the socket's
+  // queue (net.unix.max_dgram_qlen, 10 by default), and a blocking send
+  // would then stop the thread that pings, which is the one that drains
+  // and exits. Such a message is dropped (false).
+  const ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                             reinterpret_cast<const sockaddr*>(&addr), len);
   ::close(fd);
   return n == static_cast<ssize_t>(state.size());
 }

@@ -26,7 +26,8 @@ class SystemdNotifier {
 
   [[nodiscard]] bool enabled() const noexcept { return !socket_.empty(); }
   // Sends `state` ("READY=1", "STATUS=...", newline-separated): false when
-  // disabled or the datagram could not be sent.
+  // disabled or the datagram could not be sent, which includes a socket
+  // whose reader has let its queue fill (the send never blocks).
   bool notify(std::string_view state) const noexcept;
   // How often to send WATCHDOG=1: half of WATCHDOG_USEC, or zero when no
   // watchdog is asked for this process (WATCHDOG_PID names another).
